@@ -1,0 +1,188 @@
+# libdlsched - one entry point: all, check, install, uninstall, demo, bench, clean
+#
+#   make                      build lib/libdlsched.so.1.x.y, lib/libdlsched.a, lib/dlsched.pc
+#   make check                build and run the test suites (installs Check if it can)
+#   make check SANITIZE=address,undefined   the same under sanitizers (own build dir)
+#   make demo                 the example host program
+#   make bench                micro-benchmarks, one JSON line per figure
+#   make install PREFIX=/usr/local DESTDIR=   / make uninstall
+#   make abicheck             compare the ABI with abi/libdlsched.abi
+#   make abi-baseline         rewrite the committed baseline (deliberate ABI change)
+#   make lint-man             mandoc -Tlint on every page
+# Variables: CC, CFLAGS, WERROR=1 (add -Werror), SANITIZE, PREFIX, DESTDIR.
+
+VERSION_MAJOR := $(shell sed -n 's/^\#define DLSCHED_VERSION_MAJOR \([0-9]*\).*/\1/p' include/dlsched.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define DLSCHED_VERSION_MINOR \([0-9]*\).*/\1/p' include/dlsched.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define DLSCHED_VERSION_PATCH \([0-9]*\).*/\1/p' include/dlsched.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(WARN)
+
+comma := ,
+
+# Each variant (plain, sanitized) builds in its own directory; the plain one
+# publishes into lib/.
+ifneq ($(SANITIZE),)
+VARIANT := san-$(subst $(comma),-,$(SANITIZE))
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+OUT := build/$(VARIANT)/lib
+else
+VARIANT := default
+SANFLAGS :=
+OUT := lib
+endif
+OBJDIR := build/$(VARIANT)/obj
+ALL_CFLAGS := $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS)
+LDLIBS_CORE := -lpthread -lm
+
+LIB_SRCS := $(wildcard src/core/*.c) $(wildcard src/qtable/*.c)
+LIB_OBJS := $(patsubst src/%.c,$(OBJDIR)/src/%.o,$(LIB_SRCS))
+SONAME := libdlsched.so.$(VERSION_MAJOR)
+SOLIB := $(OUT)/libdlsched.so.$(VERSION)
+ALIB := $(OUT)/libdlsched.a
+PCFILE := lib/dlsched.pc
+
+TEST_SRCS := $(wildcard tests/check_*.c)
+TEST_BIN := build/$(VARIANT)/tests/check_dlsched
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+MAN3 := $(wildcard man/man3/*.3)
+MAN7 := man/man7/dlsched.7
+
+.PHONY: all lib check test deps-build deps-check demo bench install uninstall abicheck \
+        abi-baseline lint-man man clean
+
+all: lib $(PCFILE) man
+
+lib: $(SOLIB) $(ALIB)
+
+$(OBJDIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+-include $(LIB_OBJS:.o=.d)
+
+$(SOLIB): $(LIB_OBJS) src/dlsched.map
+	@mkdir -p $(OUT)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/dlsched.map \
+	    -Wl,--no-undefined -o $@ $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_CORE)
+	ln -sf libdlsched.so.$(VERSION) $(OUT)/$(SONAME)
+	ln -sf $(SONAME) $(OUT)/libdlsched.so
+
+$(ALIB): $(LIB_OBJS)
+	@mkdir -p $(OUT)
+	rm -f $@
+	ar rcs $@ $(LIB_OBJS)
+
+$(PCFILE): src/dlsched.pc.in include/dlsched.h Makefile
+	@mkdir -p lib
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# ---- man pages: the key table comes from the registry ----------------------
+KEYTABLE_BIN := build/$(VARIANT)/tools/gen_keytable
+
+$(KEYTABLE_BIN): tools/gen_keytable.c $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
+
+$(MAN7): man/dlsched.7.in $(KEYTABLE_BIN)
+	@mkdir -p man/man7
+	$(KEYTABLE_BIN) > build/$(VARIANT)/keytable.tbl
+	sed -e '/^@KEYTABLE@$$/{r build/$(VARIANT)/keytable.tbl' -e 'd;}' $< > $@
+
+man: $(MAN7)
+
+lint-man: man
+	mandoc -Tlint -W warning $(MAN3) $(MAN7) man/man*/*.[15]
+
+# ---- tests ------------------------------------------------------------------
+deps-build:
+	@sh scripts/ensure-deps.sh build
+
+deps-check:
+	@sh scripts/ensure-deps.sh check
+
+$(TEST_BIN): $(TEST_SRCS) tests/tests.h $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Isrc -o $@ $(TEST_SRCS) $(ALIB) $(CHECK_LIBS) \
+	    $(LDLIBS_CORE) -ldl
+
+check: deps-check
+	$(MAKE) --no-print-directory lib $(TEST_BIN) man
+	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) ./$(TEST_BIN)
+	$(MAKE) --no-print-directory lint-man
+
+test: check
+
+# ---- examples, benchmarks ---------------------------------------------------
+EXAMPLE_BINS := build/$(VARIANT)/examples/routing
+BENCH_BINS := $(patsubst bench/%.c,build/$(VARIANT)/bench/%,$(wildcard bench/bench_*.c))
+
+build/$(VARIANT)/examples/%: examples/%.c $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALIB) $(LDLIBS_CORE)
+
+build/$(VARIANT)/bench/%: bench/%.c bench/bench.h $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
+
+demo: deps-build
+	$(MAKE) --no-print-directory lib $(EXAMPLE_BINS)
+	./build/$(VARIANT)/examples/routing
+
+bench: deps-build
+	$(MAKE) --no-print-directory lib $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do ./$$b || exit 1; done
+
+# ---- install ----------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 644 include/dlsched.h $(DESTDIR)$(INCLUDEDIR)/dlsched.h
+	install -m 755 $(SOLIB) $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION)
+	ln -sf libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdlsched.so
+	install -m 644 $(ALIB) $(DESTDIR)$(LIBDIR)/libdlsched.a
+	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
+	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/dlsched.h
+	rm -f $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	    $(DESTDIR)$(LIBDIR)/libdlsched.so $(DESTDIR)$(LIBDIR)/libdlsched.a \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+	    $(DESTDIR)$(MANDIR)/man7/dlsched.7
+
+# ---- ABI --------------------------------------------------------------------
+ABI_BASELINE := abi/libdlsched.abi
+
+abicheck: lib
+	@sh scripts/ensure-deps.sh abi
+	abidw --no-corpus-path --headers-dir include --out-file build/current.abi $(SOLIB)
+	abidiff --headers-dir1 include --headers-dir2 include $(ABI_BASELINE) build/current.abi \
+	    && echo "abicheck: no ABI change against $(ABI_BASELINE)"
+
+abi-baseline: lib
+	@mkdir -p abi
+	abidw --no-corpus-path --headers-dir include --out-file $(ABI_BASELINE) $(SOLIB)
+
+clean:
+	rm -rf build lib man/man7/dlsched.7

@@ -1,0 +1,378 @@
+/*
+ * dlsched.h - libdlsched, learned scheduling decisions for inference servers
+ *
+ * The one public header of libdlsched. A host program describes its current
+ * resource state as a vector of numbers (dlsched_state_t), asks
+ * dlsched_act() for a decision among n_actions discrete choices, and later
+ * reports what that decision earned with dlsched_observe(). The library
+ * learns, online and in-process, which decision maximises long-term reward.
+ *
+ * Sections, from simplest to most advanced:
+ *   1. version          5. state and decision
+ *   2. errors           6. act and observe
+ *   3. configuration    7. statistics
+ *   4. agent            8. backends
+ *
+ * Conventions
+ *   - Every function that can fail returns int: DLSCHED_OK (0) or one of
+ *     the DLSCHED_E* codes below; outputs go through pointer arguments.
+ *   - After a failure, dlsched_last_error() names the culprit (thread-local).
+ *   - A rejected call changes nothing: every input is checked first.
+ *   - The library never aborts, exits or prints.
+ *   - Opaque handles (dlsched_config, dlsched_agent) have no _t suffix;
+ *     plain value structs the host fills or reads end in _t.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef DLSCHED_H
+#define DLSCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(DLSCHED_BUILDING) && defined(__GNUC__)
+#define DLSCHED_API __attribute__((visibility("default")))
+#else
+#define DLSCHED_API
+#endif
+
+/* ======================================================================
+ * 1. Version
+ * ====================================================================== */
+
+#define DLSCHED_VERSION_MAJOR 1
+#define DLSCHED_VERSION_MINOR 0
+#define DLSCHED_VERSION_PATCH 0
+#define DLSCHED_VERSION_NUMBER \
+    (DLSCHED_VERSION_MAJOR * 10000 + DLSCHED_VERSION_MINOR * 100 + DLSCHED_VERSION_PATCH)
+
+/*
+ * dlsched_version - version of the loaded library
+ *
+ * Returns MAJOR*10000 + MINOR*100 + PATCH of the library actually loaded at
+ * run time, to compare with DLSCHED_VERSION_NUMBER the caller compiled
+ * against. Never fails. Thread safety: safe from any thread. Since 1.0.
+ */
+DLSCHED_API unsigned dlsched_version(void);
+
+/*
+ * dlsched_version_string - version of the loaded library as "MAJOR.MINOR.PATCH"
+ *
+ * Returns a static string owned by the library; never NULL. Thread safety:
+ * safe from any thread. Since 1.0.
+ */
+DLSCHED_API const char *dlsched_version_string(void);
+
+/* ======================================================================
+ * 2. Errors
+ * ====================================================================== */
+
+/* Status codes. Values are explicit and never renumbered or reused. */
+enum {
+    DLSCHED_OK        = 0,  /* success */
+    DLSCHED_EINVAL    = 1,  /* invalid argument: NULL, NaN, wrong size, bad flag */
+    DLSCHED_ENOMEM    = 2,  /* out of memory */
+    DLSCHED_ECONFIG   = 3,  /* unknown key, bad value, missing or contradictory config */
+    DLSCHED_ETICKET   = 4,  /* unknown, expired or already-observed ticket */
+    DLSCHED_ENOACTION = 5,  /* the mask allows no action */
+    DLSCHED_EIO       = 6,  /* file system error */
+    DLSCHED_EFORMAT   = 7,  /* malformed, truncated or foreign checkpoint */
+    DLSCHED_EMISMATCH = 8,  /* checkpoint and overrides disagree on a shape */
+    DLSCHED_ENODEVICE = 9,  /* the requested device is not usable */
+    DLSCHED_EBACKEND  = 10  /* the compute backend failed */
+};
+
+/*
+ * dlsched_strerror - static description of a status code
+ *
+ * Returns a static string for any int; an unknown code gives
+ * "unknown error code". Never NULL. Thread safety: safe from any thread.
+ * Since 1.0.
+ */
+DLSCHED_API const char *dlsched_strerror(int status);
+
+/*
+ * dlsched_last_error - detail of this thread's last failure
+ *
+ * Like errno: meaningful straight after a libdlsched call on the same thread
+ * returned non-zero, and names the culprit, e.g. "feature 3 is NaN" or
+ * "key 'lr': -1 is below the minimum 0". Successful calls do not clear it.
+ * Returns a thread-local string owned by the library, valid until the next
+ * failing call on this thread; "" before any failure; never NULL.
+ * Thread safety: each thread has its own. Since 1.0.
+ */
+DLSCHED_API const char *dlsched_last_error(void);
+
+/* ======================================================================
+ * 3. Configuration
+ *
+ * A dlsched_config is an opaque set of key=value settings, checked as they
+ * are set against one registry of keys (name, type, default, bounds); see
+ * dlsched(7) for the table. A config is copied into an agent at creation
+ * and may be freed or reused afterwards.
+ * ====================================================================== */
+
+typedef struct dlsched_config dlsched_config;
+
+/*
+ * dlsched_config_new - create a configuration holding every default
+ *
+ * On success *out owns a new config; free it with dlsched_config_free().
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (out is NULL) or DLSCHED_ENOMEM.
+ * Thread safety: safe from any thread. Since 1.0.
+ */
+DLSCHED_API int dlsched_config_new(dlsched_config **out);
+
+/*
+ * dlsched_config_free - free a configuration; NULL is a no-op. Since 1.0.
+ * Thread safety: the caller must not use cfg concurrently with this.
+ */
+DLSCHED_API void dlsched_config_free(dlsched_config *cfg);
+
+/*
+ * dlsched_config_set - set one key from its text form
+ *
+ * The value is parsed by the key's type and checked against its bounds.
+ * value NULL resets the key to its default (or to unset for keys without
+ * one, such as default_reward). On failure the config is unchanged.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (cfg or key NULL), DLSCHED_ECONFIG
+ * (unknown key, unparsable or out-of-range value; dlsched_last_error()
+ * names the key, the value and the allowed range) or DLSCHED_ENOMEM.
+ * Thread safety: not against concurrent use of the same cfg. Since 1.0.
+ */
+DLSCHED_API int dlsched_config_set(dlsched_config *cfg, const char *key, const char *value);
+
+/*
+ * dlsched_config_parse - set several keys from "key=value key=value ..."
+ *
+ * Tokens are separated by spaces, tabs or newlines; an empty spec is valid.
+ * All or nothing: if any token fails, no key of the spec is applied.
+ * Returns as dlsched_config_set(), plus DLSCHED_ECONFIG for a token without
+ * '='. Thread safety: not against concurrent use of the same cfg. Since 1.0.
+ */
+DLSCHED_API int dlsched_config_parse(dlsched_config *cfg, const char *spec);
+
+/*
+ * dlsched_config_get - text form of a key's current value
+ *
+ * Writes the value (the default when the key was not set; for lr the
+ * default of the configured algo; "" for an unset key without default) as a
+ * NUL-terminated string into buf of len bytes.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument, or len too small: the
+ * message gives the size needed; buf then holds "" when len > 0) or
+ * DLSCHED_ECONFIG (unknown key). Thread safety: safe against concurrent
+ * dlsched_config_get() on the same cfg. Since 1.0.
+ */
+DLSCHED_API int dlsched_config_get(const dlsched_config *cfg, const char *key,
+                                   char *buf, size_t len);
+
+/* ======================================================================
+ * 4. Agent
+ * ====================================================================== */
+
+typedef struct dlsched_agent dlsched_agent;
+
+/*
+ * dlsched_agent_new - create a learning agent from a configuration
+ *
+ * n_features and n_actions are required. Every buffer the agent will use is
+ * allocated (and touched) here, so acting and observing never allocate.
+ * cfg is copied; the caller keeps ownership. On success *out owns the
+ * agent; free it with dlsched_agent_free().
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_ECONFIG
+ * (missing key, contradictory keys, a table larger than max_table_bytes, an
+ * algo not available in this build), DLSCHED_ENODEVICE (device=cuda with no
+ * usable GPU) or DLSCHED_ENOMEM. Thread safety: safe from any thread.
+ * Since 1.0.
+ */
+DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out);
+
+/*
+ * dlsched_agent_free - free an agent and everything it owns; NULL is a
+ * no-op. Pending tickets are discarded. Thread safety: no other call may
+ * use the agent concurrently or afterwards. Since 1.0.
+ */
+DLSCHED_API void dlsched_agent_free(dlsched_agent *agent);
+
+/* ======================================================================
+ * 5. State and decision
+ * ====================================================================== */
+
+/* The resource state the host feeds in. Host-owned; read during the call
+ * only. This struct is frozen for major version 1. */
+typedef struct dlsched_state_t {
+    const float   *features;   /* n_features finite values */
+    uint32_t       n_features; /* must equal the agent's n_features */
+    uint32_t       n_mask;     /* 0 (no mask) or the agent's n_actions */
+    const uint8_t *mask;       /* NULL when n_mask is 0, else n_mask bytes:
+                                  nonzero = action allowed */
+    int32_t        hint;       /* the host's own (heuristic) choice, or -1 */
+    uint32_t       reserved;   /* must be 0 */
+} dlsched_state_t;
+
+/* decision flags */
+#define DLSCHED_DECISION_EXPLORED 1u /* chosen by exploration, not greedily */
+#define DLSCHED_DECISION_HINT     2u /* the host's hint was returned as such */
+
+/* The decision handed back. Frozen for major version 1. */
+typedef struct dlsched_decision_t {
+    uint64_t ticket;        /* pass to dlsched_observe(); 0 when none kept */
+    uint64_t model_version; /* which weights decided (learning updates so far) */
+    int32_t  action;        /* 0 .. n_actions-1, always allowed by the mask */
+    uint32_t flags;         /* DLSCHED_DECISION_* */
+    float    value;         /* the agent's estimate Q(s, action) */
+    float    probability;   /* chance the behaviour policy had of picking
+                               this action (for off-policy evaluation) */
+} dlsched_decision_t;
+
+/* ======================================================================
+ * 6. Act and observe
+ * ====================================================================== */
+
+#define DLSCHED_ACT_GREEDY    1u /* evaluation: no exploration, no ticket kept */
+#define DLSCHED_OBS_TERMINAL  1u /* episode ended: no bootstrap from next */
+#define DLSCHED_OBS_TRUNCATED 2u /* episode cut off: still bootstrap from next */
+
+/*
+ * dlsched_act - choose an action for a state
+ *
+ * Picks an action allowed by state->mask with the configured exploration
+ * (egreedy, softmax or hint; none with DLSCHED_ACT_GREEDY) and fills *out.
+ * Unless DLSCHED_ACT_GREEDY is given, a ticket is kept so the outcome can be
+ * reported later, from any thread, with dlsched_observe(); when
+ * ticket_capacity tickets are pending, the oldest is expired to make room
+ * (learned as a terminal transition with default_reward when that key is
+ * set, else dropped; counted in tickets_expired).
+ * Ties between equal Q-values are broken uniformly at random, and
+ * out->probability accounts for that.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument, unknown flag, wrong
+ * n_features, non-finite feature, bad mask size, hint out of range or
+ * masked out, reserved not 0) or DLSCHED_ENOACTION (the mask allows no
+ * action). On failure *out is untouched and the agent unchanged.
+ * Thread safety: may be called concurrently with act, observe,
+ * observe_transition, q_values, stats and train on the same agent. Does
+ * not allocate. Since 1.0.
+ */
+DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
+                            uint32_t flags, dlsched_decision_t *out);
+
+/*
+ * dlsched_observe - report the reward a ticketed decision earned
+ *
+ * Learns from the transition (state at act time, action, reward, next) and
+ * releases the ticket. next may be NULL only with DLSCHED_OBS_TERMINAL;
+ * DLSCHED_OBS_TERMINAL and DLSCHED_OBS_TRUNCATED exclude each other.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL agent, non-finite reward, bad
+ * next state, unknown or contradictory flags), DLSCHED_ENOACTION (next's
+ * mask allows no action and the episode goes on) or DLSCHED_ETICKET
+ * (unknown, expired or already-observed ticket). On failure nothing
+ * changes: a ticket whose observe was rejected for bad input can still be
+ * observed. Thread safety: as dlsched_act(). Does not allocate. Since 1.0.
+ */
+DLSCHED_API int dlsched_observe(dlsched_agent *agent, uint64_t ticket, float reward,
+                                const dlsched_state_t *next, uint32_t flags);
+
+/*
+ * dlsched_observe_transition - learn from logged or foreign experience
+ *
+ * As dlsched_observe() for a transition (state, action, reward, next) that
+ * needs no ticket, e.g. from a log of the host's heuristic. action must be
+ * in range and allowed by state's mask.
+ * Returns as dlsched_observe() except DLSCHED_ETICKET.
+ * Thread safety: as dlsched_act(). Does not allocate. Since 1.0.
+ */
+DLSCHED_API int dlsched_observe_transition(dlsched_agent *agent, const dlsched_state_t *state,
+                                           int32_t action, float reward,
+                                           const dlsched_state_t *next, uint32_t flags);
+
+/*
+ * dlsched_train - run learning steps explicitly
+ *
+ * Runs steps updates on transitions sampled uniformly from the replay
+ * buffer (key replay). With algo=qtable each step is one Bellman update
+ * on one stored transition. An empty buffer does nothing and succeeds
+ * (stats.train_steps tells); steps 0 is a no-op.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (agent NULL) or DLSCHED_ECONFIG
+ * (replay=0: there is no buffer to train from).
+ * Thread safety: may run concurrently with act, observe and the other
+ * functions of dlsched_act()'s list; the caller must exclude only
+ * dlsched_agent_free(). Since 1.0.
+ */
+DLSCHED_API int dlsched_train(dlsched_agent *agent, uint32_t steps);
+
+/*
+ * dlsched_q_values - the agent's estimates Q(state, a) for every action
+ *
+ * Writes n = n_actions values into out; actions masked out by state's mask
+ * read -INFINITY. state->hint is checked but not used.
+ * Returns DLSCHED_OK or DLSCHED_EINVAL (NULL argument, n is not n_actions,
+ * bad state as for dlsched_act()). Thread safety: as dlsched_act().
+ * Since 1.0.
+ */
+DLSCHED_API int dlsched_q_values(dlsched_agent *agent, const dlsched_state_t *state,
+                                 float *out, uint32_t n);
+
+/* ======================================================================
+ * 7. Statistics
+ * ====================================================================== */
+
+#define DLSCHED_BACKEND_CPU 0u
+
+/* Counters and gauges of one agent. Size-prefixed: new members are only
+ * ever added at the end, so callers compiled against an older header keep
+ * working. Counters count since agent creation. */
+typedef struct dlsched_stats_t {
+    uint32_t size;               /* bytes the library filled */
+    uint32_t backend;            /* DLSCHED_BACKEND_CPU: where learning runs */
+    uint64_t decisions;          /* successful dlsched_act() calls */
+    uint64_t explored;           /* decisions flagged DLSCHED_DECISION_EXPLORED */
+    uint64_t hinted;             /* decisions flagged DLSCHED_DECISION_HINT */
+    uint64_t tickets_issued;     /* decisions that kept a ticket */
+    uint64_t observed;           /* tickets resolved by dlsched_observe() */
+    uint64_t tickets_pending;    /* tickets issued, not yet observed or expired */
+    uint64_t tickets_expired;    /* tickets dropped at capacity */
+    uint64_t transitions;        /* accepted by dlsched_observe_transition() */
+    uint64_t transitions_stored; /* in the replay buffer now */
+    uint64_t train_steps;        /* learning updates applied, all sources */
+    uint64_t model_version;      /* as in dlsched_decision_t */
+    uint64_t memory_bytes;       /* bytes the agent allocated */
+    double   epsilon;            /* current exploration rate (egreedy, hint) */
+    double   last_loss;          /* 0.5 * TD error^2 of the last update */
+    double   mean_reward;        /* running mean: exact over the first 1000
+                                    rewards, then exponential, horizon 1000 */
+} dlsched_stats_t;
+
+/*
+ * dlsched_stats - read counters and gauges
+ *
+ * size is sizeof(dlsched_stats_t) as the caller compiled it: the library
+ * writes at most size bytes and sets out->size to the bytes it filled.
+ * The snapshot is consistent (tickets_issued = observed + tickets_expired +
+ * tickets_pending holds in it).
+ * Returns DLSCHED_OK or DLSCHED_EINVAL (NULL argument, size smaller than
+ * the size member). Thread safety: as dlsched_act(). Since 1.0.
+ */
+DLSCHED_API int dlsched_stats(dlsched_agent *agent, dlsched_stats_t *out, size_t size);
+
+/* ======================================================================
+ * 8. Backends
+ * ====================================================================== */
+
+/*
+ * dlsched_backend_available - can this build learn on a device?
+ *
+ * device is "cpu" or "cuda". Returns 1 when the backend is usable now, else
+ * 0 (also for NULL or unknown names). "cpu" is always 1. Thread safety: safe
+ * from any thread. Since 1.0.
+ */
+DLSCHED_API int dlsched_backend_available(const char *device);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DLSCHED_H */

@@ -1,0 +1,48 @@
+/*
+ * backend.h - what a learning algorithm provides to the agent core
+ *
+ * The core validates every input, owns the tickets, the RNG, exploration
+ * and the counters, and serialises calls; a backend encodes states into
+ * fixed-size keys, answers Q-values for a key and learns from transitions.
+ */
+#ifndef DLS_BACKEND_H
+#define DLS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+
+/* one experience: keys are the backend's encodings of the states */
+typedef struct dls_transition {
+    const void *key;       /* state at decision time */
+    int32_t action;
+    float reward;
+    const void *next_key;  /* NULL when terminal */
+    const uint8_t *next_mask; /* NULL = every action allowed */
+    unsigned terminal;     /* 1: no bootstrap from next */
+} dls_transition;
+
+typedef struct dls_backend_ops {
+    const char *name;
+    size_t key_bytes;
+    /* encode n_features finite values into key (key_bytes bytes) */
+    void (*encode)(void *impl, const float *features, void *key);
+    /* Q-values of an encoded state: a pointer to n_actions floats, either
+       internal (valid until the next update) or scratch */
+    const float *(*q)(void *impl, const void *key, float *scratch);
+    /* learn from one transition (and store it for replay); returns the loss */
+    double (*learn)(void *impl, const dls_transition *t);
+    /* steps updates from replayed experience; *loss = last loss; returns the
+       number of updates done (0 when nothing is stored) */
+    uint64_t (*train)(void *impl, dls_rng *rng, uint64_t steps, double *loss);
+    uint64_t (*stored)(const void *impl);
+    size_t (*memory)(const void *impl);
+    void (*destroy)(void *impl);
+} dls_backend_ops;
+
+struct dlsched_config;
+/* qtable: create from a validated config (n_features, n_actions known) */
+int dls_qtable_new(const struct dlsched_config *cfg, const dls_backend_ops **ops, void **impl);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * registry.h - THE registry of configuration keys: one line per key.
+ *
+ * The parser, the bounds checks and their messages, dlsched_config_get(),
+ * the man page table (tools/gen_keytable.c) and the config tests all come
+ * from this list. Adding a key is one line here.
+ *
+ * X(ID, name, type, default, qtable default, min, max, flags, choices, help)
+ *   type     INT, FLOAT, ENUM, INTLIST or FLOATLIST (lists: one value or a
+ *            comma list of n_features values)
+ *   default  text form; NULL = required (K_REQUIRED) or unset (K_OPTIONAL)
+ *   qtable default  NULL = same as default
+ *   min/max  inclusive bounds of the value (of each list element)
+ *   choices  "a|b|c" for ENUM, else NULL
+ */
+#ifndef DLS_REGISTRY_H
+#define DLS_REGISTRY_H
+
+#define DLS_GIB "1073741824"
+
+#define DLS_KEYS(X)                                                                          \
+    X(N_FEATURES, "n_features", INT, NULL, NULL, 1, 1048576, K_REQUIRED | K_SHAPE, NULL,      \
+      "state width: number of features in every state")                                     \
+    X(N_ACTIONS, "n_actions", INT, NULL, NULL, 1, 65536, K_REQUIRED | K_SHAPE, NULL,          \
+      "number of discrete actions")                                                         \
+    X(ALGO, "algo", ENUM, "dqn", NULL, 0, 0, K_SHAPE, "qtable|dqn",                           \
+      "learning algorithm (dqn is not available in this version)")                          \
+    X(DEVICE, "device", ENUM, "auto", NULL, 0, 0, 0, "auto|cpu|cuda",                        \
+      "where learning runs; auto = cuda when usable, else cpu")                             \
+    X(SEED, "seed", INT, "1", NULL, 0, 9223372036854775807.0, 0, NULL,                       \
+      "RNG seed: the same seed and inputs give the same run")                               \
+    X(GAMMA, "gamma", FLOAT, "0.99", NULL, 0, 1, 0, NULL, "discount factor")                 \
+    X(LR, "lr", FLOAT, "0.001", "0.1", 1e-9, 1, 0, NULL, "learning rate")                    \
+    X(EXPLORE, "explore", ENUM, "egreedy", NULL, 0, 0, 0, "egreedy|softmax|hint",            \
+      "exploration: random action, Boltzmann over Q, or the host's hint")                   \
+    X(EPSILON_START, "epsilon_start", FLOAT, "1.0", NULL, 0, 1, 0, NULL,                      \
+      "exploration rate at the first decision (egreedy, hint)")                             \
+    X(EPSILON_END, "epsilon_end", FLOAT, "0.05", NULL, 0, 1, 0, NULL,                         \
+      "exploration rate after epsilon_decay_steps decisions")                               \
+    X(EPSILON_DECAY_STEPS, "epsilon_decay_steps", INT, "10000", NULL, 0, 4611686018427387904.0, \
+      0, NULL, "ticketed decisions over which epsilon falls linearly")                      \
+    X(TEMPERATURE, "temperature", FLOAT, "1.0", NULL, 1e-6, 1e6, 0, NULL,                     \
+      "softmax temperature")                                                                \
+    X(BINS, "bins", INTLIST, "8", NULL, 1, 1048576, K_SHAPE, NULL,                           \
+      "qtable: bins per feature")                                                           \
+    X(FEATURE_LOW, "feature_low", FLOATLIST, "0", NULL, -1e30, 1e30, K_SHAPE, NULL,           \
+      "qtable: lower edge of each feature's range")                                         \
+    X(FEATURE_HIGH, "feature_high", FLOATLIST, "1", NULL, -1e30, 1e30, K_SHAPE, NULL,         \
+      "qtable: upper edge of each feature's range")                                         \
+    X(REPLAY, "replay", INT, "100000", "0", 0, 4294967295.0, 0, NULL,                        \
+      "replay buffer capacity in transitions (0 = none)")                                   \
+    X(TICKET_CAPACITY, "ticket_capacity", INT, "65536", NULL, 1, 16777216, 0, NULL,           \
+      "most pending tickets; the oldest expires when full")                                 \
+    X(DEFAULT_REWARD, "default_reward", FLOAT, NULL, NULL, -1e30, 1e30, K_OPTIONAL, NULL,     \
+      "reward learned for expired tickets; unset = drop them")                              \
+    X(MAX_TABLE_BYTES, "max_table_bytes", INT, DLS_GIB, NULL, 1, 9223372036854775807.0, 0,    \
+      NULL, "qtable: largest Q-table allowed at creation")                                  \
+    X(MAX_REPLAY_BYTES, "max_replay_bytes", INT, DLS_GIB, NULL, 1, 9223372036854775807.0, 0,  \
+      NULL, "largest replay buffer allowed at creation")
+
+#define DLS_KEY_ENUM_(id, ...) DLS_KEY_##id,
+enum dls_key_id { DLS_KEYS(DLS_KEY_ENUM_) DLS_N_KEYS };
+#undef DLS_KEY_ENUM_
+
+enum dls_key_type { DLS_T_INT, DLS_T_FLOAT, DLS_T_ENUM, DLS_T_INTLIST, DLS_T_FLOATLIST };
+
+enum dls_key_flags {
+    DLS_K_REQUIRED = 1, /* no default: agent creation fails without it */
+    DLS_K_OPTIONAL = 2, /* no default: unset is a meaningful state */
+    DLS_K_SHAPE = 4     /* fixes the shape of the learned model */
+};
+
+typedef struct dls_key_info {
+    const char *name;
+    enum dls_key_type type;
+    const char *def;
+    const char *def_qtable;
+    double min, max;
+    unsigned flags;
+    const char *choices;
+    const char *help;
+} dls_key_info;
+
+extern const dls_key_info dls_keys[DLS_N_KEYS];
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * qtable.c - tabular Q-learning
+ *
+ * States are discretised per feature into uniform bins and combined into
+ * one index (mixed radix); the table holds n_states x n_actions floats,
+ * zero-initialised. Update (Watkins):
+ *   Q(s,a) += lr * (r + gamma * max_{a' allowed in s'} Q(s',a') - Q(s,a))
+ * with the bootstrap term dropped on terminal transitions.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/backend.h"
+#include "../core/config.h"
+
+typedef struct dls_qtable {
+    uint32_t nf, na;
+    double *low, *scale;  /* bin = floor((x - low) * scale), clamped */
+    uint32_t *bins;
+    uint64_t *stride;
+    uint64_t n_states;
+    float *q;             /* n_states * na */
+    float lr, gamma;
+    /* replay ring, structure of arrays */
+    uint64_t cap, count, pos;
+    uint64_t *r_s, *r_s2;
+    int32_t *r_a;
+    float *r_r;
+    uint8_t *r_flags;     /* bit 0 terminal, bit 1 has mask */
+    uint8_t *r_mask;      /* cap * na */
+    size_t bytes;
+} dls_qtable;
+
+static void qt_encode(void *impl, const float *x, void *key)
+{
+    const dls_qtable *t = impl;
+    uint64_t idx = 0;
+    for (uint32_t i = 0; i < t->nf; i++) {
+        double f = ((double)x[i] - t->low[i]) * t->scale[i];
+        uint32_t b;
+        if (!(f >= 1.0))
+            b = 0;
+        else if (f >= (double)t->bins[i])
+            b = t->bins[i] - 1;
+        else
+            b = (uint32_t)f;
+        idx += b * t->stride[i];
+    }
+    memcpy(key, &idx, sizeof idx);
+}
+
+static inline uint64_t qt_key(const void *key)
+{
+    uint64_t s;
+    memcpy(&s, key, sizeof s);
+    return s;
+}
+
+static const float *qt_q(void *impl, const void *key, float *scratch)
+{
+    const dls_qtable *t = impl;
+    (void)scratch;
+    return t->q + qt_key(key) * t->na;
+}
+
+static double qt_update(dls_qtable *t, uint64_t s, int32_t a, float r, uint64_t s2,
+                        const uint8_t *mask2, int terminal)
+{
+    double target = r;
+    if (!terminal) {
+        const float *q2 = t->q + s2 * t->na;
+        float best = -INFINITY;
+        for (uint32_t b = 0; b < t->na; b++)
+            if ((!mask2 || mask2[b]) && q2[b] > best)
+                best = q2[b];
+        target += (double)t->gamma * best;
+    }
+    float *qa = t->q + s * t->na + a;
+    double delta = target - *qa;
+    *qa = (float)(*qa + t->lr * delta);
+    return 0.5 * delta * delta;
+}
+
+static double qt_learn(void *impl, const dls_transition *tr)
+{
+    dls_qtable *t = impl;
+    uint64_t s = qt_key(tr->key);
+    uint64_t s2 = tr->terminal ? 0 : qt_key(tr->next_key);
+    double loss = qt_update(t, s, tr->action, tr->reward, s2, tr->next_mask, tr->terminal);
+    if (t->cap) {
+        uint64_t i = t->pos;
+        t->r_s[i] = s;
+        t->r_s2[i] = s2;
+        t->r_a[i] = tr->action;
+        t->r_r[i] = tr->reward;
+        t->r_flags[i] = (uint8_t)((tr->terminal ? 1 : 0) | (tr->next_mask ? 2 : 0));
+        if (tr->next_mask)
+            memcpy(t->r_mask + i * t->na, tr->next_mask, t->na);
+        t->pos = i + 1 == t->cap ? 0 : i + 1;
+        if (t->count < t->cap)
+            t->count++;
+    }
+    return loss;
+}
+
+static uint64_t qt_train(void *impl, dls_rng *rng, uint64_t steps, double *loss)
+{
+    dls_qtable *t = impl;
+    if (t->count == 0)
+        return 0;
+    for (uint64_t k = 0; k < steps; k++) {
+        uint64_t i = dls_rng_below64(rng, t->count);
+        const uint8_t *m = (t->r_flags[i] & 2) ? t->r_mask + i * t->na : NULL;
+        *loss = qt_update(t, t->r_s[i], t->r_a[i], t->r_r[i], t->r_s2[i], m, t->r_flags[i] & 1);
+    }
+    return steps;
+}
+
+static uint64_t qt_stored(const void *impl)
+{
+    return ((const dls_qtable *)impl)->count;
+}
+
+static size_t qt_memory(const void *impl)
+{
+    return ((const dls_qtable *)impl)->bytes;
+}
+
+static void qt_destroy(void *impl)
+{
+    dls_qtable *t = impl;
+    if (!t)
+        return;
+    free(t->low);
+    free(t->scale);
+    free(t->bins);
+    free(t->stride);
+    free(t->q);
+    free(t->r_s);
+    free(t->r_s2);
+    free(t->r_a);
+    free(t->r_r);
+    free(t->r_flags);
+    free(t->r_mask);
+    free(t);
+}
+
+static const dls_backend_ops dls_qtable_ops = {
+    "qtable", sizeof(uint64_t), qt_encode, qt_q, qt_learn, qt_train, qt_stored, qt_memory,
+    qt_destroy,
+};
+
+/* malloc and touch: every page is faulted in at creation, not on a request */
+static void *qt_alloc(size_t n, size_t *total)
+{
+    void *p = malloc(n ? n : 1);
+    if (p) {
+        memset(p, 0, n);
+        *total += n;
+    }
+    return p;
+}
+
+static int qt_fail(dls_qtable *t, int code)
+{
+    qt_destroy(t);
+    return code;
+}
+
+int dls_qtable_new(const dlsched_config *cfg, const dls_backend_ops **ops, void **impl)
+{
+    uint32_t nf = (uint32_t)dls_config_int(cfg, DLS_KEY_N_FEATURES);
+    uint32_t na = (uint32_t)dls_config_int(cfg, DLS_KEY_N_ACTIONS);
+    dls_qtable *t = calloc(1, sizeof *t);
+    DLS_FAIL_IF(!t, DLSCHED_ENOMEM, "out of memory for the Q-table");
+    t->nf = nf;
+    t->na = na;
+    t->lr = (float)dls_config_float(cfg, DLS_KEY_LR);
+    t->gamma = (float)dls_config_float(cfg, DLS_KEY_GAMMA);
+    t->low = malloc(nf * sizeof *t->low);
+    t->scale = malloc(nf * sizeof *t->scale);
+    t->bins = malloc(nf * sizeof *t->bins);
+    t->stride = malloc(nf * sizeof *t->stride);
+    double *tmp = malloc(nf * sizeof *tmp);
+    if (!t->low || !t->scale || !t->bins || !t->stride || !tmp) {
+        free(tmp);
+        qt_destroy(t);
+        return dls_fail(DLSCHED_ENOMEM, "out of memory for the Q-table");
+    }
+    int rc = dls_config_list(cfg, DLS_KEY_BINS, nf, tmp);
+    if (rc == DLSCHED_OK) {
+        for (uint32_t i = 0; i < nf; i++)
+            t->bins[i] = (uint32_t)tmp[i];
+        rc = dls_config_list(cfg, DLS_KEY_FEATURE_LOW, nf, t->low);
+    }
+    if (rc == DLSCHED_OK)
+        rc = dls_config_list(cfg, DLS_KEY_FEATURE_HIGH, nf, tmp);
+    for (uint32_t i = 0; rc == DLSCHED_OK && i < nf; i++) {
+        if (!(t->low[i] < tmp[i])) {
+            rc = dls_fail(DLSCHED_ECONFIG,
+                          "feature %u: feature_low %.9g is not below feature_high %.9g", i,
+                          t->low[i], tmp[i]);
+            break;
+        }
+        t->scale[i] = t->bins[i] / (tmp[i] - t->low[i]);
+    }
+    free(tmp);
+    if (rc != DLSCHED_OK)
+        return qt_fail(t, rc);
+
+    /* states = prod(bins); table bytes = states * na * 4, checked without overflow */
+    uint64_t max_bytes = (uint64_t)dls_config_int(cfg, DLS_KEY_MAX_TABLE_BYTES);
+    uint64_t states = 1;
+    for (uint32_t i = 0; i < nf; i++) {
+        t->stride[i] = states;
+        if (states > max_bytes / 4 / na / t->bins[i]) {
+            return qt_fail(t, dls_fail(DLSCHED_ECONFIG,
+                                       "the Q-table would exceed max_table_bytes %llu at feature "
+                                       "%u (bins multiply: %llu states so far x %u bins x %u "
+                                       "actions x 4 bytes); use fewer bins or raise "
+                                       "max_table_bytes",
+                                       (unsigned long long)max_bytes, i,
+                                       (unsigned long long)states, t->bins[i], na));
+        }
+        states *= t->bins[i];
+    }
+    t->n_states = states;
+
+    uint64_t rcap = (uint64_t)dls_config_int(cfg, DLS_KEY_REPLAY);
+    uint64_t per = 2 * sizeof(uint64_t) + sizeof(int32_t) + sizeof(float) + 1 + na;
+    uint64_t max_replay = (uint64_t)dls_config_int(cfg, DLS_KEY_MAX_REPLAY_BYTES);
+    if (rcap > max_replay / per)
+        return qt_fail(t, dls_fail(DLSCHED_ECONFIG,
+                                   "replay %llu x %llu bytes per transition exceeds "
+                                   "max_replay_bytes %llu; lower replay or raise "
+                                   "max_replay_bytes",
+                                   (unsigned long long)rcap, (unsigned long long)per,
+                                   (unsigned long long)max_replay));
+    t->cap = rcap;
+
+    size_t total = sizeof *t + nf * (2 * sizeof(double) + sizeof(uint32_t) + sizeof(uint64_t));
+    t->q = qt_alloc((size_t)(states * na * sizeof(float)), &total);
+    if (!t->q)
+        return qt_fail(t, dls_fail(DLSCHED_ENOMEM, "out of memory for a Q-table of %llu bytes",
+                                   (unsigned long long)(states * na * sizeof(float))));
+    if (rcap) {
+        t->r_s = qt_alloc(rcap * sizeof *t->r_s, &total);
+        t->r_s2 = qt_alloc(rcap * sizeof *t->r_s2, &total);
+        t->r_a = qt_alloc(rcap * sizeof *t->r_a, &total);
+        t->r_r = qt_alloc(rcap * sizeof *t->r_r, &total);
+        t->r_flags = qt_alloc(rcap, &total);
+        t->r_mask = qt_alloc(rcap * na, &total);
+        if (!t->r_s || !t->r_s2 || !t->r_a || !t->r_r || !t->r_flags || !t->r_mask)
+            return qt_fail(t, dls_fail(DLSCHED_ENOMEM,
+                                       "out of memory for a replay buffer of %llu transitions",
+                                       (unsigned long long)rcap));
+    }
+    t->bytes = total;
+    *ops = &dls_qtable_ops;
+    *impl = t;
+    return DLSCHED_OK;
+}

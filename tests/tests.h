@@ -1,0 +1,76 @@
+/* tests.h - shared helpers of the Check suites */
+#ifndef DLS_TESTS_H
+#define DLS_TESTS_H
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlsched.h"
+
+Suite *suite_config(void);
+Suite *suite_errors(void);
+Suite *suite_rng(void);
+Suite *suite_tickets(void);
+Suite *suite_agent(void);
+Suite *suite_explore(void);
+Suite *suite_qtable(void);
+Suite *suite_threads(void);
+Suite *suite_meta(void);
+
+/* An agent from a config spec; fails the test with the library's message
+   when creation fails. */
+static inline dlsched_agent *tst_agent(const char *spec)
+{
+    dlsched_config *cfg = NULL;
+    ck_assert_int_eq(dlsched_config_new(&cfg), DLSCHED_OK);
+    int rc = dlsched_config_parse(cfg, spec);
+    ck_assert_msg(rc == DLSCHED_OK, "parse '%s': %s", spec, dlsched_last_error());
+    dlsched_agent *ag = NULL;
+    rc = dlsched_agent_new(cfg, &ag);
+    ck_assert_msg(rc == DLSCHED_OK, "agent_new '%s': %s", spec, dlsched_last_error());
+    dlsched_config_free(cfg);
+    return ag;
+}
+
+/* Status of agent creation from a spec (the agent, if any, is freed). */
+static inline int tst_agent_rc(const char *spec)
+{
+    dlsched_config *cfg = NULL;
+    ck_assert_int_eq(dlsched_config_new(&cfg), DLSCHED_OK);
+    int rc = dlsched_config_parse(cfg, spec);
+    if (rc == DLSCHED_OK) {
+        dlsched_agent *ag = NULL;
+        rc = dlsched_agent_new(cfg, &ag);
+        dlsched_agent_free(ag);
+    }
+    dlsched_config_free(cfg);
+    return rc;
+}
+
+/* A state over host-owned features, no mask, no hint. */
+static inline dlsched_state_t tst_state(const float *x, uint32_t n)
+{
+    dlsched_state_t s;
+    memset(&s, 0, sizeof s);
+    s.features = x;
+    s.n_features = n;
+    s.hint = -1;
+    return s;
+}
+
+static inline dlsched_stats_t tst_stats(dlsched_agent *ag)
+{
+    dlsched_stats_t st;
+    ck_assert_int_eq(dlsched_stats(ag, &st, sizeof st), DLSCHED_OK);
+    return st;
+}
+
+/* last_error must mention needle */
+#define tst_assert_error_has(needle)                                                     \
+    ck_assert_msg(strstr(dlsched_last_error(), (needle)) != NULL,                          \
+                  "last_error '%s' lacks '%s'", dlsched_last_error(), (needle))
+
+#endif
