@@ -109,7 +109,7 @@ $(MAN7): man/dlsched.7.in $(KEYTABLE_BIN)
 man: $(MAN7)
 
 lint-man: man
-	mandoc -Tlint -W warning $(MAN3) $(MAN7) man/man*/*.[15]
+	mandoc -Tlint -W warning $(MAN3) $(MAN7) $(wildcard man/man1/*.1 man/man5/*.5)
 
 # ---- tests ------------------------------------------------------------------
 deps-build:

@@ -185,8 +185,8 @@ typedef struct dlsched_agent dlsched_agent;
  * agent; free it with dlsched_agent_free().
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_ECONFIG
  * (missing key, contradictory keys, a table larger than max_table_bytes, an
- * algo not available in this build), DLSCHED_ENODEVICE (device=cuda with no
- * usable GPU) or DLSCHED_ENOMEM. Thread safety: safe from any thread.
+ * algo not available in this build, device=cuda with algo=qtable) or
+ * DLSCHED_ENOMEM. Thread safety: safe from any thread.
  * Since 1.0.
  */
 DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out);
@@ -282,7 +282,9 @@ DLSCHED_API int dlsched_observe(dlsched_agent *agent, uint64_t ticket, float rew
  * As dlsched_observe() for a transition (state, action, reward, next) that
  * needs no ticket, e.g. from a log of the host's heuristic. action must be
  * in range and allowed by state's mask.
- * Returns as dlsched_observe() except DLSCHED_ETICKET.
+ * Returns as dlsched_observe() except DLSCHED_ETICKET; also
+ * DLSCHED_EINVAL for a bad state or an action out of range or masked out,
+ * and DLSCHED_ENOACTION when state's mask allows no action.
  * Thread safety: as dlsched_act(). Does not allocate. Since 1.0.
  */
 DLSCHED_API int dlsched_observe_transition(dlsched_agent *agent, const dlsched_state_t *state,

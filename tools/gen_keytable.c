@@ -52,14 +52,14 @@ static void range(const dls_key_info *k)
 int main(void)
 {
     puts(".TS");
-    puts("tab(|) allbox;");
+    puts("tab(;) allbox;");
     puts("lb lb lb lb lb");
     puts("l l l l lx.");
-    puts("key|type|default|range|meaning");
+    puts("key;type;default;range;meaning");
     for (int i = 0; i < DLS_N_KEYS; i++) {
         const dls_key_info *k = &dls_keys[i];
         put(k->name);
-        printf("|%s|", type_name(k));
+        printf(";%s;", type_name(k));
         if (k->flags & DLS_K_REQUIRED)
             fputs("required", stdout);
         else if (!k->def)
@@ -71,9 +71,9 @@ int main(void)
             fputs(" (qtable)", stdout);
         } else
             put(k->def);
-        putchar('|');
+        putchar(';');
         range(k);
-        fputs("|T{\n", stdout);
+        fputs(";T{\n", stdout);
         put(k->help);
         puts("\nT}");
     }

@@ -304,6 +304,7 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     DLS_FAIL_IF(!ag, DLSCHED_EINVAL, "agent is NULL");
     uint32_t allowed;
     DLS_TRY(dls_check_state(ag, st, "state", &allowed));
+    DLS_FAIL_IF(allowed == 0, DLSCHED_ENOACTION, "state: the mask allows no action");
     DLS_FAIL_IF(action < 0 || action >= (int32_t)ag->na, DLSCHED_EINVAL,
                 "action %d is out of range 0 .. %u", action, ag->na - 1);
     DLS_FAIL_IF(st->n_mask && !st->mask[action], DLSCHED_EINVAL,

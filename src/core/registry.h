@@ -33,13 +33,13 @@
     X(LR, "lr", FLOAT, "0.001", "0.1", 1e-9, 1, 0, NULL, "learning rate")                    \
     X(EXPLORE, "explore", ENUM, "egreedy", NULL, 0, 0, 0, "egreedy|softmax|hint",            \
       "exploration: random action, Boltzmann over Q, or the host's hint")                   \
-    X(EPSILON_START, "epsilon_start", FLOAT, "1.0", NULL, 0, 1, 0, NULL,                      \
+    X(EPSILON_START, "epsilon_start", FLOAT, "1", NULL, 0, 1, 0, NULL,                      \
       "exploration rate at the first decision (egreedy, hint)")                             \
     X(EPSILON_END, "epsilon_end", FLOAT, "0.05", NULL, 0, 1, 0, NULL,                         \
       "exploration rate after epsilon_decay_steps decisions")                               \
     X(EPSILON_DECAY_STEPS, "epsilon_decay_steps", INT, "10000", NULL, 0, 4611686018427387904.0, \
       0, NULL, "ticketed decisions over which epsilon falls linearly")                      \
-    X(TEMPERATURE, "temperature", FLOAT, "1.0", NULL, 1e-6, 1e6, 0, NULL,                     \
+    X(TEMPERATURE, "temperature", FLOAT, "1", NULL, 1e-6, 1e6, 0, NULL,                     \
       "softmax temperature")                                                                \
     X(BINS, "bins", INTLIST, "8", NULL, 1, 1048576, K_SHAPE, NULL,                           \
       "qtable: bins per feature")                                                           \
