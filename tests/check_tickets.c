@@ -20,7 +20,7 @@ START_TEST(test_issue_find_release)
     ck_assert_uint_ne(a, b);
     ck_assert_uint_eq(dls_tickets_find(&t, a), s1);
     ck_assert_uint_eq(dls_tickets_find(&t, b), s2);
-    ck_assert_int_eq(t.action[s2], 5);
+    ck_assert_int_eq(dls_tickets_action(&t, s2), 5);
     ck_assert_uint_eq(dls_tickets_pending(&t), 2);
     ck_assert_uint_eq(t.head, s1);
     dls_tickets_release(&t, s1);

@@ -137,7 +137,7 @@ static void dls_expire_oldest(dlsched_agent *ag)
 {
     uint32_t slot = ag->tickets.head;
     if (ag->has_default_reward) {
-        dls_transition t = {dls_tickets_key(&ag->tickets, slot), ag->tickets.action[slot],
+        dls_transition t = {dls_tickets_key(&ag->tickets, slot), dls_tickets_action(&ag->tickets, slot),
                             ag->default_reward, NULL, NULL, 1};
         dls_learn(ag, &t);
     }
@@ -286,7 +286,7 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     }
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, ag->key_next);
-    dls_transition t = {dls_tickets_key(&ag->tickets, slot), ag->tickets.action[slot], reward,
+    dls_transition t = {dls_tickets_key(&ag->tickets, slot), dls_tickets_action(&ag->tickets, slot), reward,
                         terminal ? NULL : ag->key_next,
                         (!terminal && next->n_mask) ? next->mask : NULL, (unsigned)terminal};
     dls_learn(ag, &t);

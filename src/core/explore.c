@@ -36,15 +36,18 @@ static int32_t dls_nth_tie(const float *q, const uint8_t *mask, uint32_t n, floa
 void dls_choose(int mode, double epsilon, double temperature, const float *q,
                 const uint8_t *mask, uint32_t n, int32_t hint, dls_rng *rng, dls_choice *out)
 {
-    /* pass 1: the maximum, the allowed count k, the tie count m */
+    /* one pass: the maximum, its first action, the allowed count k, the
+       tie count m */
     float qmax = -INFINITY;
     uint32_t k = 0, m = 0;
+    int32_t amax = -1;
     for (uint32_t a = 0; a < n; a++) {
         if (!DLS_ALLOWED(mask, a))
             continue;
         k++;
         if (q[a] > qmax || m == 0) {
             qmax = q[a];
+            amax = (int32_t)a;
             m = 1;
         } else if (q[a] == qmax) {
             m++;
@@ -84,11 +87,11 @@ void dls_choose(int mode, double epsilon, double temperature, const float *q,
             out->action = hint;
             out->flags |= DLSCHED_DECISION_HINT;
         } else {
-            out->action = dls_nth_allowed(mask, n, dls_rng_below(rng, k));
+            uint32_t r = dls_rng_below(rng, k);
+            out->action = mask ? dls_nth_allowed(mask, n, r) : (int32_t)r;
         }
     } else {
-        out->action = m > 1 ? dls_nth_tie(q, mask, n, qmax, dls_rng_below(rng, m))
-                            : dls_nth_tie(q, mask, n, qmax, 0);
+        out->action = m > 1 ? dls_nth_tie(q, mask, n, qmax, dls_rng_below(rng, m)) : amax;
     }
     /* P(a) = eps * P_explore(a) + (1 - eps) * [a is a tie] / m */
     int32_t a = out->action;

@@ -4,8 +4,10 @@
  * A ticket encodes its slot: ticket = seq << slot_bits | slot, with seq
  * counting issues from 1, so lookup is one load and one compare. Pending
  * tickets sit on a list in issue order, so the oldest is found in O(1) when
- * the table is full. Tickets stay unique over the last 2^(64 - slot_bits)
- * issued. Not thread-safe by itself: the agent serialises access.
+ * the table is full. Each slot keeps its id, list links, action and the
+ * backend's state key together, so a ticket operation touches one or two
+ * cache lines. Tickets stay unique over the last 2^(64 - slot_bits) issued.
+ * Not thread-safe by itself: the agent serialises access.
  */
 #ifndef DLS_TICKETS_H
 #define DLS_TICKETS_H
@@ -15,16 +17,22 @@
 
 #define DLS_NO_SLOT UINT32_MAX
 
+typedef struct dls_slot {
+    uint64_t id;     /* ticket in this slot, 0 = free */
+    uint32_t prev;   /* issue-order list of pending slots */
+    uint32_t next;
+    int32_t action;  /* the decision's action */
+    uint32_t pad;
+    /* followed by key_bytes of the backend's state key */
+} dls_slot;
+
 typedef struct dls_tickets {
-    uint64_t *id;        /* ticket in each slot, 0 = free */
-    uint32_t *prev;      /* issue-order list of pending slots */
-    uint32_t *next;
-    int32_t *action;     /* the decision's action */
-    unsigned char *key;  /* backend encoding of the decision's state */
+    unsigned char *slots; /* cap slots of stride bytes */
+    size_t stride;
     size_t key_bytes;
     uint32_t *free_slots; /* stack of free slots */
     uint32_t n_free;
-    uint32_t head, tail; /* oldest and newest pending, DLS_NO_SLOT when none */
+    uint32_t head, tail;  /* oldest and newest pending, DLS_NO_SLOT when none */
     uint32_t cap;
     unsigned slot_bits;
     uint64_t seq;
@@ -33,6 +41,21 @@ typedef struct dls_tickets {
 int dls_tickets_init(dls_tickets *t, uint32_t cap, size_t key_bytes);
 void dls_tickets_free(dls_tickets *t);
 size_t dls_tickets_bytes(uint32_t cap, size_t key_bytes);
+
+static inline dls_slot *dls_tickets_slot(const dls_tickets *t, uint32_t slot)
+{
+    return (dls_slot *)(void *)(t->slots + (size_t)slot * t->stride);
+}
+
+static inline unsigned char *dls_tickets_key(const dls_tickets *t, uint32_t slot)
+{
+    return t->slots + (size_t)slot * t->stride + sizeof(dls_slot);
+}
+
+static inline int32_t dls_tickets_action(const dls_tickets *t, uint32_t slot)
+{
+    return dls_tickets_slot(t, slot)->action;
+}
 
 static inline uint32_t dls_tickets_pending(const dls_tickets *t)
 {
@@ -43,14 +66,9 @@ static inline uint32_t dls_tickets_pending(const dls_tickets *t)
 static inline uint32_t dls_tickets_find(const dls_tickets *t, uint64_t ticket)
 {
     uint64_t slot = ticket & (((uint64_t)1 << t->slot_bits) - 1);
-    if (ticket == 0 || slot >= t->cap || t->id[slot] != ticket)
+    if (ticket == 0 || slot >= t->cap || dls_tickets_slot(t, (uint32_t)slot)->id != ticket)
         return DLS_NO_SLOT;
     return (uint32_t)slot;
-}
-
-static inline unsigned char *dls_tickets_key(const dls_tickets *t, uint32_t slot)
-{
-    return t->key + (size_t)slot * t->key_bytes;
 }
 
 /* Take a free slot (the caller makes room first when none is free) and

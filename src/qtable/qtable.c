@@ -14,11 +14,16 @@
 #include "../core/backend.h"
 #include "../core/config.h"
 
+/* bin = floor((x - low) * scale), clamped to [0, bins - 1]; index += bin * stride */
+typedef struct dls_axis {
+    double low, scale;
+    uint64_t stride;
+    double top;     /* bins - 1, as a double */
+} dls_axis;
+
 typedef struct dls_qtable {
     uint32_t nf, na;
-    double *low, *scale;  /* bin = floor((x - low) * scale), clamped */
-    uint32_t *bins;
-    uint64_t *stride;
+    dls_axis *axis;
     uint64_t n_states;
     float *q;             /* n_states * na */
     float lr, gamma;
@@ -37,15 +42,11 @@ static void qt_encode(void *impl, const float *x, void *key)
     const dls_qtable *t = impl;
     uint64_t idx = 0;
     for (uint32_t i = 0; i < t->nf; i++) {
-        double f = ((double)x[i] - t->low[i]) * t->scale[i];
-        uint32_t b;
-        if (!(f >= 1.0))
-            b = 0;
-        else if (f >= (double)t->bins[i])
-            b = t->bins[i] - 1;
-        else
-            b = (uint32_t)f;
-        idx += b * t->stride[i];
+        const dls_axis *ax = &t->axis[i];
+        double f = ((double)x[i] - ax->low) * ax->scale;
+        /* truncation is floor for f >= 0; below the range -> bin 0, above -> top */
+        uint64_t b = f < 1.0 ? 0 : (f >= ax->top + 1.0 ? (uint64_t)ax->top : (uint64_t)f);
+        idx += b * ax->stride;
     }
     memcpy(key, &idx, sizeof idx);
 }
@@ -132,10 +133,7 @@ static void qt_destroy(void *impl)
     dls_qtable *t = impl;
     if (!t)
         return;
-    free(t->low);
-    free(t->scale);
-    free(t->bins);
-    free(t->stride);
+    free(t->axis);
     free(t->q);
     free(t->r_s);
     free(t->r_s2);
@@ -178,53 +176,60 @@ int dls_qtable_new(const dlsched_config *cfg, const dls_backend_ops **ops, void 
     t->na = na;
     t->lr = (float)dls_config_float(cfg, DLS_KEY_LR);
     t->gamma = (float)dls_config_float(cfg, DLS_KEY_GAMMA);
-    t->low = malloc(nf * sizeof *t->low);
-    t->scale = malloc(nf * sizeof *t->scale);
-    t->bins = malloc(nf * sizeof *t->bins);
-    t->stride = malloc(nf * sizeof *t->stride);
-    double *tmp = malloc(nf * sizeof *tmp);
-    if (!t->low || !t->scale || !t->bins || !t->stride || !tmp) {
-        free(tmp);
-        qt_destroy(t);
-        return dls_fail(DLSCHED_ENOMEM, "out of memory for the Q-table");
-    }
-    int rc = dls_config_list(cfg, DLS_KEY_BINS, nf, tmp);
-    if (rc == DLSCHED_OK) {
-        for (uint32_t i = 0; i < nf; i++)
-            t->bins[i] = (uint32_t)tmp[i];
-        rc = dls_config_list(cfg, DLS_KEY_FEATURE_LOW, nf, t->low);
-    }
+    t->axis = malloc(nf * sizeof *t->axis);
+    double *bins = malloc(nf * sizeof *bins);
+    double *low = malloc(nf * sizeof *low);
+    double *high = malloc(nf * sizeof *high);
+    int rc = DLSCHED_OK;
+    if (!t->axis || !bins || !low || !high)
+        rc = dls_fail(DLSCHED_ENOMEM, "out of memory for the Q-table");
     if (rc == DLSCHED_OK)
-        rc = dls_config_list(cfg, DLS_KEY_FEATURE_HIGH, nf, tmp);
+        rc = dls_config_list(cfg, DLS_KEY_BINS, nf, bins);
+    if (rc == DLSCHED_OK)
+        rc = dls_config_list(cfg, DLS_KEY_FEATURE_LOW, nf, low);
+    if (rc == DLSCHED_OK)
+        rc = dls_config_list(cfg, DLS_KEY_FEATURE_HIGH, nf, high);
     for (uint32_t i = 0; rc == DLSCHED_OK && i < nf; i++) {
-        if (!(t->low[i] < tmp[i])) {
+        if (!(low[i] < high[i])) {
             rc = dls_fail(DLSCHED_ECONFIG,
                           "feature %u: feature_low %.9g is not below feature_high %.9g", i,
-                          t->low[i], tmp[i]);
+                          low[i], high[i]);
             break;
         }
-        t->scale[i] = t->bins[i] / (tmp[i] - t->low[i]);
+        t->axis[i].low = low[i];
+        t->axis[i].scale = bins[i] / (high[i] - low[i]);
+        t->axis[i].top = bins[i] - 1;
     }
-    free(tmp);
-    if (rc != DLSCHED_OK)
+    if (rc != DLSCHED_OK) {
+        free(bins);
+        free(low);
+        free(high);
         return qt_fail(t, rc);
+    }
 
     /* states = prod(bins); table bytes = states * na * 4, checked without overflow */
     uint64_t max_bytes = (uint64_t)dls_config_int(cfg, DLS_KEY_MAX_TABLE_BYTES);
     uint64_t states = 1;
     for (uint32_t i = 0; i < nf; i++) {
-        t->stride[i] = states;
-        if (states > max_bytes / 4 / na / t->bins[i]) {
+        uint64_t b = (uint64_t)bins[i];
+        t->axis[i].stride = states;
+        if (states > max_bytes / 4 / na / b) {
+            free(bins);
+            free(low);
+            free(high);
             return qt_fail(t, dls_fail(DLSCHED_ECONFIG,
                                        "the Q-table would exceed max_table_bytes %llu at feature "
                                        "%u (bins multiply: %llu states so far x %u bins x %u "
                                        "actions x 4 bytes); use fewer bins or raise "
                                        "max_table_bytes",
                                        (unsigned long long)max_bytes, i,
-                                       (unsigned long long)states, t->bins[i], na));
+                                       (unsigned long long)states, (unsigned)b, na));
         }
-        states *= t->bins[i];
+        states *= b;
     }
+    free(bins);
+    free(low);
+    free(high);
     t->n_states = states;
 
     uint64_t rcap = (uint64_t)dls_config_int(cfg, DLS_KEY_REPLAY);
@@ -239,7 +244,7 @@ int dls_qtable_new(const dlsched_config *cfg, const dls_backend_ops **ops, void 
                                    (unsigned long long)max_replay));
     t->cap = rcap;
 
-    size_t total = sizeof *t + nf * (2 * sizeof(double) + sizeof(uint32_t) + sizeof(uint64_t));
+    size_t total = sizeof *t + nf * sizeof *t->axis;
     t->q = qt_alloc((size_t)(states * na * sizeof(float)), &total);
     if (!t->q)
         return qt_fail(t, dls_fail(DLSCHED_ENOMEM, "out of memory for a Q-table of %llu bytes",
