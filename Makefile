@@ -159,7 +159,10 @@ install: all
 	ln -sf libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdlsched.so
 	install -m 644 $(ALIB) $(DESTDIR)$(LIBDIR)/libdlsched.a
-	install -m 644 $(PCFILE) $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' src/dlsched.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
 	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
 
