@@ -5,27 +5,12 @@
 
 #include "tests.h"
 
-/* ---- the test's own generator (splitmix64), independent of the library -- */
-
+/* the test's own generator: tst_next() of tests.h */
 static uint64_t te_rng;
 
-static uint64_t te_next(void)
-{
-    uint64_t z = (te_rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double te_unif(void)
-{
-    return (double)(te_next() >> 11) * 0x1.0p-53;
-}
-
-static uint32_t te_below(uint32_t n)
-{
-    return (uint32_t)(te_next() % n);
-}
+#define te_next() tst_next(&te_rng)
+#define te_unif() tst_unif(&te_rng)
+#define te_below(n) tst_below(&te_rng, (n))
 
 /* The first failure of a hot loop, reported once after it (an assertion per
    iteration would dominate the run time). */

@@ -5,29 +5,12 @@
 
 #include "tests.h"
 
-/* ---- the test's own generator (splitmix64), independent of the library -- */
-
+/* the test's own generator: tst_next() of tests.h */
 static uint64_t tq_rng;
 
-static uint64_t tq_next(void)
-{
-    uint64_t z = (tq_rng += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* uniform in [0, 1) */
-static double tq_unif(void)
-{
-    return (double)(tq_next() >> 11) * 0x1.0p-53;
-}
-
-/* uniform in [0, n) (modulo bias is irrelevant here) */
-static uint32_t tq_below(uint32_t n)
-{
-    return (uint32_t)(tq_next() % n);
-}
+#define tq_next() tst_next(&tq_rng)
+#define tq_unif() tst_unif(&tq_rng)
+#define tq_below(n) tst_below(&tq_rng, (n))
 
 /* ---- a deterministic MDP: 6 states x 3 actions, gamma 0.9 ---------------- */
 

@@ -68,6 +68,27 @@ static inline dlsched_stats_t tst_stats(dlsched_agent *ag)
     return st;
 }
 
+/* The tests' own generator (splitmix64), independent of the library's. */
+static inline uint64_t tst_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* uniform in [0, 1) */
+static inline double tst_unif(uint64_t *state)
+{
+    return (double)(tst_next(state) >> 11) * 0x1.0p-53;
+}
+
+/* uniform in [0, n) (modulo bias is irrelevant for tests) */
+static inline uint32_t tst_below(uint64_t *state, uint32_t n)
+{
+    return (uint32_t)(tst_next(state) % n);
+}
+
 /* last_error must mention needle */
 #define tst_assert_error_has(needle)                                                     \
     ck_assert_msg(strstr(dlsched_last_error(), (needle)) != NULL,                          \
