@@ -46,10 +46,13 @@ SANFLAGS :=
 OUT := lib
 endif
 OBJDIR := build/$(VARIANT)/obj
-ALL_CFLAGS := $(BASE_CFLAGS) $(SANFLAGS) $(CFLAGS)
-LDLIBS_CORE := -lpthread -lm
+ALL_CFLAGS := $(BASE_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS) $(CFLAGS)
+BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
+BLAS_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+LDLIBS_CORE := $(BLAS_LIBS) -lpthread -lm
 
-LIB_SRCS := $(wildcard src/core/*.c) $(wildcard src/qtable/*.c)
+LIB_SRCS := $(wildcard src/core/*.c) $(wildcard src/qtable/*.c) $(wildcard src/dqn/*.c) \
+            $(wildcard src/backends/cpu/*.c)
 LIB_OBJS := $(patsubst src/%.c,$(OBJDIR)/src/%.o,$(LIB_SRCS))
 SONAME := libdlsched.so.$(VERSION_MAJOR)
 SOLIB := $(OUT)/libdlsched.so.$(VERSION)
@@ -123,9 +126,19 @@ $(TEST_BIN): $(TEST_SRCS) tests/tests.h $(ALIB)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Isrc -o $@ $(TEST_SRCS) $(ALIB) $(CHECK_LIBS) \
 	    $(LDLIBS_CORE) -ldl
 
+# counts every allocation in the process: built and run without sanitizers
+NOALLOC_BIN := build/$(VARIANT)/tests/check_noalloc
+$(NOALLOC_BIN): tests/noalloc/check_noalloc.c $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(ALIB) $(CHECK_LIBS) $(LDLIBS_CORE)
+
 check: deps-check
 	$(MAKE) --no-print-directory lib $(TEST_BIN) man
 	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) ./$(TEST_BIN)
+ifeq ($(SANITIZE),)
+	$(MAKE) --no-print-directory $(NOALLOC_BIN)
+	./$(NOALLOC_BIN)
+endif
 	$(MAKE) --no-print-directory lint-man
 
 test: check

@@ -185,7 +185,8 @@ typedef struct dlsched_agent dlsched_agent;
  * agent; free it with dlsched_agent_free().
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_ECONFIG
  * (missing key, contradictory keys, a table larger than max_table_bytes, an
- * algo not available in this build, device=cuda with algo=qtable) or
+ * replay buffer larger than max_replay_bytes, device=cuda with algo=qtable),
+ * DLSCHED_ENODEVICE (device=cuda and no usable CUDA backend) or
  * DLSCHED_ENOMEM. Thread safety: safe from any thread.
  * Since 1.0.
  */

@@ -2,14 +2,14 @@
 # ensure-deps.sh PROFILE - make sure the Debian/Ubuntu packages a make target
 # needs are installed. Installs them itself when run as root or with
 # password-less sudo; otherwise stops with the exact command to run.
-#   build: compiler, make, pkg-config
+#   build: compiler, make, pkg-config, OpenBLAS
 #   check: build + Check + mandoc
 #   abi:   abigail-tools
 set -u
 profile=${1:-build}
 case "$profile" in
-build) pkgs="build-essential pkg-config" ;;
-check) pkgs="build-essential pkg-config check mandoc" ;;
+build) pkgs="build-essential pkg-config libopenblas-dev" ;;
+check) pkgs="build-essential pkg-config libopenblas-dev check mandoc" ;;
 abi) pkgs="abigail-tools" ;;
 *) echo "ensure-deps.sh: unknown profile '$profile'" >&2; exit 2 ;;
 esac

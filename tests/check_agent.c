@@ -420,8 +420,12 @@ START_TEST(test_agent_new_limits)
     ck_assert_int_eq(dlsched_agent_new(c, &a), DLSCHED_ECONFIG);
     tst_assert_error_has("n_actions");
     dlsched_config_free(c);
-    ck_assert_int_eq(tst_agent_rc("n_features=2 n_actions=2"), DLSCHED_ECONFIG);
-    tst_assert_error_has("dqn");
+    ck_assert_int_eq(tst_agent_rc("algo=dqn n_features=2 n_actions=2 replay=0"),
+                     DLSCHED_ECONFIG);
+    tst_assert_error_has("replay");
+    ck_assert_int_eq(tst_agent_rc("algo=dqn n_features=2 n_actions=2 target_update=2.5"),
+                     DLSCHED_ECONFIG);
+    tst_assert_error_has("target_update");
     ck_assert_int_eq(tst_agent_rc("algo=qtable n_features=2 n_actions=2 replay=100000000 "
                                   "max_replay_bytes=1000000"),
                      DLSCHED_ECONFIG);

@@ -17,6 +17,9 @@ Suite *suite_tickets(void);
 Suite *suite_agent(void);
 Suite *suite_explore(void);
 Suite *suite_qtable(void);
+Suite *suite_replay(void);
+Suite *suite_dqn(void);
+Suite *suite_dqn_learn(void);
 Suite *suite_threads(void);
 Suite *suite_meta(void);
 

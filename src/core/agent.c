@@ -34,6 +34,7 @@ struct dlsched_agent {
     int has_default_reward;
     float default_reward;
     uint64_t replay;
+    size_t key_bytes;
     dls_rng rng;
     dls_tickets tickets;
     unsigned char *key_next; /* scratch: encoding of a next state */
@@ -128,8 +129,9 @@ static void dls_count_reward(dlsched_agent *ag, float r)
 
 static void dls_learn(dlsched_agent *ag, const dls_transition *t)
 {
-    ag->last_loss = ag->ops->learn(ag->impl, t);
-    ag->train_steps++;
+    double loss = ag->last_loss;
+    ag->train_steps += ag->ops->learn(ag->impl, t, &ag->rng, &loss);
+    ag->last_loss = loss;
 }
 
 /* drop the oldest pending ticket; learn it as terminal with default_reward */
@@ -138,7 +140,7 @@ static void dls_expire_oldest(dlsched_agent *ag)
     uint32_t slot = ag->tickets.head;
     if (ag->has_default_reward) {
         dls_transition t = {dls_tickets_key(&ag->tickets, slot), dls_tickets_action(&ag->tickets, slot),
-                            ag->default_reward, NULL, NULL, 1};
+                            ag->default_reward, NULL, NULL, 1, 0};
         dls_learn(ag, &t);
     }
     dls_tickets_release(&ag->tickets, slot);
@@ -162,12 +164,14 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
                     DLSCHED_ECONFIG, "key '%s' is required (%s)", dls_keys[i].name,
                     dls_keys[i].help);
     int64_t algo = dls_config_int(cfg, DLS_KEY_ALGO);
-    DLS_FAIL_IF(algo == DLS_ALGO_DQN, DLSCHED_ECONFIG,
-                "algo=dqn is not available in libdlsched %s; use algo=qtable",
-                dlsched_version_string());
     int64_t device = dls_config_int(cfg, DLS_KEY_DEVICE);
     DLS_FAIL_IF(algo == DLS_ALGO_QTABLE && device == DLS_DEVICE_CUDA, DLSCHED_ECONFIG,
                 "device=cuda: algo=qtable runs on the CPU only (use device=auto or cpu)");
+    DLS_FAIL_IF(device == DLS_DEVICE_CUDA && !dlsched_backend_available("cuda"),
+                DLSCHED_ENODEVICE,
+                "device=cuda: this build of libdlsched %s has no CUDA backend (use device=auto "
+                "to fall back to the CPU)",
+                dlsched_version_string());
 
     dlsched_agent *ag = calloc(1, sizeof *ag);
     DLS_FAIL_IF(!ag, DLSCHED_ENOMEM, "out of memory for an agent");
@@ -190,20 +194,23 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     ag->replay = (uint64_t)dls_config_int(cfg, DLS_KEY_REPLAY);
     dls_rng_seed(&ag->rng, (uint64_t)dls_config_int(cfg, DLS_KEY_SEED));
 
-    rc = dls_qtable_new(cfg, &ag->ops, &ag->impl);
+    if (algo == DLS_ALGO_QTABLE)
+        rc = dls_qtable_new(cfg, &ag->ops, &ag->impl, &ag->key_bytes);
+    else
+        rc = dls_dqn_new(cfg, &ag->rng, &ag->ops, &ag->impl, &ag->key_bytes);
     if (rc != DLSCHED_OK)
         return dls_agent_fail(ag, rc);
     uint32_t cap = (uint32_t)dls_config_int(cfg, DLS_KEY_TICKET_CAPACITY);
-    if (dls_tickets_init(&ag->tickets, cap, ag->ops->key_bytes) != 0)
+    if (dls_tickets_init(&ag->tickets, cap, ag->key_bytes) != 0)
         return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM,
                                            "out of memory for %u tickets", cap));
-    ag->key_next = calloc(1, ag->ops->key_bytes);
-    ag->key_cur = calloc(1, ag->ops->key_bytes);
+    ag->key_next = calloc(1, ag->key_bytes);
+    ag->key_cur = calloc(1, ag->key_bytes);
     ag->q_scratch = calloc(ag->na, sizeof(float));
     if (!ag->key_next || !ag->key_cur || !ag->q_scratch)
         return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM, "out of memory for an agent"));
-    ag->bytes = sizeof *ag + 2 * ag->ops->key_bytes + ag->na * sizeof(float) +
-                dls_tickets_bytes(cap, ag->ops->key_bytes) + ag->ops->memory(ag->impl);
+    ag->bytes = sizeof *ag + 2 * ag->key_bytes + ag->na * sizeof(float) +
+                dls_tickets_bytes(cap, ag->key_bytes) + ag->ops->memory(ag->impl);
     *out = ag;
     return DLSCHED_OK;
 }
@@ -256,7 +263,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
             dls_expire_oldest(ag);
         uint32_t slot;
         d.ticket = dls_tickets_issue(&ag->tickets, c.action, &slot);
-        memcpy(dls_tickets_key(&ag->tickets, slot), ag->key_cur, ag->ops->key_bytes);
+        memcpy(dls_tickets_key(&ag->tickets, slot), ag->key_cur, ag->key_bytes);
         ag->tickets_issued++;
     }
     d.model_version = ag->train_steps;
@@ -288,7 +295,8 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
         ag->ops->encode(ag->impl, next->features, ag->key_next);
     dls_transition t = {dls_tickets_key(&ag->tickets, slot), dls_tickets_action(&ag->tickets, slot), reward,
                         terminal ? NULL : ag->key_next,
-                        (!terminal && next->n_mask) ? next->mask : NULL, (unsigned)terminal};
+                        (!terminal && next->n_mask) ? next->mask : NULL, (unsigned)terminal,
+                        (flags & DLSCHED_OBS_TRUNCATED) != 0};
     dls_learn(ag, &t);
     dls_tickets_release(&ag->tickets, slot);
     ag->observed++;
@@ -318,7 +326,8 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, ag->key_next);
     dls_transition t = {ag->key_cur, action, reward, terminal ? NULL : ag->key_next,
-                        (!terminal && next->n_mask) ? next->mask : NULL, (unsigned)terminal};
+                        (!terminal && next->n_mask) ? next->mask : NULL, (unsigned)terminal,
+                        (flags & DLSCHED_OBS_TRUNCATED) != 0};
     dls_learn(ag, &t);
     ag->transitions++;
     dls_count_reward(ag, reward);

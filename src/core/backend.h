@@ -21,18 +21,19 @@ typedef struct dls_transition {
     const void *next_key;  /* NULL when terminal */
     const uint8_t *next_mask; /* NULL = every action allowed */
     unsigned terminal;     /* 1: no bootstrap from next */
+    unsigned truncated;    /* 1: the episode was cut off (bootstrap kept) */
 } dls_transition;
 
 typedef struct dls_backend_ops {
     const char *name;
-    size_t key_bytes;
     /* encode n_features finite values into key (key_bytes bytes) */
     void (*encode)(void *impl, const float *features, void *key);
     /* Q-values of an encoded state: a pointer to n_actions floats, either
        internal (valid until the next update) or scratch */
     const float *(*q)(void *impl, const void *key, float *scratch);
-    /* learn from one transition (and store it for replay); returns the loss */
-    double (*learn)(void *impl, const dls_transition *t);
+    /* learn from one transition (and store it for replay); returns the
+       number of learning updates it made, *loss = the last one's loss */
+    uint64_t (*learn)(void *impl, const dls_transition *t, dls_rng *rng, double *loss);
     /* steps updates from replayed experience; *loss = last loss; returns the
        number of updates done (0 when nothing is stored) */
     uint64_t (*train)(void *impl, dls_rng *rng, uint64_t steps, double *loss);
@@ -42,7 +43,11 @@ typedef struct dls_backend_ops {
 } dls_backend_ops;
 
 struct dlsched_config;
-/* qtable: create from a validated config (n_features, n_actions known) */
-int dls_qtable_new(const struct dlsched_config *cfg, const dls_backend_ops **ops, void **impl);
+/* Create a backend from a checked config (n_features, n_actions known);
+   *key_bytes = the size of its state encoding. */
+int dls_qtable_new(const struct dlsched_config *cfg, const dls_backend_ops **ops, void **impl,
+                   size_t *key_bytes);
+int dls_dqn_new(const struct dlsched_config *cfg, dls_rng *rng, const dls_backend_ops **ops,
+                void **impl, size_t *key_bytes);
 
 #endif

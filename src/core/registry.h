@@ -24,7 +24,7 @@
     X(N_ACTIONS, "n_actions", INT, NULL, NULL, 1, 65536, K_REQUIRED | K_SHAPE, NULL,          \
       "number of discrete actions")                                                         \
     X(ALGO, "algo", ENUM, "dqn", NULL, 0, 0, K_SHAPE, "qtable|dqn",                           \
-      "learning algorithm (dqn is not available in this version)")                          \
+      "learning algorithm: tabular Q-learning or deep Q-network")                          \
     X(DEVICE, "device", ENUM, "auto", NULL, 0, 0, 0, "auto|cpu|cuda",                        \
       "where learning runs; auto = cuda when usable, else cpu")                             \
     X(SEED, "seed", INT, "1", NULL, 0, 9223372036854775807.0, 0, NULL,                       \
@@ -48,7 +48,44 @@
     X(FEATURE_HIGH, "feature_high", FLOATLIST, "1", NULL, -1e30, 1e30, K_SHAPE, NULL,         \
       "qtable: upper edge of each feature's range")                                         \
     X(REPLAY, "replay", INT, "100000", "0", 0, 4294967295.0, 0, NULL,                        \
-      "replay buffer capacity in transitions (0 = none)")                                   \
+      "replay buffer capacity in transitions (0 = none; dqn needs >= 1)")                   \
+    X(HIDDEN, "hidden", INTLIST, "256,256", NULL, 1, 65536, K_SHAPE, NULL,                    \
+      "dqn: hidden layer widths, a comma list (ReLU layers)")                               \
+    X(DUELING, "dueling", INT, "0", NULL, 0, 1, K_SHAPE, NULL,                               \
+      "dqn: 1 = dueling head, Q = V + A - mean(A)")                                         \
+    X(NORMALIZE, "normalize", INT, "0", NULL, 0, 1, K_SHAPE, NULL,                           \
+      "dqn: 1 = standardise features with running mean and variance")                       \
+    X(DOUBLE, "double", INT, "1", NULL, 0, 1, 0, NULL,                                       \
+      "dqn: 1 = double DQN target (online argmax, target value)")                           \
+    X(NSTEP, "nstep", INT, "1", NULL, 1, 1000, 0, NULL,                                      \
+      "dqn: n-step returns over consecutive observes")                                      \
+    X(HUBER_DELTA, "huber_delta", FLOAT, "1", NULL, 1e-6, 1e30, 0, NULL,                     \
+      "dqn: Huber loss threshold")                                                          \
+    X(GRAD_CLIP, "grad_clip", FLOAT, "10", NULL, 0, 1e30, 0, NULL,                           \
+      "dqn: global gradient norm clip (0 = off)")                                           \
+    X(BATCH, "batch", INT, "64", NULL, 1, 65536, 0, NULL, "dqn: transitions per gradient step") \
+    X(LEARNING_STARTS, "learning_starts", INT, "1000", NULL, 0, 4611686018427387904.0, 0,      \
+      NULL, "dqn: transitions observed before inline training starts")                      \
+    X(TRAIN_EVERY, "train_every", INT, "4", NULL, 1, 2147483647, 0, NULL,                    \
+      "dqn: inline training runs every this many transitions")                              \
+    X(GRADIENT_STEPS, "gradient_steps", INT, "1", NULL, 1, 65536, 0, NULL,                   \
+      "dqn: gradient steps per inline training run")                                        \
+    X(TARGET_UPDATE, "target_update", FLOAT, "1000", NULL, 1e-6, 1e12, 0, NULL,              \
+      "dqn: >= 1 hard copy every N steps (an integer); < 1 Polyak tau")                     \
+    X(ADAM_BETA1, "adam_beta1", FLOAT, "0.9", NULL, 0, 0.999999, 0, NULL,                    \
+      "dqn: Adam first-moment decay")                                                       \
+    X(ADAM_BETA2, "adam_beta2", FLOAT, "0.999", NULL, 0, 0.999999, 0, NULL,                  \
+      "dqn: Adam second-moment decay")                                                      \
+    X(ADAM_EPS, "adam_eps", FLOAT, "1e-08", NULL, 1e-12, 1, 0, NULL, "dqn: Adam epsilon")    \
+    X(PER, "per", INT, "0", NULL, 0, 1, 0, NULL, "dqn: 1 = prioritized replay (sum-tree)")    \
+    X(PER_ALPHA, "per_alpha", FLOAT, "0.6", NULL, 0, 1, 0, NULL,                             \
+      "dqn: priority exponent, p = (|TD error| + 1e-6)^alpha")                              \
+    X(PER_BETA, "per_beta", FLOAT, "0.4", NULL, 0, 1, 0, NULL,                               \
+      "dqn: importance-sampling exponent at step 0, annealed to 1")                         \
+    X(PER_BETA_STEPS, "per_beta_steps", INT, "100000", NULL, 1, 4611686018427387904.0, 0,     \
+      NULL, "dqn: gradient steps over which per_beta rises linearly to 1")                  \
+    X(CPU_THREADS, "cpu_threads", INT, "1", NULL, 1, 256, 0, NULL,                           \
+      "dqn: OpenBLAS threads for training GEMMs (process-wide setting)")                    \
     X(TICKET_CAPACITY, "ticket_capacity", INT, "65536", NULL, 1, 16777216, 0, NULL,           \
       "most pending tickets; the oldest expires when full")                                 \
     X(DEFAULT_REWARD, "default_reward", FLOAT, NULL, NULL, -1e30, 1e30, K_OPTIONAL, NULL,     \

@@ -83,9 +83,10 @@ static double qt_update(dls_qtable *t, uint64_t s, int32_t a, float r, uint64_t 
     return 0.5 * delta * delta;
 }
 
-static double qt_learn(void *impl, const dls_transition *tr)
+static uint64_t qt_learn(void *impl, const dls_transition *tr, dls_rng *rng, double *loss_out)
 {
     dls_qtable *t = impl;
+    (void)rng;
     uint64_t s = qt_key(tr->key);
     uint64_t s2 = tr->terminal ? 0 : qt_key(tr->next_key);
     double loss = qt_update(t, s, tr->action, tr->reward, s2, tr->next_mask, tr->terminal);
@@ -102,7 +103,8 @@ static double qt_learn(void *impl, const dls_transition *tr)
         if (t->count < t->cap)
             t->count++;
     }
-    return loss;
+    *loss_out = loss;
+    return 1;
 }
 
 static uint64_t qt_train(void *impl, dls_rng *rng, uint64_t steps, double *loss)
@@ -145,7 +147,7 @@ static void qt_destroy(void *impl)
 }
 
 static const dls_backend_ops dls_qtable_ops = {
-    "qtable", sizeof(uint64_t), qt_encode, qt_q, qt_learn, qt_train, qt_stored, qt_memory,
+    "qtable", qt_encode, qt_q, qt_learn, qt_train, qt_stored, qt_memory,
     qt_destroy,
 };
 
@@ -166,7 +168,8 @@ static int qt_fail(dls_qtable *t, int code)
     return code;
 }
 
-int dls_qtable_new(const dlsched_config *cfg, const dls_backend_ops **ops, void **impl)
+int dls_qtable_new(const dlsched_config *cfg, const dls_backend_ops **ops, void **impl,
+                   size_t *key_bytes)
 {
     uint32_t nf = (uint32_t)dls_config_int(cfg, DLS_KEY_N_FEATURES);
     uint32_t na = (uint32_t)dls_config_int(cfg, DLS_KEY_N_ACTIONS);
@@ -264,5 +267,6 @@ int dls_qtable_new(const dlsched_config *cfg, const dls_backend_ops **ops, void 
     t->bytes = total;
     *ops = &dls_qtable_ops;
     *impl = t;
+    *key_bytes = sizeof(uint64_t); /* the state index */
     return DLSCHED_OK;
 }

@@ -1,0 +1,143 @@
+/*
+ * cpu_ops.c - the DQN ops on the CPU: OpenBLAS for the matrix products,
+ * plain C for the element-wise rest.
+ *
+ * OpenBLAS's thread count is process-wide; set_threads() changes it only
+ * when asked for a different count than the last one set here.
+ */
+#include <cblas.h>
+#include <math.h>
+
+#include "../../dqn/ops.h"
+
+static int cpu_probe(char *why, size_t len)
+{
+    (void)why;
+    (void)len;
+    return 1;
+}
+
+static void cpu_set_threads(int n)
+{
+    if (openblas_get_num_threads() != n)
+        openblas_set_num_threads(n);
+}
+
+static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
+                n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+static void cpu_dense1(int out, int in, const float *w, const float *b, const float *x, float *y,
+                       int relu)
+{
+    /* y = W x + b */
+    for (int i = 0; i < out; i++)
+        y[i] = b[i];
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 1.0f, y, 1);
+    if (relu)
+        for (int i = 0; i < out; i++)
+            y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+static void cpu_bias_act(int rows, int n, const float *b, float *y, int relu)
+{
+    for (int r = 0; r < rows; r++) {
+        float *row = y + (size_t)r * n;
+        if (relu) {
+            for (int j = 0; j < n; j++) {
+                float v = row[j] + b[j];
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (int j = 0; j < n; j++)
+                row[j] += b[j];
+        }
+    }
+}
+
+static void cpu_bias_act_grad(int rows, int n, const float *y, float *dy, float *db, int relu)
+{
+    for (int j = 0; j < n; j++)
+        db[j] = 0.0f;
+    for (int r = 0; r < rows; r++) {
+        float *d = dy + (size_t)r * n;
+        if (relu) {
+            /* dZ = dY * [Y > 0]   (ReLU) */
+            const float *yr = y + (size_t)r * n;
+            for (int j = 0; j < n; j++)
+                d[j] = yr[j] > 0.0f ? d[j] : 0.0f;
+        }
+        for (int j = 0; j < n; j++)
+            db[j] += d[j];
+    }
+}
+
+static double cpu_huber_grad(int n, const float *q, const float *y, const float *w, float delta,
+                             float *g, float *td_abs)
+{
+    double loss = 0;
+    for (int i = 0; i < n; i++) {
+        float d = q[i] - y[i];
+        float ad = fabsf(d);
+        float wi = w ? w[i] : 1.0f;
+        /* huber(d) = d^2/2 if |d| <= delta else delta (|d| - delta/2) */
+        loss += wi * (ad <= delta ? 0.5 * (double)d * d : delta * (ad - 0.5 * delta));
+        /* dL/dq = w clamp(q - y, -delta, delta) / n */
+        float c = d > delta ? delta : (d < -delta ? -delta : d);
+        g[i] = wi * c / (float)n;
+        if (td_abs)
+            td_abs[i] = ad;
+    }
+    return loss / n;
+}
+
+static void cpu_adam(size_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
+                     float b2, float eps, uint64_t t, float gscale)
+{
+    /* m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+       p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps) */
+    float c1 = (float)(1.0 - pow(b1, (double)t));
+    float c2 = (float)(1.0 - pow(b2, (double)t));
+    float step = lr / c1, inv_c2 = 1.0f / c2;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step * mi / (sqrtf(vi * inv_c2) + eps);
+    }
+}
+
+static void cpu_axpby(size_t n, float a, const float *x, float b, float *y)
+{
+    if (b == 0.0f && a == 1.0f) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i];
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        y[i] = a * x[i] + b * y[i];
+}
+
+static double cpu_sumsq(size_t n, const float *x)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
+static const dls_ops dls_cpu_ops_table = {
+    DLS_OPS_ABI,   sizeof(dls_ops), "cpu",         cpu_probe,      cpu_set_threads,
+    cpu_gemm,      cpu_dense1,      cpu_bias_act,  cpu_bias_act_grad, cpu_huber_grad,
+    cpu_adam,      cpu_axpby,       cpu_sumsq,
+};
+
+const dls_ops *dls_cpu_ops(void)
+{
+    return &dls_cpu_ops_table;
+}

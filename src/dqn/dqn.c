@@ -1,0 +1,696 @@
+/*
+ * dqn.c - deep Q-network learning (see dqn.h for the parameter layout)
+ *
+ * One gradient step on a minibatch of B transitions:
+ *   1. online net forward on [s; s'] as one 2B-row pass (s' rows only for
+ *      double DQN), target net forward on s' (B rows);
+ *   2. y = R + disc * Q_target(s', a*), a* = argmax over allowed a' of
+ *      Q_online(s', a') (double) or of Q_target(s', a') (plain);
+ *   3. L = 1/B sum_i w_i huber(Q(s_i, a_i) - y_i), backward through the
+ *      head and the ReLU trunk;
+ *   4. global-norm clip, Adam, target update (hard copy or Polyak).
+ * Every buffer is allocated in dls_dqn_new(); a step allocates nothing.
+ */
+#include "dqn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/config.h"
+
+#define DLS_NORM_EPS 1e-8
+#define DLS_NORM_CLIP 10.0f
+#define DLS_PER_EPS 1e-6
+
+struct dls_dqn {
+    const dls_ops *ops;
+    uint32_t nf, na, L, maxw;
+    uint32_t *w; /* widths w[0..L] */
+    int dueling, dbl;
+    size_t n_params;
+    size_t *offW, *offb; /* trunk offsets */
+    size_t offWq, offbq, offWv, offbv, offWa, offba;
+    float *theta, *theta_t, *grad, *adam_m, *adam_v;
+    uint64_t steps; /* gradient steps applied */
+    /* hyper-parameters */
+    float lr, gamma, huber, clip, b1, b2, eps, tau;
+    uint64_t hard_every;
+    uint32_t B;
+    uint64_t learning_starts, train_every, grad_steps;
+    int threads;
+    /* batch work buffers */
+    float *xb;             /* 2B x nf: s rows, then s' rows */
+    float **act_on;        /* per trunk layer: 2B x w[l+1] */
+    float **act_t;         /* per trunk layer: B x w[l+1] */
+    float *q_on, *q_t;     /* 2B x na, B x na */
+    float *v_on, *v_t;     /* dueling: 2B, B */
+    float *dh0, *dh1;      /* B x maxw, ping-pong */
+    float *dq, *dv;        /* B x na, B */
+    float *y, *qsa, *g, *td; /* B each */
+    int32_t *ba;
+    float *bret, *bdisc, *bw;
+    uint8_t *bmask;        /* B x na */
+    uint64_t *bidx;
+    double *bprob;
+    /* single-state work buffers */
+    float *x1, *h1a, *h1b, *q1, *a1;
+    /* input normalisation: running mean/variance (Welford) */
+    int normalize;
+    uint64_t n_seen;
+    double *mean, *m2;
+    float *nmean, *ninv;
+    /* replay and its schedule */
+    dls_replay rb;
+    int per;
+    double per_alpha, per_beta0;
+    uint64_t per_beta_steps;
+    uint64_t env_steps;
+    /* n-step queue in observe order */
+    uint32_t nstep, qn;
+    float *qs, *qs2, *qr;
+    int32_t *qa;
+    uint8_t *qm2;
+    uint8_t *qhasm;
+    double last_loss;
+    size_t bytes;
+};
+
+/* ---- forward --------------------------------------------------------------- */
+
+/* rows of x through the trunk (activations kept in act[l]) and the head */
+static void dqn_forward(dls_dqn *d, const float *p, const float *x, int rows, float **act,
+                        float *q, float *v)
+{
+    const dls_ops *o = d->ops;
+    const float *in = x;
+    for (uint32_t l = 0; l < d->L; l++) {
+        int n = (int)d->w[l + 1], k = (int)d->w[l];
+        /* H = relu(X W^T + b) */
+        o->gemm(0, 1, rows, n, k, 1.0f, in, k, p + d->offW[l], k, 0.0f, act[l], n);
+        o->bias_act(rows, n, p + d->offb[l], act[l], 1);
+        in = act[l];
+    }
+    int h = (int)d->w[d->L], na = (int)d->na;
+    if (!d->dueling) {
+        o->gemm(0, 1, rows, na, h, 1.0f, in, h, p + d->offWq, h, 0.0f, q, na);
+        o->bias_act(rows, na, p + d->offbq, q, 0);
+        return;
+    }
+    /* Q = V + A - mean(A) */
+    o->gemm(0, 1, rows, 1, h, 1.0f, in, h, p + d->offWv, h, 0.0f, v, 1);
+    o->bias_act(rows, 1, p + d->offbv, v, 0);
+    o->gemm(0, 1, rows, na, h, 1.0f, in, h, p + d->offWa, h, 0.0f, q, na);
+    o->bias_act(rows, na, p + d->offba, q, 0);
+    for (int r = 0; r < rows; r++) {
+        float *qr = q + (size_t)r * na;
+        float mean = 0;
+        for (int a = 0; a < na; a++)
+            mean += qr[a];
+        mean /= (float)na;
+        for (int a = 0; a < na; a++)
+            qr[a] += v[r] - mean;
+    }
+}
+
+void dls_dqn_forward1(dls_dqn *d, const float *x, float *q)
+{
+    const dls_ops *o = d->ops;
+    const float *p = d->theta;
+    const float *in = x;
+    float *bufs[2] = {d->h1a, d->h1b};
+    for (uint32_t l = 0; l < d->L; l++) {
+        float *out = bufs[l & 1];
+        o->dense1((int)d->w[l + 1], (int)d->w[l], p + d->offW[l], p + d->offb[l], in, out, 1);
+        in = out;
+    }
+    int h = (int)d->w[d->L], na = (int)d->na;
+    if (!d->dueling) {
+        o->dense1(na, h, p + d->offWq, p + d->offbq, in, q, 0);
+        return;
+    }
+    float v;
+    o->dense1(1, h, p + d->offWv, p + d->offbv, in, &v, 0);
+    o->dense1(na, h, p + d->offWa, p + d->offba, in, d->a1, 0);
+    float mean = 0;
+    for (int a = 0; a < na; a++)
+        mean += d->a1[a];
+    mean /= (float)na;
+    for (int a = 0; a < na; a++)
+        q[a] = v + d->a1[a] - mean;
+}
+
+/* ---- loss and backward ----------------------------------------------------- */
+
+static double dqn_grad_core(dls_dqn *d, uint32_t B, const int32_t *a, const float *ret,
+                            const float *disc, const uint8_t *mask2, const float *w,
+                            float *td_abs)
+{
+    const dls_ops *o = d->ops;
+    const float *p = d->theta;
+    int na = (int)d->na, h = (int)d->w[d->L];
+    /* online forward: s rows, plus s' rows for the double-DQN argmax. The
+       s' rows are stored right after the batch's B s rows. */
+    if (d->dbl && B < d->B) /* make s' rows follow s rows directly */
+        memmove(d->xb + (size_t)B * d->nf, d->xb + (size_t)d->B * d->nf,
+                (size_t)B * d->nf * sizeof(float));
+    dqn_forward(d, p, d->xb, (int)(d->dbl ? 2 * B : B), d->act_on, d->q_on, d->v_on);
+    const float *s2 = d->xb + (size_t)(d->dbl ? B : d->B) * d->nf;
+    dqn_forward(d, d->theta_t, s2, (int)B, d->act_t, d->q_t, d->v_t);
+
+    /* y = R + disc * Q_target(s', a*) */
+    for (uint32_t i = 0; i < B; i++) {
+        double y = ret[i];
+        if (disc[i] != 0.0f) {
+            const uint8_t *m = mask2 ? mask2 + (size_t)i * na : NULL;
+            const float *qsel = d->dbl ? d->q_on + (size_t)(B + i) * na : d->q_t + (size_t)i * na;
+            int best = -1;
+            for (int k = 0; k < na; k++)
+                if ((!m || m[k]) && (best < 0 || qsel[k] > qsel[best]))
+                    best = k;
+            if (best >= 0)
+                y += (double)disc[i] * d->q_t[(size_t)i * na + best];
+        }
+        d->y[i] = (float)y;
+        d->qsa[i] = d->q_on[(size_t)i * na + a[i]];
+    }
+    double loss = o->huber_grad((int)B, d->qsa, d->y, w, d->huber, d->g, td_abs);
+
+    /* dL/dQ: g_i at (i, a_i), zero elsewhere */
+    memset(d->dq, 0, (size_t)B * na * sizeof(float));
+    for (uint32_t i = 0; i < B; i++)
+        d->dq[(size_t)i * na + a[i]] = d->g[i];
+
+    float *gr = d->grad;
+    const float *H = d->L ? d->act_on[d->L - 1] : d->xb; /* first B rows: the s rows */
+    float *dH = d->dh0, *dHn = d->dh1;
+    if (!d->dueling) {
+        /* dWq = dQ^T H, dbq = colsum dQ, dH = dQ Wq */
+        o->gemm(1, 0, na, h, (int)B, 1.0f, d->dq, na, H, h, 0.0f, gr + d->offWq, h);
+        o->bias_act_grad((int)B, na, NULL, d->dq, gr + d->offbq, 0);
+        if (d->L)
+            o->gemm(0, 0, (int)B, h, na, 1.0f, d->dq, na, p + d->offWq, h, 0.0f, dH, h);
+    } else {
+        /* dV_i = sum_a dQ_ia;  dA_ib = dQ_ib - dV_i / na */
+        for (uint32_t i = 0; i < B; i++) {
+            float *dqi = d->dq + (size_t)i * na;
+            float s = 0;
+            for (int k = 0; k < na; k++)
+                s += dqi[k];
+            d->dv[i] = s;
+            for (int k = 0; k < na; k++)
+                dqi[k] -= s / (float)na;
+        }
+        o->gemm(1, 0, 1, h, (int)B, 1.0f, d->dv, 1, H, h, 0.0f, gr + d->offWv, h);
+        o->bias_act_grad((int)B, 1, NULL, d->dv, gr + d->offbv, 0);
+        o->gemm(1, 0, na, h, (int)B, 1.0f, d->dq, na, H, h, 0.0f, gr + d->offWa, h);
+        o->bias_act_grad((int)B, na, NULL, d->dq, gr + d->offba, 0);
+        if (d->L) {
+            /* dH = dV Wv + dA Wa */
+            o->gemm(0, 0, (int)B, h, 1, 1.0f, d->dv, 1, p + d->offWv, h, 0.0f, dH, h);
+            o->gemm(0, 0, (int)B, h, na, 1.0f, d->dq, na, p + d->offWa, h, 1.0f, dH, h);
+        }
+    }
+    for (uint32_t l = d->L; l-- > 0;) {
+        int n = (int)d->w[l + 1], k = (int)d->w[l];
+        const float *X = l ? d->act_on[l - 1] : d->xb;
+        /* dZ = dH * [H > 0];  dW = dZ^T X;  db = colsum dZ;  dX = dZ W */
+        o->bias_act_grad((int)B, n, d->act_on[l], dH, gr + d->offb[l], 1);
+        o->gemm(1, 0, n, k, (int)B, 1.0f, dH, n, X, k, 0.0f, gr + d->offW[l], k);
+        if (l) {
+            o->gemm(0, 0, (int)B, k, n, 1.0f, dH, n, p + d->offW[l], k, 0.0f, dHn, k);
+            float *t = dH;
+            dH = dHn;
+            dHn = t;
+        }
+    }
+    return loss;
+}
+
+double dls_dqn_grad(dls_dqn *d, const dls_batch *b, float *td_abs)
+{
+    uint32_t B = b->n;
+    size_t row = (size_t)d->nf * sizeof(float);
+    memcpy(d->xb, b->s, B * row);
+    memcpy(d->xb + (size_t)(d->dbl ? B : d->B) * d->nf, b->s2, B * row);
+    return dqn_grad_core(d, B, b->a, b->ret, b->disc, b->mask2, b->w, td_abs);
+}
+
+void dls_dqn_apply(dls_dqn *d)
+{
+    const dls_ops *o = d->ops;
+    d->steps++;
+    /* clip to the global norm: g *= min(1, clip / ||g||) */
+    float gscale = 1.0f;
+    if (d->clip > 0.0f) {
+        double norm = sqrt(o->sumsq(d->n_params, d->grad));
+        if (norm > d->clip)
+            gscale = (float)(d->clip / norm);
+    }
+    o->adam(d->n_params, d->theta, d->grad, d->adam_m, d->adam_v, d->lr, d->b1, d->b2, d->eps,
+            d->steps, gscale);
+    /* target: theta' = tau theta + (1 - tau) theta'  or a copy every N steps */
+    if (d->hard_every == 0)
+        o->axpby(d->n_params, d->tau, d->theta, 1.0f - d->tau, d->theta_t);
+    else if (d->steps % d->hard_every == 0)
+        o->axpby(d->n_params, 1.0f, d->theta, 0.0f, d->theta_t);
+}
+
+/* ---- normalisation --------------------------------------------------------- */
+
+static void dqn_norm_update(dls_dqn *d, const float *x)
+{
+    d->n_seen++;
+    for (uint32_t j = 0; j < d->nf; j++) {
+        /* Welford: mean += (x - mean)/n;  m2 += (x - mean_old)(x - mean_new) */
+        double delta = x[j] - d->mean[j];
+        d->mean[j] += delta / (double)d->n_seen;
+        d->m2[j] += delta * (x[j] - d->mean[j]);
+    }
+    if (d->n_seen < 2)
+        return;
+    for (uint32_t j = 0; j < d->nf; j++) {
+        double var = d->m2[j] / (double)d->n_seen;
+        d->nmean[j] = (float)d->mean[j];
+        d->ninv[j] = (float)(1.0 / sqrt(var + DLS_NORM_EPS));
+    }
+}
+
+/* x_norm = clamp((x - mean) / sqrt(var + 1e-8), -10, 10); identity before
+   two states were seen */
+static void dqn_normalize(const dls_dqn *d, const float *x, float *out)
+{
+    if (!d->normalize || d->n_seen < 2) {
+        memcpy(out, x, d->nf * sizeof(float));
+        return;
+    }
+    for (uint32_t j = 0; j < d->nf; j++) {
+        float v = (x[j] - d->nmean[j]) * d->ninv[j];
+        out[j] = v > DLS_NORM_CLIP ? DLS_NORM_CLIP : (v < -DLS_NORM_CLIP ? -DLS_NORM_CLIP : v);
+    }
+}
+
+/* ---- one training step from replay ---------------------------------------- */
+
+static double dqn_step(dls_dqn *d, dls_rng *rng)
+{
+    dls_replay *r = &d->rb;
+    uint32_t B = d->B, nf = d->nf, na = d->na;
+    const float *w = NULL;
+    if (d->per) {
+        dls_replay_sample_per(r, rng, B, d->bidx, d->bprob);
+        /* w_i = (N P_i)^-beta / max_j w_j, beta annealed linearly to 1 */
+        double frac = (double)d->steps / (double)d->per_beta_steps;
+        double beta = d->per_beta0 + (1.0 - d->per_beta0) * (frac < 1.0 ? frac : 1.0);
+        double wmax = 0;
+        for (uint32_t i = 0; i < B; i++) {
+            double wi = pow((double)r->count * d->bprob[i], -beta);
+            d->bw[i] = (float)wi;
+            if (wi > wmax)
+                wmax = wi;
+        }
+        for (uint32_t i = 0; i < B; i++)
+            d->bw[i] = (float)(d->bw[i] / wmax);
+        w = d->bw;
+    } else {
+        dls_replay_sample_uniform(r, rng, B, d->bidx);
+    }
+    float *s2rows = d->xb + (size_t)B * nf;
+    for (uint32_t i = 0; i < B; i++) {
+        uint64_t j = d->bidx[i];
+        dqn_normalize(d, r->s + j * nf, d->xb + (size_t)i * nf);
+        dqn_normalize(d, r->s2 + j * nf, s2rows + (size_t)i * nf);
+        d->ba[i] = r->a[j];
+        d->bret[i] = r->ret[j];
+        d->bdisc[i] = r->disc[j];
+        memcpy(d->bmask + (size_t)i * na, r->mask2 + j * na, na);
+    }
+    double loss = dqn_grad_core(d, B, d->ba, d->bret, d->bdisc, d->bmask, w, d->td);
+    dls_dqn_apply(d);
+    if (d->per)
+        for (uint32_t i = 0; i < B; i++)
+            dls_replay_set_priority(r, d->bidx[i], pow(d->td[i] + DLS_PER_EPS, d->per_alpha));
+    return loss;
+}
+
+static uint64_t dqn_train_n(dls_dqn *d, dls_rng *rng, uint64_t steps, double *loss)
+{
+    if (d->rb.count == 0 || steps == 0)
+        return 0;
+    if (d->threads != 1)
+        d->ops->set_threads(d->threads);
+    for (uint64_t k = 0; k < steps; k++)
+        d->last_loss = dqn_step(d, rng);
+    if (d->threads != 1) /* acting stays single-threaded */
+        d->ops->set_threads(1);
+    *loss = d->last_loss;
+    return steps;
+}
+
+/* ---- n-step returns in observe order --------------------------------------- */
+
+/* emit queue entry i with return over entries i..e, bootstrapping from e's
+   next state unless terminal */
+static void dqn_emit(dls_dqn *d, uint32_t i, uint32_t e, int terminal)
+{
+    double R = 0, g = 1;
+    for (uint32_t k = i; k <= e; k++) {
+        R += g * d->qr[k];
+        g *= d->gamma;
+    }
+    const uint8_t *m = d->qhasm[e] ? d->qm2 + (size_t)e * d->na : NULL;
+    dls_replay_add(&d->rb, d->qs + (size_t)i * d->nf, d->qa[i], (float)R,
+                   terminal ? 0.0f : (float)g, terminal ? NULL : d->qs2 + (size_t)e * d->nf, m);
+}
+
+static void dqn_push(dls_dqn *d, const dls_transition *t)
+{
+    uint32_t k = d->qn++;
+    memcpy(d->qs + (size_t)k * d->nf, t->key, d->nf * sizeof(float));
+    d->qa[k] = t->action;
+    d->qr[k] = t->reward;
+    d->qhasm[k] = t->next_mask != NULL;
+    if (!t->terminal)
+        memcpy(d->qs2 + (size_t)k * d->nf, t->next_key, d->nf * sizeof(float));
+    if (t->next_mask)
+        memcpy(d->qm2 + (size_t)k * d->na, t->next_mask, d->na);
+    if (t->terminal || t->truncated) {
+        /* the episode ends here: flush every pending entry */
+        for (uint32_t i = 0; i < d->qn; i++)
+            dqn_emit(d, i, d->qn - 1, (int)t->terminal);
+        d->qn = 0;
+    } else if (d->qn == d->nstep) {
+        dqn_emit(d, 0, d->qn - 1, 0);
+        d->qn--;
+        memmove(d->qs, d->qs + d->nf, (size_t)d->qn * d->nf * sizeof(float));
+        memmove(d->qs2, d->qs2 + d->nf, (size_t)d->qn * d->nf * sizeof(float));
+        memmove(d->qa, d->qa + 1, d->qn * sizeof(int32_t));
+        memmove(d->qr, d->qr + 1, d->qn * sizeof(float));
+        memmove(d->qhasm, d->qhasm + 1, d->qn);
+        memmove(d->qm2, d->qm2 + d->na, (size_t)d->qn * d->na);
+    }
+}
+
+/* ---- backend callbacks ------------------------------------------------------ */
+
+static void dqn_encode(void *impl, const float *x, void *key)
+{
+    const dls_dqn *d = impl;
+    memcpy(key, x, d->nf * sizeof(float));
+}
+
+static const float *dqn_q(void *impl, const void *key, float *scratch)
+{
+    dls_dqn *d = impl;
+    (void)scratch;
+    dqn_normalize(d, key, d->x1);
+    dls_dqn_forward1(d, d->x1, d->q1);
+    return d->q1;
+}
+
+static uint64_t dqn_learn(void *impl, const dls_transition *t, dls_rng *rng, double *loss)
+{
+    dls_dqn *d = impl;
+    if (d->normalize)
+        dqn_norm_update(d, t->key);
+    dqn_push(d, t);
+    d->env_steps++;
+    if (d->env_steps < d->learning_starts || d->env_steps % d->train_every != 0)
+        return 0;
+    return dqn_train_n(d, rng, d->grad_steps, loss);
+}
+
+static uint64_t dqn_train(void *impl, dls_rng *rng, uint64_t steps, double *loss)
+{
+    return dqn_train_n(impl, rng, steps, loss);
+}
+
+static uint64_t dqn_stored(const void *impl)
+{
+    return ((const dls_dqn *)impl)->rb.count;
+}
+
+static size_t dqn_memory(const void *impl)
+{
+    return ((const dls_dqn *)impl)->bytes;
+}
+
+static void dqn_destroy(void *impl)
+{
+    dls_dqn *d = impl;
+    if (!d)
+        return;
+    if (d->act_on)
+        for (uint32_t l = 0; l < d->L; l++)
+            free(d->act_on[l]);
+    if (d->act_t)
+        for (uint32_t l = 0; l < d->L; l++)
+            free(d->act_t[l]);
+    void *bufs[] = {d->w, d->offW, d->offb, d->theta, d->theta_t, d->grad, d->adam_m, d->adam_v,
+                    d->xb, d->act_on, d->act_t, d->q_on, d->q_t, d->v_on, d->v_t, d->dh0, d->dh1,
+                    d->dq, d->dv, d->y, d->qsa, d->g, d->td, d->ba, d->bret, d->bdisc, d->bw,
+                    d->bmask, d->bidx, d->bprob, d->x1, d->h1a, d->h1b, d->q1, d->a1, d->mean,
+                    d->m2, d->nmean, d->ninv, d->qs, d->qs2, d->qr, d->qa, d->qm2, d->qhasm};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    dls_replay_free(&d->rb);
+    free(d);
+}
+
+static const dls_backend_ops dls_dqn_backend = {
+    "dqn", dqn_encode, dqn_q, dqn_learn, dqn_train,
+    dqn_stored, dqn_memory, dqn_destroy,
+};
+
+/* ---- creation ---------------------------------------------------------------- */
+
+/* allocate n bytes, touch them, count them */
+static void *dqn_alloc(dls_dqn *d, size_t n, int *failed)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        *failed = 1;
+        return NULL;
+    }
+    memset(p, 0, n);
+    d->bytes += n;
+    return p;
+}
+
+/* N(0, 1) by Box-Muller from the agent's generator */
+static double dqn_gauss(dls_rng *rng)
+{
+    double u1 = 1.0 - dls_rng_uniform(rng), u2 = dls_rng_uniform(rng);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static void dqn_init_dense(dls_dqn *d, dls_rng *rng, size_t offW, uint32_t out, uint32_t in)
+{
+    /* He initialisation: W ~ N(0, 2 / fan_in), biases 0 */
+    double sd = sqrt(2.0 / in);
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        d->theta[offW + i] = (float)(sd * dqn_gauss(rng));
+}
+
+int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops **ops, void **impl,
+                size_t *key_bytes)
+{
+    dls_dqn *d = calloc(1, sizeof *d);
+    DLS_FAIL_IF(!d, DLSCHED_ENOMEM, "out of memory for the DQN");
+    d->ops = dls_cpu_ops();
+    d->nf = (uint32_t)dls_config_int(cfg, DLS_KEY_N_FEATURES);
+    d->na = (uint32_t)dls_config_int(cfg, DLS_KEY_N_ACTIONS);
+    d->dueling = (int)dls_config_int(cfg, DLS_KEY_DUELING);
+    d->dbl = (int)dls_config_int(cfg, DLS_KEY_DOUBLE);
+    d->normalize = (int)dls_config_int(cfg, DLS_KEY_NORMALIZE);
+    d->lr = (float)dls_config_float(cfg, DLS_KEY_LR);
+    d->gamma = (float)dls_config_float(cfg, DLS_KEY_GAMMA);
+    d->huber = (float)dls_config_float(cfg, DLS_KEY_HUBER_DELTA);
+    d->clip = (float)dls_config_float(cfg, DLS_KEY_GRAD_CLIP);
+    d->b1 = (float)dls_config_float(cfg, DLS_KEY_ADAM_BETA1);
+    d->b2 = (float)dls_config_float(cfg, DLS_KEY_ADAM_BETA2);
+    d->eps = (float)dls_config_float(cfg, DLS_KEY_ADAM_EPS);
+    d->B = (uint32_t)dls_config_int(cfg, DLS_KEY_BATCH);
+    d->learning_starts = (uint64_t)dls_config_int(cfg, DLS_KEY_LEARNING_STARTS);
+    d->train_every = (uint64_t)dls_config_int(cfg, DLS_KEY_TRAIN_EVERY);
+    d->grad_steps = (uint64_t)dls_config_int(cfg, DLS_KEY_GRADIENT_STEPS);
+    d->threads = (int)dls_config_int(cfg, DLS_KEY_CPU_THREADS);
+    d->nstep = (uint32_t)dls_config_int(cfg, DLS_KEY_NSTEP);
+    d->per = (int)dls_config_int(cfg, DLS_KEY_PER);
+    d->per_alpha = dls_config_float(cfg, DLS_KEY_PER_ALPHA);
+    d->per_beta0 = dls_config_float(cfg, DLS_KEY_PER_BETA);
+    d->per_beta_steps = (uint64_t)dls_config_int(cfg, DLS_KEY_PER_BETA_STEPS);
+    double tu = dls_config_float(cfg, DLS_KEY_TARGET_UPDATE);
+    if (tu >= 1.0) {
+        if (tu != floor(tu) || tu > 4e18) {
+            dqn_destroy(d);
+            return dls_fail(DLSCHED_ECONFIG,
+                            "key 'target_update': %.9g is >= 1 (a hard copy every N steps) but "
+                            "not an integer",
+                            tu);
+        }
+        d->hard_every = (uint64_t)tu;
+    } else {
+        d->tau = (float)tu;
+    }
+    uint64_t rcap = (uint64_t)dls_config_int(cfg, DLS_KEY_REPLAY);
+    if (rcap == 0) {
+        dqn_destroy(d);
+        return dls_fail(DLSCHED_ECONFIG, "key 'replay' is 0 but algo=dqn learns from a replay "
+                                         "buffer (give replay >= 1)");
+    }
+    size_t per_tr = dls_replay_bytes_per(d->nf, d->na, d->per);
+    uint64_t max_replay = (uint64_t)dls_config_int(cfg, DLS_KEY_MAX_REPLAY_BYTES);
+    if (rcap > max_replay / per_tr) {
+        dqn_destroy(d);
+        return dls_fail(DLSCHED_ECONFIG,
+                        "replay %llu x %zu bytes per transition exceeds max_replay_bytes %llu; "
+                        "lower replay or raise max_replay_bytes",
+                        (unsigned long long)rcap, per_tr, (unsigned long long)max_replay);
+    }
+
+    /* widths: n_features, then hidden */
+    const char *ht = dls_config_text(cfg, DLS_KEY_HIDDEN);
+    uint32_t L = 1;
+    for (const char *c = ht; *c; c++)
+        L += *c == ',';
+    d->L = L;
+    int failed = 0;
+    d->w = dqn_alloc(d, (L + 1) * sizeof(uint32_t), &failed);
+    d->offW = dqn_alloc(d, L * sizeof(size_t), &failed);
+    d->offb = dqn_alloc(d, L * sizeof(size_t), &failed);
+    if (failed) {
+        dqn_destroy(d);
+        return dls_fail(DLSCHED_ENOMEM, "out of memory for the DQN");
+    }
+    d->w[0] = d->nf;
+    const char *c = ht;
+    for (uint32_t l = 1; l <= L; l++) {
+        d->w[l] = (uint32_t)strtoul(c, (char **)&c, 10);
+        if (*c == ',')
+            c++;
+    }
+    d->maxw = d->na;
+    size_t n = 0;
+    for (uint32_t l = 0; l < L; l++) {
+        d->offW[l] = n;
+        n += (size_t)d->w[l + 1] * d->w[l];
+        d->offb[l] = n;
+        n += d->w[l + 1];
+    }
+    for (uint32_t l = 0; l <= L; l++)
+        if (d->w[l] > d->maxw)
+            d->maxw = d->w[l];
+    uint32_t h = d->w[L], na = d->na, nf = d->nf, B = d->B;
+    if (!d->dueling) {
+        d->offWq = n;
+        n += (size_t)na * h;
+        d->offbq = n;
+        n += na;
+    } else {
+        d->offWv = n;
+        n += h;
+        d->offbv = n;
+        n += 1;
+        d->offWa = n;
+        n += (size_t)na * h;
+        d->offba = n;
+        n += na;
+    }
+    d->n_params = n;
+
+    size_t fs = sizeof(float);
+    d->theta = dqn_alloc(d, n * fs, &failed);
+    d->theta_t = dqn_alloc(d, n * fs, &failed);
+    d->grad = dqn_alloc(d, n * fs, &failed);
+    d->adam_m = dqn_alloc(d, n * fs, &failed);
+    d->adam_v = dqn_alloc(d, n * fs, &failed);
+    d->xb = dqn_alloc(d, 2 * (size_t)B * nf * fs, &failed);
+    d->act_on = dqn_alloc(d, L * sizeof(float *), &failed);
+    d->act_t = dqn_alloc(d, L * sizeof(float *), &failed);
+    for (uint32_t l = 0; !failed && l < L; l++) {
+        d->act_on[l] = dqn_alloc(d, 2 * (size_t)B * d->w[l + 1] * fs, &failed);
+        d->act_t[l] = dqn_alloc(d, (size_t)B * d->w[l + 1] * fs, &failed);
+    }
+    d->q_on = dqn_alloc(d, 2 * (size_t)B * na * fs, &failed);
+    d->q_t = dqn_alloc(d, (size_t)B * na * fs, &failed);
+    d->v_on = dqn_alloc(d, 2 * (size_t)B * fs, &failed);
+    d->v_t = dqn_alloc(d, (size_t)B * fs, &failed);
+    d->dh0 = dqn_alloc(d, (size_t)B * d->maxw * fs, &failed);
+    d->dh1 = dqn_alloc(d, (size_t)B * d->maxw * fs, &failed);
+    d->dq = dqn_alloc(d, (size_t)B * na * fs, &failed);
+    d->dv = dqn_alloc(d, (size_t)B * fs, &failed);
+    d->y = dqn_alloc(d, B * fs, &failed);
+    d->qsa = dqn_alloc(d, B * fs, &failed);
+    d->g = dqn_alloc(d, B * fs, &failed);
+    d->td = dqn_alloc(d, B * fs, &failed);
+    d->ba = dqn_alloc(d, B * sizeof(int32_t), &failed);
+    d->bret = dqn_alloc(d, B * fs, &failed);
+    d->bdisc = dqn_alloc(d, B * fs, &failed);
+    d->bw = dqn_alloc(d, B * fs, &failed);
+    d->bmask = dqn_alloc(d, (size_t)B * na, &failed);
+    d->bidx = dqn_alloc(d, B * sizeof(uint64_t), &failed);
+    d->bprob = dqn_alloc(d, B * sizeof(double), &failed);
+    d->x1 = dqn_alloc(d, nf * fs, &failed);
+    d->h1a = dqn_alloc(d, d->maxw * fs, &failed);
+    d->h1b = dqn_alloc(d, d->maxw * fs, &failed);
+    d->q1 = dqn_alloc(d, na * fs, &failed);
+    d->a1 = dqn_alloc(d, na * fs, &failed);
+    d->mean = dqn_alloc(d, nf * sizeof(double), &failed);
+    d->m2 = dqn_alloc(d, nf * sizeof(double), &failed);
+    d->nmean = dqn_alloc(d, nf * fs, &failed);
+    d->ninv = dqn_alloc(d, nf * fs, &failed);
+    d->qs = dqn_alloc(d, (size_t)d->nstep * nf * fs, &failed);
+    d->qs2 = dqn_alloc(d, (size_t)d->nstep * nf * fs, &failed);
+    d->qr = dqn_alloc(d, d->nstep * fs, &failed);
+    d->qa = dqn_alloc(d, d->nstep * sizeof(int32_t), &failed);
+    d->qm2 = dqn_alloc(d, (size_t)d->nstep * na, &failed);
+    d->qhasm = dqn_alloc(d, d->nstep, &failed);
+    if (failed || dls_replay_init(&d->rb, rcap, nf, na, d->per) != 0) {
+        dqn_destroy(d);
+        return dls_fail(DLSCHED_ENOMEM, "out of memory for a DQN with %zu parameters and a "
+                                        "replay buffer of %llu transitions",
+                        n, (unsigned long long)rcap);
+    }
+    d->bytes += sizeof *d + rcap * per_tr;
+    for (uint32_t j = 0; j < nf; j++)
+        d->ninv[j] = 1.0f;
+
+    for (uint32_t l = 0; l < L; l++)
+        dqn_init_dense(d, rng, d->offW[l], d->w[l + 1], d->w[l]);
+    if (!d->dueling) {
+        dqn_init_dense(d, rng, d->offWq, na, h);
+    } else {
+        dqn_init_dense(d, rng, d->offWv, 1, h);
+        dqn_init_dense(d, rng, d->offWa, na, h);
+    }
+    memcpy(d->theta_t, d->theta, n * fs);
+    /* acting must never wait on BLAS threads: OpenBLAS (process-wide) runs
+       single-threaded except inside a training call with cpu_threads > 1 */
+    d->ops->set_threads(1);
+
+    *ops = &dls_dqn_backend;
+    *impl = d;
+    *key_bytes = nf * sizeof(float); /* the raw features */
+    return DLSCHED_OK;
+}
+
+/* ---- accessors for tests and benchmarks -------------------------------------- */
+
+size_t dls_dqn_n_params(const dls_dqn *d) { return d->n_params; }
+float *dls_dqn_params(dls_dqn *d) { return d->theta; }
+float *dls_dqn_target(dls_dqn *d) { return d->theta_t; }
+float *dls_dqn_grads(dls_dqn *d) { return d->grad; }
+float *dls_dqn_adam_m(dls_dqn *d) { return d->adam_m; }
+float *dls_dqn_adam_v(dls_dqn *d) { return d->adam_v; }
+void dls_dqn_set_ops(dls_dqn *d, const dls_ops *ops) { d->ops = ops; }
+const dls_replay *dls_dqn_replay(const dls_dqn *d) { return &d->rb; }
+uint64_t dls_dqn_steps(const dls_dqn *d) { return d->steps; }
+
+uint32_t dls_dqn_widths(const dls_dqn *d, uint32_t *widths)
+{
+    if (widths)
+        for (uint32_t l = 0; l <= d->L; l++)
+            widths[l] = d->w[l];
+    return d->L;
+}
