@@ -265,7 +265,9 @@ DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
  * dlsched_observe - report the reward a ticketed decision earned
  *
  * Learns from the transition (state at act time, action, reward, next) and
- * releases the ticket. next may be NULL only with DLSCHED_OBS_TERMINAL;
+ * releases the ticket: algo=qtable applies one Bellman update; algo=dqn
+ * stores it for replay and, every train_every transitions once
+ * learning_starts were seen, runs gradient_steps training steps inline. next may be NULL only with DLSCHED_OBS_TERMINAL;
  * DLSCHED_OBS_TERMINAL and DLSCHED_OBS_TRUNCATED exclude each other.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL agent, non-finite reward, bad
  * next state, unknown or contradictory flags), DLSCHED_ENOACTION (next's
@@ -295,9 +297,11 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *agent, const dlsched_s
 /*
  * dlsched_train - run learning steps explicitly
  *
- * Runs steps updates on transitions sampled uniformly from the replay
- * buffer (key replay). With algo=qtable each step is one Bellman update
- * on one stored transition. An empty buffer does nothing and succeeds
+ * Runs steps updates on transitions sampled from the replay buffer (key
+ * replay). With algo=qtable each step is one Bellman update on one stored
+ * transition; with algo=dqn one gradient step on a minibatch of batch
+ * transitions (uniform, or prioritized with per=1) and the target network
+ * update, regardless of learning_starts. An empty buffer does nothing and succeeds
  * (stats.train_steps tells); steps 0 is a no-op.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (agent NULL) or DLSCHED_ECONFIG
  * (replay=0: there is no buffer to train from).

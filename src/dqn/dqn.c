@@ -149,13 +149,10 @@ static double dqn_grad_core(dls_dqn *d, uint32_t B, const int32_t *a, const floa
     const dls_ops *o = d->ops;
     const float *p = d->theta;
     int na = (int)d->na, h = (int)d->w[d->L];
-    /* online forward: s rows, plus s' rows for the double-DQN argmax. The
-       s' rows are stored right after the batch's B s rows. */
-    if (d->dbl && B < d->B) /* make s' rows follow s rows directly */
-        memmove(d->xb + (size_t)B * d->nf, d->xb + (size_t)d->B * d->nf,
-                (size_t)B * d->nf * sizeof(float));
+    /* xb holds the B s rows, then the B s' rows. Online forward on s, and
+       on s' too for the double-DQN argmax, as one 2B-row pass. */
     dqn_forward(d, p, d->xb, (int)(d->dbl ? 2 * B : B), d->act_on, d->q_on, d->v_on);
-    const float *s2 = d->xb + (size_t)(d->dbl ? B : d->B) * d->nf;
+    const float *s2 = d->xb + (size_t)B * d->nf;
     dqn_forward(d, d->theta_t, s2, (int)B, d->act_t, d->q_t, d->v_t);
 
     /* y = R + disc * Q_target(s', a*) */
@@ -232,7 +229,7 @@ double dls_dqn_grad(dls_dqn *d, const dls_batch *b, float *td_abs)
     uint32_t B = b->n;
     size_t row = (size_t)d->nf * sizeof(float);
     memcpy(d->xb, b->s, B * row);
-    memcpy(d->xb + (size_t)(d->dbl ? B : d->B) * d->nf, b->s2, B * row);
+    memcpy(d->xb + (size_t)B * d->nf, b->s2, B * row);
     return dqn_grad_core(d, B, b->a, b->ret, b->disc, b->mask2, b->w, td_abs);
 }
 
