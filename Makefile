@@ -74,9 +74,13 @@ all: lib $(PCFILE) man
 
 lib: $(SOLIB) $(ALIB)
 
+# the element-wise loops of the CPU ops want the vectoriser: -O3, and sqrtf
+# without errno (never read)
+$(OBJDIR)/src/backends/cpu/%.o: EXTRA_CFLAGS := -O3 -fno-math-errno
+
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c $< -o $@
 
 -include $(LIB_OBJS:.o=.d)
 
