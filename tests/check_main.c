@@ -13,6 +13,7 @@ int main(void)
     srunner_add_suite(sr, suite_agent());
     srunner_add_suite(sr, suite_explore());
     srunner_add_suite(sr, suite_qtable());
+    srunner_add_suite(sr, suite_dqn_learn());
     srunner_add_suite(sr, suite_threads());
     srunner_add_suite(sr, suite_meta());
     srunner_run_all(sr, CK_NORMAL);
