@@ -348,7 +348,8 @@ typedef struct dlsched_stats_t {
     uint64_t model_version;      /* as in dlsched_decision_t */
     uint64_t memory_bytes;       /* bytes the agent allocated */
     double   epsilon;            /* current exploration rate (egreedy, hint) */
-    double   last_loss;          /* 0.5 * TD error^2 of the last update */
+    double   last_loss;          /* loss of the last update: qtable 0.5 * TD
+                                    error^2; dqn the batch's weighted Huber loss */
     double   mean_reward;        /* running mean: exact over the first 1000
                                     rewards, then exponential, horizon 1000 */
 } dlsched_stats_t;

@@ -13,6 +13,8 @@ int main(void)
     srunner_add_suite(sr, suite_agent());
     srunner_add_suite(sr, suite_explore());
     srunner_add_suite(sr, suite_qtable());
+    srunner_add_suite(sr, suite_replay());
+    srunner_add_suite(sr, suite_dqn());
     srunner_add_suite(sr, suite_dqn_learn());
     srunner_add_suite(sr, suite_threads());
     srunner_add_suite(sr, suite_meta());
