@@ -148,7 +148,7 @@ endif
 test: check
 
 # ---- examples, benchmarks ---------------------------------------------------
-EXAMPLE_BINS := build/$(VARIANT)/examples/routing
+EXAMPLE_BINS := build/$(VARIANT)/examples/routing build/$(VARIANT)/examples/dqn_host
 BENCH_BINS := $(patsubst bench/%.c,build/$(VARIANT)/bench/%,$(wildcard bench/bench_*.c))
 
 build/$(VARIANT)/examples/%: examples/%.c $(ALIB)
@@ -162,6 +162,8 @@ build/$(VARIANT)/bench/%: bench/%.c bench/bench.h $(ALIB)
 demo: deps-build
 	$(MAKE) --no-print-directory lib $(EXAMPLE_BINS)
 	./build/$(VARIANT)/examples/routing
+	@echo
+	./build/$(VARIANT)/examples/dqn_host
 
 bench: deps-build
 	$(MAKE) --no-print-directory lib $(BENCH_BINS)

@@ -61,6 +61,11 @@ START_TEST(test_bytes_per)
     ck_assert_uint_eq(dls_replay_bytes_per(3, 5, 0), 8 * 3 + 12 + 5);
     ck_assert_uint_eq(dls_replay_bytes_per(3, 5, 1), 8 * 3 + 12 + 5 + 16);
     ck_assert_uint_eq(dls_replay_bytes_per(1, 1, 0), 21);
+    /* exact totals: the sum-tree holds 2 * 2^ceil(log2 cap) doubles */
+    ck_assert_uint_eq(dls_replay_bytes(5, 3, 5, 0), 5 * (8 * 3 + 12 + 5));
+    ck_assert_uint_eq(dls_replay_bytes(5, 3, 5, 1), 5 * (8 * 3 + 12 + 5) + 2 * 8 * 8);
+    ck_assert_uint_eq(dls_replay_bytes(8, 3, 5, 1), 8 * (8 * 3 + 12 + 5) + 2 * 8 * 8);
+    ck_assert_uint_eq(dls_replay_bytes(1, 1, 1, 1), 21 + 2 * 8);
 }
 END_TEST
 

@@ -8,6 +8,8 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,13 +19,12 @@
 #include "rng.h"
 #include "tickets.h"
 
-/* train() releases the lock after this many steps so acting goes on */
-#define DLS_TRAIN_CHUNK 256
 /* mean_reward: exact mean over the first N rewards, then EMA with 1/N */
 #define DLS_REWARD_HORIZON 1000
 
 struct dlsched_agent {
     pthread_mutex_t lock;
+    atomic_uint waiting; /* callers blocked in dls_lock(), so train() can yield */
     dlsched_config *cfg;
     const dls_backend_ops *ops;
     void *impl;
@@ -118,6 +119,25 @@ static int dls_check_next(const dlsched_agent *ag, const dlsched_state_t *next, 
     return DLSCHED_OK;
 }
 
+/* ---- the agent's lock ----------------------------------------------------- */
+
+/* The mutex is not fair: a thread that unlocks and locks again at once (a
+   training loop) could starve the others. Callers announce that they wait,
+   and dlsched_train() steps aside between its chunks while anyone does. */
+static void dls_lock(dlsched_agent *ag)
+{
+    if (pthread_mutex_trylock(&ag->lock) == 0)
+        return;
+    atomic_fetch_add_explicit(&ag->waiting, 1, memory_order_relaxed);
+    pthread_mutex_lock(&ag->lock);
+    atomic_fetch_sub_explicit(&ag->waiting, 1, memory_order_relaxed);
+}
+
+static void dls_unlock(dlsched_agent *ag)
+{
+    pthread_mutex_unlock(&ag->lock);
+}
+
 /* ---- helpers under the lock ---------------------------------------------- */
 
 static void dls_count_reward(dlsched_agent *ag, float r)
@@ -175,6 +195,7 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
 
     dlsched_agent *ag = calloc(1, sizeof *ag);
     DLS_FAIL_IF(!ag, DLSCHED_ENOMEM, "out of memory for an agent");
+    atomic_init(&ag->waiting, 0);
     if (pthread_mutex_init(&ag->lock, NULL) != 0) {
         free(ag);
         return dls_fail(DLSCHED_ENOMEM, "cannot create the agent's lock");
@@ -245,7 +266,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
     const uint8_t *mask = st->n_mask ? st->mask : NULL;
     int greedy = (flags & DLSCHED_ACT_GREEDY) != 0;
 
-    pthread_mutex_lock(&ag->lock);
+    dls_lock(ag);
     ag->ops->encode(ag->impl, st->features, ag->key_cur);
     const float *q = ag->ops->q(ag->impl, ag->key_cur, ag->q_scratch);
     double eps = dls_epsilon(ag->eps_start, ag->eps_end, ag->eps_decay, ag->tickets_issued);
@@ -270,7 +291,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
     ag->decisions++;
     ag->explored += (c.flags & DLSCHED_DECISION_EXPLORED) != 0;
     ag->hinted += (c.flags & DLSCHED_DECISION_HINT) != 0;
-    pthread_mutex_unlock(&ag->lock);
+    dls_unlock(ag);
     *out = d;
     return DLSCHED_OK;
 }
@@ -283,10 +304,10 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     DLS_TRY(dls_check_next(ag, next, flags));
     int terminal = (flags & DLSCHED_OBS_TERMINAL) != 0;
 
-    pthread_mutex_lock(&ag->lock);
+    dls_lock(ag);
     uint32_t slot = dls_tickets_find(&ag->tickets, ticket);
     if (slot == DLS_NO_SLOT) {
-        pthread_mutex_unlock(&ag->lock);
+        dls_unlock(ag);
         return dls_fail(DLSCHED_ETICKET,
                         "ticket %llu is not pending (unknown, expired or already observed)",
                         (unsigned long long)ticket);
@@ -301,7 +322,7 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     dls_tickets_release(&ag->tickets, slot);
     ag->observed++;
     dls_count_reward(ag, reward);
-    pthread_mutex_unlock(&ag->lock);
+    dls_unlock(ag);
     return DLSCHED_OK;
 }
 
@@ -321,7 +342,7 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     DLS_TRY(dls_check_next(ag, next, flags));
     int terminal = (flags & DLSCHED_OBS_TERMINAL) != 0;
 
-    pthread_mutex_lock(&ag->lock);
+    dls_lock(ag);
     ag->ops->encode(ag->impl, st->features, ag->key_cur);
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, ag->key_next);
@@ -331,7 +352,7 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     dls_learn(ag, &t);
     ag->transitions++;
     dls_count_reward(ag, reward);
-    pthread_mutex_unlock(&ag->lock);
+    dls_unlock(ag);
     return DLSCHED_OK;
 }
 
@@ -342,16 +363,21 @@ DLSCHED_API int dlsched_train(dlsched_agent *ag, uint32_t steps)
                 "dlsched_train needs a replay buffer but key 'replay' is 0");
     uint32_t left = steps;
     while (left > 0) {
-        uint32_t chunk = left < DLS_TRAIN_CHUNK ? left : DLS_TRAIN_CHUNK;
-        pthread_mutex_lock(&ag->lock);
+        uint32_t chunk = left < ag->ops->train_chunk ? left : ag->ops->train_chunk;
+        dls_lock(ag);
         double loss = ag->last_loss;
         uint64_t done = ag->ops->train(ag->impl, &ag->rng, chunk, &loss);
         ag->train_steps += done;
         ag->last_loss = loss;
-        pthread_mutex_unlock(&ag->lock);
+        dls_unlock(ag);
         if (done == 0)
             break;
         left -= chunk;
+        /* let the acting threads in before the next chunk (bounded: a
+           waiter may be slow to wake) */
+        for (int spins = 0; spins < 64 && atomic_load_explicit(&ag->waiting, memory_order_relaxed);
+             spins++)
+            sched_yield();
     }
     return DLSCHED_OK;
 }
@@ -365,12 +391,12 @@ DLSCHED_API int dlsched_q_values(dlsched_agent *ag, const dlsched_state_t *st, f
                 ag->na);
     uint32_t allowed;
     DLS_TRY(dls_check_state(ag, st, "state", &allowed));
-    pthread_mutex_lock(&ag->lock);
+    dls_lock(ag);
     ag->ops->encode(ag->impl, st->features, ag->key_cur);
     const float *q = ag->ops->q(ag->impl, ag->key_cur, ag->q_scratch);
     for (uint32_t a = 0; a < n; a++)
         out[a] = (st->n_mask && !st->mask[a]) ? -INFINITY : q[a];
-    pthread_mutex_unlock(&ag->lock);
+    dls_unlock(ag);
     return DLSCHED_OK;
 }
 
@@ -384,7 +410,7 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
                 "size %zu is smaller than the size member (pass sizeof(dlsched_stats_t))", size);
     dlsched_stats_t s;
     memset(&s, 0, sizeof s);
-    pthread_mutex_lock(&ag->lock);
+    dls_lock(ag);
     s.backend = DLSCHED_BACKEND_CPU;
     s.decisions = ag->decisions;
     s.explored = ag->explored;
@@ -403,7 +429,7 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
                     : dls_epsilon(ag->eps_start, ag->eps_end, ag->eps_decay, ag->tickets_issued);
     s.last_loss = ag->last_loss;
     s.mean_reward = ag->mean_reward;
-    pthread_mutex_unlock(&ag->lock);
+    dls_unlock(ag);
     size_t n = size < sizeof s ? size : sizeof s;
     s.size = (uint32_t)n;
     memcpy(out, &s, n);

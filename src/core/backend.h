@@ -26,6 +26,8 @@ typedef struct dls_transition {
 
 typedef struct dls_backend_ops {
     const char *name;
+    /* dlsched_train() runs this many steps per hold of the agent's lock */
+    uint32_t train_chunk;
     /* encode n_features finite values into key (key_bytes bytes) */
     void (*encode)(void *impl, const float *features, void *key);
     /* Q-values of an encoded state: a pointer to n_actions floats, either

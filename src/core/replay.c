@@ -10,6 +10,14 @@ size_t dls_replay_bytes_per(uint32_t nf, uint32_t na, int per)
            (per ? 2 * sizeof(double) : 0);
 }
 
+uint64_t dls_replay_bytes(uint64_t cap, uint32_t nf, uint32_t na, int per)
+{
+    uint64_t tree_n = 1;
+    while (per && tree_n < cap)
+        tree_n <<= 1;
+    return cap * dls_replay_bytes_per(nf, na, 0) + (per ? 2 * tree_n * sizeof(double) : 0);
+}
+
 int dls_replay_init(dls_replay *r, uint64_t cap, uint32_t nf, uint32_t na, int per)
 {
     memset(r, 0, sizeof *r);

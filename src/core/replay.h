@@ -4,8 +4,8 @@
  * optionally proportional prioritized sampling through a sum-tree.
  *
  * Bytes per transition: 8 * n_features (s and s') + 12 (action, return,
- * discount) + n_actions (next mask), plus 16 with prioritized replay (the
- * sum-tree's leaf and its share of inner nodes, in double).
+ * discount) + n_actions (next mask). Prioritized replay adds a sum-tree of
+ * 2 * 2^ceil(log2 cap) doubles: 16 to 32 bytes per transition.
  */
 #ifndef DLS_REPLAY_H
 #define DLS_REPLAY_H
@@ -31,6 +31,8 @@ typedef struct dls_replay {
 } dls_replay;
 
 size_t dls_replay_bytes_per(uint32_t nf, uint32_t na, int per);
+/* exact bytes of a buffer of cap transitions, sum-tree included */
+uint64_t dls_replay_bytes(uint64_t cap, uint32_t nf, uint32_t na, int per);
 int dls_replay_init(dls_replay *r, uint64_t cap, uint32_t nf, uint32_t na, int per);
 void dls_replay_free(dls_replay *r);
 /* store one transition (overwriting the oldest when full); mask2 NULL =

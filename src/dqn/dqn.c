@@ -362,6 +362,11 @@ static void dqn_emit(dls_dqn *d, uint32_t i, uint32_t e, int terminal)
 
 static void dqn_push(dls_dqn *d, const dls_transition *t)
 {
+    if (d->nstep == 1) { /* one-step: straight into the buffer */
+        dls_replay_add(&d->rb, t->key, t->action, t->reward, t->terminal ? 0.0f : d->gamma,
+                       t->terminal ? NULL : t->next_key, t->terminal ? NULL : t->next_mask);
+        return;
+    }
     uint32_t k = d->qn++;
     memcpy(d->qs + (size_t)k * d->nf, t->key, d->nf * sizeof(float));
     d->qa[k] = t->action;
@@ -378,7 +383,8 @@ static void dqn_push(dls_dqn *d, const dls_transition *t)
         d->qn = 0;
     } else if (d->qn == d->nstep) {
         dqn_emit(d, 0, d->qn - 1, 0);
-        d->qn--;
+        if (--d->qn == 0)
+            return;
         memmove(d->qs, d->qs + d->nf, (size_t)d->qn * d->nf * sizeof(float));
         memmove(d->qs2, d->qs2 + d->nf, (size_t)d->qn * d->nf * sizeof(float));
         memmove(d->qa, d->qa + 1, d->qn * sizeof(int32_t));
@@ -455,7 +461,7 @@ static void dqn_destroy(void *impl)
 }
 
 static const dls_backend_ops dls_dqn_backend = {
-    "dqn", dqn_encode, dqn_q, dqn_learn, dqn_train,
+    "dqn", 1, dqn_encode, dqn_q, dqn_learn, dqn_train,
     dqn_stored, dqn_memory, dqn_destroy,
 };
 
@@ -536,14 +542,16 @@ int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops *
         return dls_fail(DLSCHED_ECONFIG, "key 'replay' is 0 but algo=dqn learns from a replay "
                                          "buffer (give replay >= 1)");
     }
-    size_t per_tr = dls_replay_bytes_per(d->nf, d->na, d->per);
+    uint64_t rbytes = dls_replay_bytes(rcap, d->nf, d->na, d->per);
     uint64_t max_replay = (uint64_t)dls_config_int(cfg, DLS_KEY_MAX_REPLAY_BYTES);
-    if (rcap > max_replay / per_tr) {
+    if (rbytes > max_replay) {
         dqn_destroy(d);
         return dls_fail(DLSCHED_ECONFIG,
-                        "replay %llu x %zu bytes per transition exceeds max_replay_bytes %llu; "
-                        "lower replay or raise max_replay_bytes",
-                        (unsigned long long)rcap, per_tr, (unsigned long long)max_replay);
+                        "replay %llu transitions need %llu bytes (%zu per transition%s), above "
+                        "max_replay_bytes %llu; lower replay or raise max_replay_bytes",
+                        (unsigned long long)rcap, (unsigned long long)rbytes,
+                        dls_replay_bytes_per(d->nf, d->na, 0), d->per ? " plus the sum-tree" : "",
+                        (unsigned long long)max_replay);
     }
 
     /* widths: n_features, then hidden */
@@ -649,7 +657,7 @@ int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops *
                                         "replay buffer of %llu transitions",
                         n, (unsigned long long)rcap);
     }
-    d->bytes += sizeof *d + rcap * per_tr;
+    d->bytes += sizeof *d + rbytes;
     for (uint32_t j = 0; j < nf; j++)
         d->ninv[j] = 1.0f;
 

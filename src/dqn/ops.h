@@ -40,7 +40,7 @@ typedef struct dls_ops {
                  float b2, float eps, uint64_t t, float gscale);
     /* y = a x + b y (a copy with a=1, b=0; Polyak averaging with a=tau, b=1-tau) */
     void (*axpby)(size_t n, float a, const float *x, float b, float *y);
-    /* sum of squares, in double */
+    /* sum of squares (float partial sums combined in double) */
     double (*sumsq)(size_t n, const float *x);
 } dls_ops;
 

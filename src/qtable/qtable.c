@@ -147,7 +147,7 @@ static void qt_destroy(void *impl)
 }
 
 static const dls_backend_ops dls_qtable_ops = {
-    "qtable", qt_encode, qt_q, qt_learn, qt_train, qt_stored, qt_memory,
+    "qtable", 256, qt_encode, qt_q, qt_learn, qt_train, qt_stored, qt_memory,
     qt_destroy,
 };
 
