@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,21 @@ static inline double bench_median(double *v, size_t n)
  * Cost of the timing itself: the median of n back-to-back reads
  * (t1 - t0 with nothing between). Subtract it from single-call timings.
  */
+/* Pin the calling thread to the CPU it runs on, so its caches stay put;
+   returns that CPU, or -1 when pinning is not possible. */
+static inline int bench_pin_cpu(void)
+{
+    int cpu = sched_getcpu();
+    if (cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        if (sched_setaffinity(0, sizeof set, &set) != 0)
+            cpu = -1;
+    }
+    return cpu;
+}
+
 static inline uint64_t bench_clock_overhead(size_t n, uint64_t *scratch)
 {
     for (size_t i = 0; i < n; i++) {

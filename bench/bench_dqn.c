@@ -1025,15 +1025,7 @@ int main(void)
     g_cpu = dls_cpu_ops();
     openblas_set_num_threads(1);
 
-    /* one core: keep the thread (and its caches) in one place */
-    int cpu = sched_getcpu();
-    if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        if (sched_setaffinity(0, sizeof set, &set) != 0)
-            cpu = -1;
-    }
+    int cpu = bench_pin_cpu();
 
     uint64_t *scratch = xmalloc(200000 * sizeof *scratch);
     g_clock_ns = bench_clock_overhead(200000, scratch);

@@ -508,15 +508,7 @@ int main(void)
 {
     bench_machine_read(&g_machine);
 
-    /* one core: keep the thread (and its caches) in one place */
-    int cpu = sched_getcpu();
-    if (cpu >= 0) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(cpu, &set);
-        if (sched_setaffinity(0, sizeof set, &set) != 0)
-            cpu = -1;
-    }
+    int cpu = bench_pin_cpu();
 
     uint64_t *scratch = xmalloc(200000 * sizeof *scratch);
     g_clock_ns = bench_clock_overhead(200000, scratch);
