@@ -545,13 +545,14 @@ int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops *
     uint64_t rbytes = dls_replay_bytes(rcap, d->nf, d->na, d->per);
     uint64_t max_replay = (uint64_t)dls_config_int(cfg, DLS_KEY_MAX_REPLAY_BYTES);
     if (rbytes > max_replay) {
+        int rc = dls_fail(DLSCHED_ECONFIG,
+                          "replay %llu transitions need %llu bytes (%zu per transition%s), above "
+                          "max_replay_bytes %llu; lower replay or raise max_replay_bytes",
+                          (unsigned long long)rcap, (unsigned long long)rbytes,
+                          dls_replay_bytes_per(d->nf, d->na, 0),
+                          d->per ? " plus the sum-tree" : "", (unsigned long long)max_replay);
         dqn_destroy(d);
-        return dls_fail(DLSCHED_ECONFIG,
-                        "replay %llu transitions need %llu bytes (%zu per transition%s), above "
-                        "max_replay_bytes %llu; lower replay or raise max_replay_bytes",
-                        (unsigned long long)rcap, (unsigned long long)rbytes,
-                        dls_replay_bytes_per(d->nf, d->na, 0), d->per ? " plus the sum-tree" : "",
-                        (unsigned long long)max_replay);
+        return rc;
     }
 
     /* widths: n_features, then hidden */
