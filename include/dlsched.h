@@ -352,6 +352,17 @@ typedef struct dlsched_stats_t {
                                     error^2; dqn the batch's weighted Huber loss */
     double   mean_reward;        /* running mean: exact over the first 1000
                                     rewards, then exponential, horizon 1000 */
+    uint64_t tickets_timed_out;  /* of tickets_expired: older than
+                                    ticket_timeout_ms */
+    uint64_t apprentice_left;    /* hinted decisions of apprenticeship left;
+                                    0 once it is over (or never began) */
+    double   apprentice_agreement; /* share of the last (up to) 1000
+                                    apprenticeship decisions whose greedy
+                                    choice equalled the hint */
+    uint64_t staged;             /* learner=thread: observed transitions not
+                                    yet taken in by the learner */
+    uint64_t published_version;  /* learner=thread: the model acting reads
+                                    (its training steps); else model_version */
 } dlsched_stats_t;
 
 /*

@@ -1,10 +1,21 @@
 /*
- * agent.c - the agent core: input checks, tickets, exploration, counters
+ * agent.c - the agent core: input checks, tickets, exploration, counters,
+ * and the background learner
  *
- * Every public entry point checks all of its inputs before it takes the
- * agent's lock, so a rejected call changes nothing. The lock serialises
- * the short critical sections of act/observe/train/stats (well under a
- * microsecond for the tabular backend); nothing inside allocates.
+ * Every public entry point checks all of its inputs before it changes
+ * anything, so a rejected call changes nothing. Nothing here allocates
+ * after dlsched_agent_new().
+ *
+ * Locks, always taken in this order: the agent's lock (the model: the
+ * backend's learning state), then tmu (tickets, their counters, reward and
+ * apprenticeship statistics), then a staging shard's lock.
+ *  - learner=inline: act, observe and train hold the agent's lock for their
+ *    whole (short) work; one thread at a time learns, deterministically.
+ *  - learner=thread: a thread owned by the agent holds the agent's lock
+ *    while it trains. Acting reads the model last published by the backend
+ *    (q_shared) with a per-call context (scratch and RNG) and takes only
+ *    tmu; observing takes tmu, then appends the transition to one of
+ *    DLS_SHARDS staging buffers that the learner drains.
  */
 #include <math.h>
 #include <pthread.h>
@@ -12,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #include "config.h"
@@ -21,10 +33,48 @@
 
 /* mean_reward: exact mean over the first N rewards, then EMA with 1/N */
 #define DLS_REWARD_HORIZON 1000
+/* apprenticeship: agreement measured over this many hinted decisions */
+#define DLS_APPRENTICE_WINDOW 1000
+/* learner=thread: call contexts, staging shards and their capacity */
+#define DLS_CTX 64
+#define DLS_SHARDS 8
+#define DLS_SHARD_CAP 4096
+/* tickets expired by age per call (the rest expire on later calls) */
+#define DLS_EXPIRE_BATCH 16
+/* an idle learner looks for new transitions this often */
+#define DLS_LEARNER_IDLE_NS 1000000L
+
+/* the per-call state of learner=thread: scratch, keys and an RNG stream */
+typedef struct dls_ctx {
+    atomic_flag busy;
+    uint32_t index;
+    dls_rng rng;
+    unsigned char *key, *key_next, *key_prev;
+    float *scratch;
+    unsigned char *expired_keys; /* DLS_EXPIRE_BATCH keys */
+    int32_t expired_actions[DLS_EXPIRE_BATCH];
+} dls_ctx;
+
+/* transitions waiting for the learner; entry: header, key, next key, mask */
+typedef struct dls_stage_hdr {
+    int32_t action;
+    float reward;
+    uint32_t flags; /* DLS_STAGE_* */
+    uint32_t pad;
+} dls_stage_hdr;
+
+enum { DLS_STAGE_TERMINAL = 1, DLS_STAGE_TRUNCATED = 2, DLS_STAGE_MASK = 4 };
+
+typedef struct dls_shard {
+    pthread_mutex_t mu;
+    uint32_t count;
+    unsigned char *buf;
+} dls_shard;
 
 struct dlsched_agent {
-    pthread_mutex_t lock;
-    atomic_uint waiting; /* callers blocked in dls_lock(), so train() can yield */
+    pthread_mutex_t lock; /* the model */
+    atomic_uint waiting;  /* callers blocked on it, so trainers step aside */
+    pthread_mutex_t tmu;  /* tickets and statistics */
     dlsched_config *cfg;
     const dls_backend_ops *ops;
     void *impl;
@@ -36,16 +86,39 @@ struct dlsched_agent {
     float default_reward;
     uint64_t replay;
     size_t key_bytes;
-    dls_rng rng;
+    dls_rng rng; /* inline: every draw; thread: the learner's */
     dls_tickets tickets;
-    unsigned char *key_next; /* scratch: encoding of a next state */
-    unsigned char *key_cur;  /* scratch: encoding of a current state */
-    float *q_scratch;        /* n_actions */
+    uint64_t timeout_ns;
+    unsigned char *key_next; /* inline scratch: encoding of a next state */
+    unsigned char *key_cur;  /* inline scratch: encoding of a current state */
+    float *q_scratch;        /* inline scratch for q() */
     size_t bytes;
-    /* counters */
-    uint64_t decisions, explored, hinted, tickets_issued, observed, expired;
-    uint64_t transitions, train_steps, n_rewards;
-    double last_loss, mean_reward;
+    /* learner=thread */
+    int threaded, is_dqn;
+    dls_ctx *ctx;
+    dls_shard *shards;
+    size_t stage_stride;
+    atomic_uint_fast64_t staged;
+    pthread_t learner;
+    int learner_started;
+    atomic_int stop;
+    pthread_mutex_t idle_mu;
+    pthread_cond_t idle_cv;
+    uint64_t stored_total, sampled_total, since_publish;
+    uint64_t learning_starts, batch, publish_every;
+    double replay_ratio;
+    atomic_uint_fast64_t published_version;
+    /* apprenticeship (under tmu, but for the flag) */
+    atomic_int appr_active;
+    uint64_t appr_left;
+    double appr_agreement;
+    unsigned char appr_window[DLS_APPRENTICE_WINDOW];
+    uint32_t appr_pos, appr_fill, appr_agree;
+    /* counters: under tmu, or atomic where written outside it */
+    uint64_t tickets_issued, observed, expired, timed_out, n_rewards;
+    double mean_reward;
+    atomic_uint_fast64_t decisions, explored, hinted, transitions, train_steps, stored;
+    _Atomic double last_loss;
 };
 
 /* ---- input checks (no lock, no side effect) ------------------------------ */
@@ -119,11 +192,11 @@ static int dls_check_next(const dlsched_agent *ag, const dlsched_state_t *next, 
     return DLSCHED_OK;
 }
 
-/* ---- the agent's lock ----------------------------------------------------- */
+/* ---- locks ------------------------------------------------------------------ */
 
 /* The mutex is not fair: a thread that unlocks and locks again at once (a
    training loop) could starve the others. Callers announce that they wait,
-   and dlsched_train() steps aside between its chunks while anyone does. */
+   and trainers step aside between steps while anyone does. */
 static void dls_lock(dlsched_agent *ag)
 {
     if (pthread_mutex_trylock(&ag->lock) == 0)
@@ -138,7 +211,43 @@ static void dls_unlock(dlsched_agent *ag)
     pthread_mutex_unlock(&ag->lock);
 }
 
-/* ---- helpers under the lock ---------------------------------------------- */
+/* let waiting callers take the agent's lock (bounded) */
+static void dls_step_aside(dlsched_agent *ag)
+{
+    for (int spins = 0;
+         spins < 64 && atomic_load_explicit(&ag->waiting, memory_order_relaxed); spins++)
+        sched_yield();
+}
+
+static uint64_t dls_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- call contexts (learner=thread) ------------------------------------------ */
+
+static dls_ctx *dls_ctx_acquire(dlsched_agent *ag)
+{
+    /* start where this thread likely left off: a hash of its id */
+    uint32_t start = (uint32_t)(((uintptr_t)pthread_self() >> 6) * 2654435761u) % DLS_CTX;
+    for (;;) {
+        for (uint32_t i = 0; i < DLS_CTX; i++) {
+            dls_ctx *c = &ag->ctx[(start + i) % DLS_CTX];
+            if (!atomic_flag_test_and_set_explicit(&c->busy, memory_order_acquire))
+                return c;
+        }
+        sched_yield(); /* more than DLS_CTX calls at once: wait for one */
+    }
+}
+
+static void dls_ctx_release(dls_ctx *c)
+{
+    atomic_flag_clear_explicit(&c->busy, memory_order_release);
+}
+
+/* ---- learning ----------------------------------------------------------------- */
 
 static void dls_count_reward(dlsched_agent *ag, float r)
 {
@@ -147,32 +256,237 @@ static void dls_count_reward(dlsched_agent *ag, float r)
     ag->mean_reward += ((double)r - ag->mean_reward) / (double)n;
 }
 
+/* one transition into the backend; the agent's lock is held */
 static void dls_learn(dlsched_agent *ag, const dls_transition *t)
 {
-    double loss = ag->last_loss;
-    ag->train_steps += ag->ops->learn(ag->impl, t, &ag->rng, &loss);
-    ag->last_loss = loss;
+    double loss = atomic_load_explicit(&ag->last_loss, memory_order_relaxed);
+    uint64_t done = ag->ops->learn(ag->impl, t, &ag->rng, &loss);
+    atomic_fetch_add_explicit(&ag->train_steps, done, memory_order_relaxed);
+    atomic_store_explicit(&ag->last_loss, loss, memory_order_relaxed);
+    atomic_store_explicit(&ag->stored, ag->ops->stored(ag->impl), memory_order_relaxed);
 }
 
-/* drop the oldest pending ticket; learn it as terminal with default_reward */
-static void dls_expire_oldest(dlsched_agent *ag)
+/* move a shard's transitions into the backend (agent's lock held) */
+static uint64_t dls_drain_shard(dlsched_agent *ag, dls_shard *sh)
 {
-    uint32_t slot = ag->tickets.head;
-    if (ag->has_default_reward) {
-        dls_transition t = {dls_tickets_key(&ag->tickets, slot), dls_tickets_action(&ag->tickets, slot),
-                            ag->default_reward, NULL, NULL, 1, 0};
+    pthread_mutex_lock(&sh->mu);
+    uint32_t n = sh->count;
+    size_t kb = ag->key_bytes, kpad = (kb + 7) & ~(size_t)7;
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char *e = sh->buf + (size_t)i * ag->stage_stride;
+        dls_stage_hdr h;
+        memcpy(&h, e, sizeof h);
+        const unsigned char *key = e + sizeof h, *next = key + kpad, *mask = next + kpad;
+        dls_transition t = {key, h.action, h.reward,
+                            (h.flags & DLS_STAGE_TERMINAL) ? NULL : next,
+                            (h.flags & DLS_STAGE_MASK) ? mask : NULL,
+                            (h.flags & DLS_STAGE_TERMINAL) != 0,
+                            (h.flags & DLS_STAGE_TRUNCATED) != 0};
         dls_learn(ag, &t);
+    }
+    sh->count = 0;
+    pthread_mutex_unlock(&sh->mu);
+    atomic_fetch_sub_explicit(&ag->staged, n, memory_order_relaxed);
+    ag->stored_total += n;
+    return n;
+}
+
+/* hand a transition to the learner (learner=thread); never loses one: a
+   full shard is drained by the caller itself */
+static void dls_stage(dlsched_agent *ag, const dls_ctx *c, const void *key, int32_t action,
+                      float reward, const void *next_key, const uint8_t *next_mask,
+                      unsigned terminal, unsigned truncated)
+{
+    dls_shard *sh = &ag->shards[c->index % DLS_SHARDS];
+    size_t kb = ag->key_bytes, kpad = (kb + 7) & ~(size_t)7;
+    for (;;) {
+        pthread_mutex_lock(&sh->mu);
+        if (sh->count < DLS_SHARD_CAP)
+            break;
+        pthread_mutex_unlock(&sh->mu);
+        dls_lock(ag);
+        dls_drain_shard(ag, sh);
+        dls_unlock(ag);
+    }
+    unsigned char *e = sh->buf + (size_t)sh->count * ag->stage_stride;
+    dls_stage_hdr h = {action, reward,
+                       (terminal ? DLS_STAGE_TERMINAL : 0u) |
+                           (truncated ? DLS_STAGE_TRUNCATED : 0u) |
+                           (next_mask ? DLS_STAGE_MASK : 0u),
+                       0};
+    memcpy(e, &h, sizeof h);
+    memcpy(e + sizeof h, key, kb);
+    if (next_key)
+        memcpy(e + sizeof h + kpad, next_key, kb);
+    if (next_mask)
+        memcpy(e + sizeof h + 2 * kpad, next_mask, ag->na);
+    sh->count++;
+    pthread_mutex_unlock(&sh->mu);
+    atomic_fetch_add_explicit(&ag->staged, 1, memory_order_relaxed);
+}
+
+/* the background learner: drain, train within the replay ratio, publish */
+static void *dls_learner_main(void *arg)
+{
+    dlsched_agent *ag = arg;
+    dls_lock(ag);
+    while (!atomic_load(&ag->stop)) {
+        uint64_t drained = 0;
+        for (int s = 0; s < DLS_SHARDS; s++)
+            drained += dls_drain_shard(ag, &ag->shards[s]);
+        int stepped = 0;
+        if (ag->is_dqn && ag->stored_total > 0 && ag->stored_total >= ag->learning_starts &&
+            (double)(ag->sampled_total + ag->batch) <= ag->replay_ratio * ag->stored_total) {
+            double loss = 0;
+            uint64_t done = ag->ops->train(ag->impl, &ag->rng, 1, &loss);
+            atomic_fetch_add_explicit(&ag->train_steps, done, memory_order_relaxed);
+            atomic_store_explicit(&ag->last_loss, loss, memory_order_relaxed);
+            ag->sampled_total += ag->batch;
+            if (++ag->since_publish >= ag->publish_every) {
+                ag->ops->publish(ag->impl);
+                atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
+                ag->since_publish = 0;
+            }
+            stepped = 1;
+        }
+        if (stepped || drained) {
+            if (atomic_load_explicit(&ag->waiting, memory_order_relaxed)) {
+                dls_unlock(ag);
+                dls_step_aside(ag);
+                dls_lock(ag);
+            }
+            continue;
+        }
+        /* nothing to do: publish what there is, then sleep a little */
+        if (ag->since_publish) {
+            ag->ops->publish(ag->impl);
+            atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
+            ag->since_publish = 0;
+        }
+        dls_unlock(ag);
+        pthread_mutex_lock(&ag->idle_mu);
+        if (!atomic_load(&ag->stop)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += DLS_LEARNER_IDLE_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&ag->idle_cv, &ag->idle_mu, &ts);
+        }
+        pthread_mutex_unlock(&ag->idle_mu);
+        dls_lock(ag);
+    }
+    dls_unlock(ag);
+    return NULL;
+}
+
+/* ---- tickets (tmu held) ---------------------------------------------------------- */
+
+/* Expire the oldest pending ticket. inline: learn it now (terminal, with
+   default_reward) under the agent's lock the caller holds; thread: keep it
+   in the context for the caller to stage after tmu. Returns 1 when the
+   context's buffer took it. */
+static int dls_expire_one(dlsched_agent *ag, dls_ctx *c, int *n_buf, int timed_out)
+{
+    uint32_t slot = dls_tickets_oldest(&ag->tickets);
+    int kept = 0;
+    if (ag->has_default_reward) {
+        if (!ag->threaded) {
+            dls_transition t = {dls_tickets_key(&ag->tickets, slot),
+                                dls_tickets_action(&ag->tickets, slot), ag->default_reward, NULL,
+                                NULL, 1, 0};
+            dls_learn(ag, &t);
+        } else {
+            memcpy(c->expired_keys + (size_t)*n_buf * ag->key_bytes,
+                   dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
+            c->expired_actions[*n_buf] = dls_tickets_action(&ag->tickets, slot);
+            (*n_buf)++;
+            kept = 1;
+        }
     }
     dls_tickets_release(&ag->tickets, slot);
     ag->expired++;
+    ag->timed_out += timed_out != 0;
+    return kept;
 }
 
-/* ---- agent lifetime ------------------------------------------------------ */
+/* expire tickets older than ticket_timeout_ms (at most DLS_EXPIRE_BATCH) */
+static void dls_expire_aged(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint64_t now)
+{
+    for (int k = 0; k < DLS_EXPIRE_BATCH && dls_tickets_pending(&ag->tickets) > 0; k++) {
+        uint32_t slot = dls_tickets_oldest(&ag->tickets);
+        if (now - dls_tickets_slot(&ag->tickets, slot)->born_ns <= ag->timeout_ns)
+            break;
+        dls_expire_one(ag, c, n_buf, 1);
+    }
+}
+
+/* stage the expired tickets a context collected (tmu released) */
+static void dls_stage_expired(dlsched_agent *ag, dls_ctx *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        dls_stage(ag, c, c->expired_keys + (size_t)i * ag->key_bytes, c->expired_actions[i],
+                  ag->default_reward, NULL, NULL, 1, 0);
+}
+
+/* ---- agent lifetime ------------------------------------------------------------- */
 
 static int dls_agent_fail(dlsched_agent *ag, int code)
 {
     dlsched_agent_free(ag);
     return code;
+}
+
+static int dls_agent_threads(dlsched_agent *ag)
+{
+    size_t kb = ag->key_bytes, kpad = (kb + 7) & ~(size_t)7;
+    size_t sf = ag->ops->scratch_floats(ag->impl);
+    ag->ctx = calloc(DLS_CTX, sizeof *ag->ctx);
+    ag->shards = calloc(DLS_SHARDS, sizeof *ag->shards);
+    if (!ag->ctx || !ag->shards)
+        return dls_fail(DLSCHED_ENOMEM, "out of memory for the learner's buffers");
+    uint64_t seed = (uint64_t)dls_config_int(ag->cfg, DLS_KEY_SEED);
+    for (uint32_t i = 0; i < DLS_CTX; i++) {
+        dls_ctx *c = &ag->ctx[i];
+        atomic_flag_clear(&c->busy);
+        c->index = i;
+        /* stream i: the seed mixed with the context's index */
+        dls_rng_seed(&c->rng, seed ^ (0x9e3779b97f4a7c15ULL * (i + 1)));
+        c->key = calloc(1, kb);
+        c->key_next = calloc(1, kb);
+        c->key_prev = calloc(1, kb);
+        c->scratch = calloc(sf ? sf : 1, sizeof(float));
+        c->expired_keys = calloc(DLS_EXPIRE_BATCH, kb);
+        if (!c->key || !c->key_next || !c->key_prev || !c->scratch || !c->expired_keys)
+            return dls_fail(DLSCHED_ENOMEM, "out of memory for the learner's buffers");
+        ag->bytes += 3 * kb + sf * sizeof(float) + DLS_EXPIRE_BATCH * kb;
+    }
+    ag->stage_stride = sizeof(dls_stage_hdr) + 2 * kpad + ((ag->na + 7) & ~(size_t)7);
+    for (int s = 0; s < DLS_SHARDS; s++) {
+        dls_shard *sh = &ag->shards[s];
+        if (pthread_mutex_init(&sh->mu, NULL) != 0)
+            return dls_fail(DLSCHED_ENOMEM, "cannot create a staging lock");
+        sh->buf = malloc(DLS_SHARD_CAP * ag->stage_stride);
+        if (!sh->buf)
+            return dls_fail(DLSCHED_ENOMEM, "out of memory for the staging buffers");
+        memset(sh->buf, 0, DLS_SHARD_CAP * ag->stage_stride);
+        ag->bytes += DLS_SHARD_CAP * ag->stage_stride;
+    }
+    ag->learning_starts = (uint64_t)dls_config_int(ag->cfg, DLS_KEY_LEARNING_STARTS);
+    ag->batch = (uint64_t)dls_config_int(ag->cfg, DLS_KEY_BATCH);
+    ag->publish_every = (uint64_t)dls_config_int(ag->cfg, DLS_KEY_PUBLISH_EVERY);
+    ag->replay_ratio = dls_config_float(ag->cfg, DLS_KEY_REPLAY_RATIO);
+    if (ag->replay_ratio == 0) /* the inline schedule's ratio */
+        ag->replay_ratio = (double)ag->batch * (double)dls_config_int(ag->cfg, DLS_KEY_GRADIENT_STEPS) /
+                           (double)dls_config_int(ag->cfg, DLS_KEY_TRAIN_EVERY);
+    if (pthread_mutex_init(&ag->idle_mu, NULL) != 0 || pthread_cond_init(&ag->idle_cv, NULL) != 0)
+        return dls_fail(DLSCHED_ENOMEM, "cannot create the learner's condition");
+    if (pthread_create(&ag->learner, NULL, dls_learner_main, ag) != 0)
+        return dls_fail(DLSCHED_ENOMEM, "cannot start the learner thread");
+    ag->learner_started = 1;
+    return DLSCHED_OK;
 }
 
 DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out)
@@ -196,7 +510,13 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     dlsched_agent *ag = calloc(1, sizeof *ag);
     DLS_FAIL_IF(!ag, DLSCHED_ENOMEM, "out of memory for an agent");
     atomic_init(&ag->waiting, 0);
+    atomic_init(&ag->stop, 0);
     if (pthread_mutex_init(&ag->lock, NULL) != 0) {
+        free(ag);
+        return dls_fail(DLSCHED_ENOMEM, "cannot create the agent's lock");
+    }
+    if (pthread_mutex_init(&ag->tmu, NULL) != 0) {
+        pthread_mutex_destroy(&ag->lock);
         free(ag);
         return dls_fail(DLSCHED_ENOMEM, "cannot create the agent's lock");
     }
@@ -213,6 +533,12 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     ag->has_default_reward = dls_config_isset(cfg, DLS_KEY_DEFAULT_REWARD);
     ag->default_reward = (float)dls_config_float(cfg, DLS_KEY_DEFAULT_REWARD);
     ag->replay = (uint64_t)dls_config_int(cfg, DLS_KEY_REPLAY);
+    ag->timeout_ns = (uint64_t)dls_config_int(cfg, DLS_KEY_TICKET_TIMEOUT_MS) * 1000000ull;
+    ag->threaded = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_THREAD;
+    ag->is_dqn = algo == DLS_ALGO_DQN;
+    ag->appr_left = (uint64_t)dls_config_int(cfg, DLS_KEY_APPRENTICE);
+    ag->appr_agreement = dls_config_float(cfg, DLS_KEY_APPRENTICE_AGREEMENT);
+    atomic_init(&ag->appr_active, ag->appr_left > 0);
     dls_rng_seed(&ag->rng, (uint64_t)dls_config_int(cfg, DLS_KEY_SEED));
 
     if (algo == DLS_ALGO_QTABLE)
@@ -232,6 +558,11 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
         return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM, "out of memory for an agent"));
     ag->bytes = sizeof *ag + 2 * ag->key_bytes + ag->na * sizeof(float) +
                 dls_tickets_bytes(cap, ag->key_bytes) + ag->ops->memory(ag->impl);
+    if (ag->threaded) {
+        rc = dls_agent_threads(ag);
+        if (rc != DLSCHED_OK)
+            return dls_agent_fail(ag, rc);
+    }
     *out = ag;
     return DLSCHED_OK;
 }
@@ -240,6 +571,35 @@ DLSCHED_API void dlsched_agent_free(dlsched_agent *ag)
 {
     if (!ag)
         return;
+    if (ag->learner_started) {
+        atomic_store(&ag->stop, 1);
+        pthread_mutex_lock(&ag->idle_mu);
+        pthread_cond_signal(&ag->idle_cv);
+        pthread_mutex_unlock(&ag->idle_mu);
+        pthread_join(ag->learner, NULL);
+    }
+    if (ag->threaded) {
+        pthread_mutex_destroy(&ag->idle_mu);
+        pthread_cond_destroy(&ag->idle_cv);
+    }
+    if (ag->ctx) {
+        for (uint32_t i = 0; i < DLS_CTX; i++) {
+            free(ag->ctx[i].key);
+            free(ag->ctx[i].key_next);
+            free(ag->ctx[i].key_prev);
+            free(ag->ctx[i].scratch);
+            free(ag->ctx[i].expired_keys);
+        }
+        free(ag->ctx);
+    }
+    if (ag->shards) {
+        for (int s = 0; s < DLS_SHARDS; s++) {
+            if (ag->shards[s].buf)
+                pthread_mutex_destroy(&ag->shards[s].mu);
+            free(ag->shards[s].buf);
+        }
+        free(ag->shards);
+    }
     if (ag->impl)
         ag->ops->destroy(ag->impl);
     dls_tickets_free(&ag->tickets);
@@ -247,11 +607,57 @@ DLSCHED_API void dlsched_agent_free(dlsched_agent *ag)
     free(ag->key_cur);
     free(ag->q_scratch);
     dlsched_config_free(ag->cfg);
+    pthread_mutex_destroy(&ag->tmu);
     pthread_mutex_destroy(&ag->lock);
     free(ag);
 }
 
-/* ---- act and observe ----------------------------------------------------- */
+/* ---- act ---------------------------------------------------------------------- */
+
+/* The decision for the Q-values q: apprenticeship first, else the
+   behaviour policy. *appr = 1 when the hint was taken as apprentice, with
+   *agree = whether the greedy choice equalled it. */
+static void dls_decide(dlsched_agent *ag, const float *q, const dlsched_state_t *st,
+                       const uint8_t *mask, int greedy, dls_rng *rng, dls_choice *c, int *appr,
+                       int *agree)
+{
+    *appr = 0;
+    if (!greedy && st->hint >= 0 && atomic_load_explicit(&ag->appr_active, memory_order_relaxed)) {
+        dls_choice g;
+        dls_choose(-1, 0, 1, q, mask, ag->na, -1, rng, &g);
+        *appr = 1;
+        *agree = g.action == st->hint;
+        c->action = st->hint;
+        c->flags = DLSCHED_DECISION_HINT;
+        c->probability = 1.0f;
+        return;
+    }
+    double eps = dls_epsilon(ag->eps_start, ag->eps_end, ag->eps_decay, ag->tickets_issued);
+    dls_choose(greedy ? -1 : ag->explore_mode, eps, ag->temperature, q, mask, ag->na, st->hint,
+               rng, c);
+}
+
+/* apprenticeship bookkeeping for one hinted decision (tmu held) */
+static void dls_apprentice_note(dlsched_agent *ag, int agree)
+{
+    if (!atomic_load_explicit(&ag->appr_active, memory_order_relaxed))
+        return;
+    if (ag->appr_fill == DLS_APPRENTICE_WINDOW)
+        ag->appr_agree -= ag->appr_window[ag->appr_pos];
+    else
+        ag->appr_fill++;
+    ag->appr_window[ag->appr_pos] = (unsigned char)agree;
+    ag->appr_agree += (uint32_t)agree;
+    ag->appr_pos = (ag->appr_pos + 1) % DLS_APPRENTICE_WINDOW;
+    ag->appr_left--;
+    /* over after N hinted decisions, or early at agreement over a full window */
+    if (ag->appr_left == 0 ||
+        (ag->appr_fill == DLS_APPRENTICE_WINDOW &&
+         ag->appr_agree >= ag->appr_agreement * DLS_APPRENTICE_WINDOW)) {
+        ag->appr_left = 0;
+        atomic_store_explicit(&ag->appr_active, 0, memory_order_relaxed);
+    }
+}
 
 DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32_t flags,
                             dlsched_decision_t *out)
@@ -265,36 +671,69 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
     DLS_FAIL_IF(allowed == 0, DLSCHED_ENOACTION, "state: the mask allows no action");
     const uint8_t *mask = st->n_mask ? st->mask : NULL;
     int greedy = (flags & DLSCHED_ACT_GREEDY) != 0;
-
-    dls_lock(ag);
-    ag->ops->encode(ag->impl, st->features, ag->key_cur);
-    const float *q = ag->ops->q(ag->impl, ag->key_cur, ag->q_scratch);
-    double eps = dls_epsilon(ag->eps_start, ag->eps_end, ag->eps_decay, ag->tickets_issued);
-    dls_choice c;
-    dls_choose(greedy ? -1 : ag->explore_mode, eps, ag->temperature, q, mask, ag->na, st->hint,
-               &ag->rng, &c);
+    dls_ctx *c = NULL;
+    unsigned char *key;
+    const float *q;
+    dls_rng *rng;
+    uint64_t version;
+    if (ag->threaded) {
+        c = dls_ctx_acquire(ag);
+        key = c->key;
+        rng = &c->rng;
+        ag->ops->encode(ag->impl, st->features, key);
+        q = ag->ops->q_shared(ag->impl, key, c->scratch, &version);
+        if (!ag->is_dqn)
+            version = atomic_load_explicit(&ag->train_steps, memory_order_relaxed);
+    } else {
+        dls_lock(ag);
+        key = ag->key_cur;
+        rng = &ag->rng;
+        ag->ops->encode(ag->impl, st->features, key);
+        q = ag->ops->q(ag->impl, key, ag->q_scratch);
+        version = atomic_load_explicit(&ag->train_steps, memory_order_relaxed);
+    }
     dlsched_decision_t d;
-    d.action = c.action;
-    d.flags = c.flags;
-    d.probability = c.probability;
-    d.value = q[c.action];
+    dls_choice ch;
+    int appr, agree = 0, n_exp = 0;
+    pthread_mutex_lock(&ag->tmu);
+    dls_decide(ag, q, st, mask, greedy, rng, &ch, &appr, &agree);
+    d.action = ch.action;
+    d.flags = ch.flags;
+    d.probability = ch.probability;
+    d.value = q[ch.action];
     d.ticket = 0;
     if (!greedy) {
+        if (appr)
+            dls_apprentice_note(ag, agree);
+        if (ag->timeout_ns)
+            dls_expire_aged(ag, c, &n_exp, dls_now_ns());
         if (ag->tickets.n_free == 0)
-            dls_expire_oldest(ag);
+            dls_expire_one(ag, c, &n_exp, 0);
         uint32_t slot;
-        d.ticket = dls_tickets_issue(&ag->tickets, c.action, &slot);
-        memcpy(dls_tickets_key(&ag->tickets, slot), ag->key_cur, ag->key_bytes);
+        d.ticket = dls_tickets_issue(&ag->tickets, ch.action, &slot);
+        memcpy(dls_tickets_key(&ag->tickets, slot), key, ag->key_bytes);
+        if (ag->timeout_ns)
+            dls_tickets_slot(&ag->tickets, slot)->born_ns = dls_now_ns();
         ag->tickets_issued++;
     }
-    d.model_version = ag->train_steps;
-    ag->decisions++;
-    ag->explored += (c.flags & DLSCHED_DECISION_EXPLORED) != 0;
-    ag->hinted += (c.flags & DLSCHED_DECISION_HINT) != 0;
-    dls_unlock(ag);
+    pthread_mutex_unlock(&ag->tmu);
+    d.model_version = version;
+    atomic_fetch_add_explicit(&ag->decisions, 1, memory_order_relaxed);
+    if (ch.flags & DLSCHED_DECISION_EXPLORED)
+        atomic_fetch_add_explicit(&ag->explored, 1, memory_order_relaxed);
+    if (ch.flags & DLSCHED_DECISION_HINT)
+        atomic_fetch_add_explicit(&ag->hinted, 1, memory_order_relaxed);
+    if (ag->threaded) {
+        dls_stage_expired(ag, c, n_exp);
+        dls_ctx_release(c);
+    } else {
+        dls_unlock(ag);
+    }
     *out = d;
     return DLSCHED_OK;
 }
+
+/* ---- observe ------------------------------------------------------------------ */
 
 DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward,
                                 const dlsched_state_t *next, uint32_t flags)
@@ -303,26 +742,54 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     DLS_TRY(dls_check_reward(reward));
     DLS_TRY(dls_check_next(ag, next, flags));
     int terminal = (flags & DLSCHED_OBS_TERMINAL) != 0;
-
-    dls_lock(ag);
+    int truncated = (flags & DLSCHED_OBS_TRUNCATED) != 0;
+    const uint8_t *nmask = (!terminal && next->n_mask) ? next->mask : NULL;
+    dls_ctx *c = NULL;
+    unsigned char *key_prev, *key_next;
+    if (ag->threaded) {
+        c = dls_ctx_acquire(ag);
+        key_prev = c->key_prev;
+        key_next = c->key_next;
+    } else {
+        dls_lock(ag);
+        key_prev = ag->key_cur;
+        key_next = ag->key_next;
+    }
+    int n_exp = 0;
+    pthread_mutex_lock(&ag->tmu);
     uint32_t slot = dls_tickets_find(&ag->tickets, ticket);
     if (slot == DLS_NO_SLOT) {
-        dls_unlock(ag);
+        pthread_mutex_unlock(&ag->tmu);
+        if (c)
+            dls_ctx_release(c);
+        else
+            dls_unlock(ag);
         return dls_fail(DLSCHED_ETICKET,
                         "ticket %llu is not pending (unknown, expired or already observed)",
                         (unsigned long long)ticket);
     }
-    if (!terminal)
-        ag->ops->encode(ag->impl, next->features, ag->key_next);
-    dls_transition t = {dls_tickets_key(&ag->tickets, slot), dls_tickets_action(&ag->tickets, slot), reward,
-                        terminal ? NULL : ag->key_next,
-                        (!terminal && next->n_mask) ? next->mask : NULL, (unsigned)terminal,
-                        (flags & DLSCHED_OBS_TRUNCATED) != 0};
-    dls_learn(ag, &t);
+    memcpy(key_prev, dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
+    int32_t action = dls_tickets_action(&ag->tickets, slot);
     dls_tickets_release(&ag->tickets, slot);
     ag->observed++;
     dls_count_reward(ag, reward);
-    dls_unlock(ag);
+    if (ag->timeout_ns)
+        dls_expire_aged(ag, c, &n_exp, dls_now_ns());
+    pthread_mutex_unlock(&ag->tmu);
+
+    if (!terminal)
+        ag->ops->encode(ag->impl, next->features, key_next);
+    if (ag->threaded) {
+        dls_stage(ag, c, key_prev, action, reward, terminal ? NULL : key_next, nmask,
+                  (unsigned)terminal, (unsigned)truncated);
+        dls_stage_expired(ag, c, n_exp);
+        dls_ctx_release(c);
+    } else {
+        dls_transition t = {key_prev, action, reward, terminal ? NULL : key_next, nmask,
+                            (unsigned)terminal, (unsigned)truncated};
+        dls_learn(ag, &t);
+        dls_unlock(ag);
+    }
     return DLSCHED_OK;
 }
 
@@ -341,20 +808,35 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     DLS_TRY(dls_check_reward(reward));
     DLS_TRY(dls_check_next(ag, next, flags));
     int terminal = (flags & DLSCHED_OBS_TERMINAL) != 0;
+    int truncated = (flags & DLSCHED_OBS_TRUNCATED) != 0;
+    const uint8_t *nmask = (!terminal && next->n_mask) ? next->mask : NULL;
 
+    pthread_mutex_lock(&ag->tmu);
+    dls_count_reward(ag, reward);
+    pthread_mutex_unlock(&ag->tmu);
+    atomic_fetch_add_explicit(&ag->transitions, 1, memory_order_relaxed);
+    if (ag->threaded) {
+        dls_ctx *c = dls_ctx_acquire(ag);
+        ag->ops->encode(ag->impl, st->features, c->key);
+        if (!terminal)
+            ag->ops->encode(ag->impl, next->features, c->key_next);
+        dls_stage(ag, c, c->key, action, reward, terminal ? NULL : c->key_next, nmask,
+                  (unsigned)terminal, (unsigned)truncated);
+        dls_ctx_release(c);
+        return DLSCHED_OK;
+    }
     dls_lock(ag);
     ag->ops->encode(ag->impl, st->features, ag->key_cur);
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, ag->key_next);
-    dls_transition t = {ag->key_cur, action, reward, terminal ? NULL : ag->key_next,
-                        (!terminal && next->n_mask) ? next->mask : NULL, (unsigned)terminal,
-                        (flags & DLSCHED_OBS_TRUNCATED) != 0};
+    dls_transition t = {ag->key_cur, action, reward, terminal ? NULL : ag->key_next, nmask,
+                        (unsigned)terminal, (unsigned)truncated};
     dls_learn(ag, &t);
-    ag->transitions++;
-    dls_count_reward(ag, reward);
     dls_unlock(ag);
     return DLSCHED_OK;
 }
+
+/* ---- train, q_values ------------------------------------------------------------ */
 
 DLSCHED_API int dlsched_train(dlsched_agent *ag, uint32_t steps)
 {
@@ -365,19 +847,23 @@ DLSCHED_API int dlsched_train(dlsched_agent *ag, uint32_t steps)
     while (left > 0) {
         uint32_t chunk = left < ag->ops->train_chunk ? left : ag->ops->train_chunk;
         dls_lock(ag);
-        double loss = ag->last_loss;
+        if (ag->threaded) /* train on everything observed so far */
+            for (int s = 0; s < DLS_SHARDS; s++)
+                dls_drain_shard(ag, &ag->shards[s]);
+        double loss = atomic_load_explicit(&ag->last_loss, memory_order_relaxed);
         uint64_t done = ag->ops->train(ag->impl, &ag->rng, chunk, &loss);
-        ag->train_steps += done;
-        ag->last_loss = loss;
+        atomic_fetch_add_explicit(&ag->train_steps, done, memory_order_relaxed);
+        atomic_store_explicit(&ag->last_loss, loss, memory_order_relaxed);
+        if (ag->threaded && done) {
+            ag->ops->publish(ag->impl);
+            atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
+            ag->since_publish = 0;
+        }
         dls_unlock(ag);
         if (done == 0)
             break;
         left -= chunk;
-        /* let the acting threads in before the next chunk (bounded: a
-           waiter may be slow to wake) */
-        for (int spins = 0; spins < 64 && atomic_load_explicit(&ag->waiting, memory_order_relaxed);
-             spins++)
-            sched_yield();
+        dls_step_aside(ag);
     }
     return DLSCHED_OK;
 }
@@ -391,16 +877,28 @@ DLSCHED_API int dlsched_q_values(dlsched_agent *ag, const dlsched_state_t *st, f
                 ag->na);
     uint32_t allowed;
     DLS_TRY(dls_check_state(ag, st, "state", &allowed));
-    dls_lock(ag);
-    ag->ops->encode(ag->impl, st->features, ag->key_cur);
-    const float *q = ag->ops->q(ag->impl, ag->key_cur, ag->q_scratch);
+    const float *q;
+    dls_ctx *c = NULL;
+    uint64_t version;
+    if (ag->threaded) {
+        c = dls_ctx_acquire(ag);
+        ag->ops->encode(ag->impl, st->features, c->key);
+        q = ag->ops->q_shared(ag->impl, c->key, c->scratch, &version);
+    } else {
+        dls_lock(ag);
+        ag->ops->encode(ag->impl, st->features, ag->key_cur);
+        q = ag->ops->q(ag->impl, ag->key_cur, ag->q_scratch);
+    }
     for (uint32_t a = 0; a < n; a++)
         out[a] = (st->n_mask && !st->mask[a]) ? -INFINITY : q[a];
-    dls_unlock(ag);
+    if (c)
+        dls_ctx_release(c);
+    else
+        dls_unlock(ag);
     return DLSCHED_OK;
 }
 
-/* ---- statistics ---------------------------------------------------------- */
+/* ---- statistics ------------------------------------------------------------------- */
 
 DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t size)
 {
@@ -410,26 +908,32 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
                 "size %zu is smaller than the size member (pass sizeof(dlsched_stats_t))", size);
     dlsched_stats_t s;
     memset(&s, 0, sizeof s);
-    dls_lock(ag);
     s.backend = DLSCHED_BACKEND_CPU;
-    s.decisions = ag->decisions;
-    s.explored = ag->explored;
-    s.hinted = ag->hinted;
+    s.memory_bytes = ag->bytes;
+    pthread_mutex_lock(&ag->tmu);
     s.tickets_issued = ag->tickets_issued;
     s.observed = ag->observed;
     s.tickets_pending = dls_tickets_pending(&ag->tickets);
     s.tickets_expired = ag->expired;
-    s.transitions = ag->transitions;
-    s.transitions_stored = ag->ops->stored(ag->impl);
-    s.train_steps = ag->train_steps;
-    s.model_version = ag->train_steps;
-    s.memory_bytes = ag->bytes;
+    s.tickets_timed_out = ag->timed_out;
+    s.mean_reward = ag->mean_reward;
     s.epsilon = ag->explore_mode == DLS_EXPLORE_SOFTMAX
                     ? 0.0
                     : dls_epsilon(ag->eps_start, ag->eps_end, ag->eps_decay, ag->tickets_issued);
-    s.last_loss = ag->last_loss;
-    s.mean_reward = ag->mean_reward;
-    dls_unlock(ag);
+    s.apprentice_left = ag->appr_left;
+    s.apprentice_agreement = ag->appr_fill ? (double)ag->appr_agree / ag->appr_fill : 0.0;
+    pthread_mutex_unlock(&ag->tmu);
+    s.decisions = atomic_load_explicit(&ag->decisions, memory_order_relaxed);
+    s.explored = atomic_load_explicit(&ag->explored, memory_order_relaxed);
+    s.hinted = atomic_load_explicit(&ag->hinted, memory_order_relaxed);
+    s.transitions = atomic_load_explicit(&ag->transitions, memory_order_relaxed);
+    s.transitions_stored = atomic_load_explicit(&ag->stored, memory_order_relaxed);
+    s.train_steps = atomic_load_explicit(&ag->train_steps, memory_order_relaxed);
+    s.model_version = s.train_steps;
+    s.last_loss = atomic_load_explicit(&ag->last_loss, memory_order_relaxed);
+    s.staged = atomic_load_explicit(&ag->staged, memory_order_relaxed);
+    s.published_version = ag->threaded && ag->is_dqn ? atomic_load(&ag->published_version)
+                                                     : s.model_version;
     size_t n = size < sizeof s ? size : sizeof s;
     s.size = (uint32_t)n;
     memcpy(out, &s, n);

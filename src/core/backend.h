@@ -31,8 +31,16 @@ typedef struct dls_backend_ops {
     /* encode n_features finite values into key (key_bytes bytes) */
     void (*encode)(void *impl, const float *features, void *key);
     /* Q-values of an encoded state: a pointer to n_actions floats, either
-       internal (valid until the next update) or scratch */
+       internal (valid until the next update) or scratch; the caller holds
+       the agent's lock */
     const float *(*q)(void *impl, const void *key, float *scratch);
+    /* the same without the agent's lock, from the model last published to
+       the act path (learner=thread); scratch holds scratch_floats() floats;
+       *version = the training steps of that model */
+    const float *(*q_shared)(void *impl, const void *key, float *scratch, uint64_t *version);
+    size_t (*scratch_floats)(const void *impl);
+    /* make the current model the one q_shared() reads (agent lock held) */
+    void (*publish)(void *impl);
     /* learn from one transition (and store it for replay); returns the
        number of learning updates it made, *loss = the last one's loss */
     uint64_t (*learn)(void *impl, const dls_transition *t, dls_rng *rng, double *loss);

@@ -86,6 +86,18 @@
       NULL, "dqn: gradient steps over which per_beta rises linearly to 1")                  \
     X(CPU_THREADS, "cpu_threads", INT, "1", NULL, 1, 256, 0, NULL,                           \
       "dqn: OpenBLAS threads for training GEMMs (process-wide setting)")                    \
+    X(LEARNER, "learner", ENUM, "inline", NULL, 0, 0, 0, "inline|thread",                   \
+      "inline: learn inside observe (deterministic); thread: a background learner")         \
+    X(PUBLISH_EVERY, "publish_every", INT, "10", NULL, 1, 2147483647, 0, NULL,               \
+      "learner=thread, dqn: steps between weight publications to the act path")             \
+    X(REPLAY_RATIO, "replay_ratio", FLOAT, "0", NULL, 0, 1e9, 0, NULL,                       \
+      "learner=thread: most sampled per stored transitions (0 = batch / train_every)")      \
+    X(TICKET_TIMEOUT_MS, "ticket_timeout_ms", INT, "0", NULL, 0, 1099511627776.0, 0, NULL,    \
+      "expire tickets older than this (0 = only at capacity)")                              \
+    X(APPRENTICE, "apprentice", INT, "0", NULL, 0, 4611686018427387904.0, 0, NULL,            \
+      "follow the host's hint for the first N ticketed decisions")                          \
+    X(APPRENTICE_AGREEMENT, "apprentice_agreement", FLOAT, "0.95", NULL, 0, 1, 0, NULL,       \
+      "leave apprenticeship early at this greedy/hint agreement over 1000 decisions")       \
     X(TICKET_CAPACITY, "ticket_capacity", INT, "65536", NULL, 1, 16777216, 0, NULL,           \
       "most pending tickets; the oldest expires when full")                                 \
     X(DEFAULT_REWARD, "default_reward", FLOAT, NULL, NULL, -1e30, 1e30, K_OPTIONAL, NULL,     \

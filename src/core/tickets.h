@@ -23,6 +23,7 @@ typedef struct dls_slot {
     uint32_t next;
     int32_t action;  /* the decision's action */
     uint32_t pad;
+    uint64_t born_ns; /* issue time (CLOCK_MONOTONIC), for ticket_timeout_ms */
     /* followed by key_bytes of the backend's state key */
 } dls_slot;
 
@@ -69,6 +70,11 @@ static inline uint32_t dls_tickets_find(const dls_tickets *t, uint64_t ticket)
     if (ticket == 0 || slot >= t->cap || dls_tickets_slot(t, (uint32_t)slot)->id != ticket)
         return DLS_NO_SLOT;
     return (uint32_t)slot;
+}
+
+static inline uint32_t dls_tickets_oldest(const dls_tickets *t)
+{
+    return t->head;
 }
 
 /* Take a free slot (the caller makes room first when none is free) and

@@ -14,6 +14,7 @@
 #include "dqn.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,16 @@
 #define DLS_NORM_EPS 1e-8
 #define DLS_NORM_CLIP 10.0f
 #define DLS_PER_EPS 1e-6
+/* models published to the act path: the current one, one being read by a
+   slow reader, one to write */
+#define DLS_SNAPSHOTS 3
+
+typedef struct dls_snapshot {
+    float *theta;
+    float *nmean, *ninv;
+    int norm_on;
+    uint64_t version;
+} dls_snapshot;
 
 struct dls_dqn {
     const dls_ops *ops;
@@ -74,6 +85,13 @@ struct dls_dqn {
     uint8_t *qhasm;
     double last_loss;
     size_t bytes;
+    int inline_train; /* learner=inline: learn() runs the training schedule */
+    /* learner=thread: acting reads snap[cur] without the agent's lock. A
+       reader pins a slot (ref) and re-checks cur; publish() writes only a
+       slot that is neither current nor pinned, then makes it current. */
+    dls_snapshot snap[DLS_SNAPSHOTS];
+    atomic_uint snap_ref[DLS_SNAPSHOTS];
+    atomic_uint snap_cur;
 };
 
 /* ---- forward --------------------------------------------------------------- */
@@ -113,12 +131,13 @@ static void dqn_forward(dls_dqn *d, const float *p, const float *x, int rows, fl
     }
 }
 
-void dls_dqn_forward1(dls_dqn *d, const float *x, float *q)
+/* one state through parameters p; h1a, h1b: maxw floats, a1: na floats */
+static void dqn_forward1(const dls_dqn *d, const float *p, const float *x, float *q, float *h1a,
+                         float *h1b, float *a1)
 {
     const dls_ops *o = d->ops;
-    const float *p = d->theta;
     const float *in = x;
-    float *bufs[2] = {d->h1a, d->h1b};
+    float *bufs[2] = {h1a, h1b};
     for (uint32_t l = 0; l < d->L; l++) {
         float *out = bufs[l & 1];
         o->dense1((int)d->w[l + 1], (int)d->w[l], p + d->offW[l], p + d->offb[l], in, out, 1);
@@ -131,13 +150,18 @@ void dls_dqn_forward1(dls_dqn *d, const float *x, float *q)
     }
     float v;
     o->dense1(1, h, p + d->offWv, p + d->offbv, in, &v, 0);
-    o->dense1(na, h, p + d->offWa, p + d->offba, in, d->a1, 0);
+    o->dense1(na, h, p + d->offWa, p + d->offba, in, a1, 0);
     float mean = 0;
     for (int a = 0; a < na; a++)
-        mean += d->a1[a];
+        mean += a1[a];
     mean /= (float)na;
     for (int a = 0; a < na; a++)
-        q[a] = v + d->a1[a] - mean;
+        q[a] = v + a1[a] - mean;
+}
+
+void dls_dqn_forward1(dls_dqn *d, const float *x, float *q)
+{
+    dqn_forward1(d, d->theta, x, q, d->h1a, d->h1b, d->a1);
 }
 
 /* ---- loss and backward ----------------------------------------------------- */
@@ -275,16 +299,22 @@ static void dqn_norm_update(dls_dqn *d, const float *x)
 
 /* x_norm = clamp((x - mean) / sqrt(var + 1e-8), -10, 10); identity before
    two states were seen */
-static void dqn_normalize(const dls_dqn *d, const float *x, float *out)
+static void dqn_normalize_with(uint32_t nf, int on, const float *mean, const float *inv,
+                               const float *x, float *out)
 {
-    if (!d->normalize || d->n_seen < 2) {
-        memcpy(out, x, d->nf * sizeof(float));
+    if (!on) {
+        memcpy(out, x, nf * sizeof(float));
         return;
     }
-    for (uint32_t j = 0; j < d->nf; j++) {
-        float v = (x[j] - d->nmean[j]) * d->ninv[j];
+    for (uint32_t j = 0; j < nf; j++) {
+        float v = (x[j] - mean[j]) * inv[j];
         out[j] = v > DLS_NORM_CLIP ? DLS_NORM_CLIP : (v < -DLS_NORM_CLIP ? -DLS_NORM_CLIP : v);
     }
+}
+
+static void dqn_normalize(const dls_dqn *d, const float *x, float *out)
+{
+    dqn_normalize_with(d->nf, d->normalize && d->n_seen >= 2, d->nmean, d->ninv, x, out);
 }
 
 /* ---- one training step from replay ---------------------------------------- */
@@ -411,6 +441,53 @@ static const float *dqn_q(void *impl, const void *key, float *scratch)
     return d->q1;
 }
 
+/* scratch of q_shared: x (nf) | h1a, h1b (maxw) | a1, q (na) */
+static size_t dqn_scratch_floats(const void *impl)
+{
+    const dls_dqn *d = impl;
+    return d->nf + 2 * (size_t)d->maxw + 2 * (size_t)d->na;
+}
+
+static const float *dqn_q_shared(void *impl, const void *key, float *scratch, uint64_t *version)
+{
+    dls_dqn *d = impl;
+    unsigned c;
+    for (;;) { /* pin the current snapshot */
+        c = atomic_load(&d->snap_cur);
+        atomic_fetch_add(&d->snap_ref[c], 1);
+        if (atomic_load(&d->snap_cur) == c)
+            break;
+        atomic_fetch_sub(&d->snap_ref[c], 1);
+    }
+    const dls_snapshot *s = &d->snap[c];
+    float *x = scratch, *h1a = x + d->nf, *h1b = h1a + d->maxw, *a1 = h1b + d->maxw;
+    float *q = a1 + d->na;
+    dqn_normalize_with(d->nf, s->norm_on, s->nmean, s->ninv, key, x);
+    dqn_forward1(d, s->theta, x, q, h1a, h1b, a1);
+    *version = s->version;
+    atomic_fetch_sub(&d->snap_ref[c], 1);
+    return q;
+}
+
+static void dqn_publish(void *impl)
+{
+    dls_dqn *d = impl;
+    unsigned cur = atomic_load(&d->snap_cur);
+    for (unsigned k = 0; k < DLS_SNAPSHOTS; k++) {
+        if (k == cur || atomic_load(&d->snap_ref[k]) != 0)
+            continue;
+        dls_snapshot *s = &d->snap[k];
+        memcpy(s->theta, d->theta, d->n_params * sizeof(float));
+        memcpy(s->nmean, d->nmean, d->nf * sizeof(float));
+        memcpy(s->ninv, d->ninv, d->nf * sizeof(float));
+        s->norm_on = d->normalize && d->n_seen >= 2;
+        s->version = d->steps;
+        atomic_store(&d->snap_cur, k);
+        return;
+    }
+    /* every other slot is pinned by a reader: publish at the next call */
+}
+
 static uint64_t dqn_learn(void *impl, const dls_transition *t, dls_rng *rng, double *loss)
 {
     dls_dqn *d = impl;
@@ -418,7 +495,8 @@ static uint64_t dqn_learn(void *impl, const dls_transition *t, dls_rng *rng, dou
         dqn_norm_update(d, t->key);
     dqn_push(d, t);
     d->env_steps++;
-    if (d->env_steps < d->learning_starts || d->env_steps % d->train_every != 0)
+    if (!d->inline_train || d->env_steps < d->learning_starts ||
+        d->env_steps % d->train_every != 0)
         return 0;
     return dqn_train_n(d, rng, d->grad_steps, loss);
 }
@@ -449,6 +527,11 @@ static void dqn_destroy(void *impl)
     if (d->act_t)
         for (uint32_t l = 0; l < d->L; l++)
             free(d->act_t[l]);
+    for (int k = 0; k < DLS_SNAPSHOTS; k++) {
+        free(d->snap[k].theta);
+        free(d->snap[k].nmean);
+        free(d->snap[k].ninv);
+    }
     void *bufs[] = {d->w, d->offW, d->offb, d->theta, d->theta_t, d->grad, d->adam_m, d->adam_v,
                     d->xb, d->act_on, d->act_t, d->q_on, d->q_t, d->v_on, d->v_t, d->dh0, d->dh1,
                     d->dq, d->dv, d->y, d->qsa, d->g, d->td, d->ba, d->bret, d->bdisc, d->bw,
@@ -461,7 +544,7 @@ static void dqn_destroy(void *impl)
 }
 
 static const dls_backend_ops dls_dqn_backend = {
-    "dqn", 1, dqn_encode, dqn_q, dqn_learn, dqn_train,
+    "dqn", 1, dqn_encode, dqn_q, dqn_q_shared, dqn_scratch_floats, dqn_publish, dqn_learn, dqn_train,
     dqn_stored, dqn_memory, dqn_destroy,
 };
 
@@ -535,6 +618,13 @@ int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops *
         d->hard_every = (uint64_t)tu;
     } else {
         d->tau = (float)tu;
+    }
+    if (d->nstep > 1 && dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_THREAD) {
+        dqn_destroy(d);
+        return dls_fail(DLSCHED_ECONFIG, "key 'nstep' is %u but learner=thread takes "
+                                         "transitions from many threads in no order; use "
+                                         "nstep=1 or learner=inline",
+                        (unsigned)dls_config_int(cfg, DLS_KEY_NSTEP));
     }
     uint64_t rcap = (uint64_t)dls_config_int(cfg, DLS_KEY_REPLAY);
     if (rcap == 0) {
@@ -652,6 +742,13 @@ int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops *
     d->qa = dqn_alloc(d, d->nstep * sizeof(int32_t), &failed);
     d->qm2 = dqn_alloc(d, (size_t)d->nstep * na, &failed);
     d->qhasm = dqn_alloc(d, d->nstep, &failed);
+    for (int k = 0; k < DLS_SNAPSHOTS; k++) {
+        d->snap[k].theta = dqn_alloc(d, n * fs, &failed);
+        d->snap[k].nmean = dqn_alloc(d, nf * fs, &failed);
+        d->snap[k].ninv = dqn_alloc(d, nf * fs, &failed);
+        atomic_init(&d->snap_ref[k], 0);
+    }
+    atomic_init(&d->snap_cur, 0);
     if (failed || dls_replay_init(&d->rb, rcap, nf, na, d->per) != 0) {
         dqn_destroy(d);
         return dls_fail(DLSCHED_ENOMEM, "out of memory for a DQN with %zu parameters and a "
@@ -671,6 +768,10 @@ int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops *
         dqn_init_dense(d, rng, d->offWa, na, h);
     }
     memcpy(d->theta_t, d->theta, n * fs);
+    d->inline_train = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_INLINE;
+    /* the act path of learner=thread starts from the initial weights */
+    atomic_store(&d->snap_cur, 1);
+    dqn_publish(d);
     /* acting must never wait on BLAS threads: OpenBLAS (process-wide) runs
        single-threaded except inside a training call with cpu_threads > 1 */
     d->ops->set_threads(1);

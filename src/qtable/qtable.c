@@ -65,6 +65,28 @@ static const float *qt_q(void *impl, const void *key, float *scratch)
     return t->q + qt_key(key) * t->na;
 }
 
+/* lock-free read of a row for learner=thread */
+static const float *qt_q_shared(void *impl, const void *key, float *scratch, uint64_t *version)
+{
+    const dls_qtable *t = impl;
+    const float *row = t->q + qt_key(key) * t->na;
+    for (uint32_t a = 0; a < t->na; a++)
+        __atomic_load(&row[a], &scratch[a], __ATOMIC_RELAXED);
+    *version = 0; /* the agent counts the updates */
+    return scratch;
+}
+
+static size_t qt_scratch_floats(const void *impl)
+{
+    return ((const dls_qtable *)impl)->na;
+}
+
+/* readers see the live table: nothing to publish */
+static void qt_publish(void *impl)
+{
+    (void)impl;
+}
+
 static double qt_update(dls_qtable *t, uint64_t s, int32_t a, float r, uint64_t s2,
                         const uint8_t *mask2, int terminal)
 {
@@ -79,7 +101,11 @@ static double qt_update(dls_qtable *t, uint64_t s, int32_t a, float r, uint64_t 
     }
     float *qa = t->q + s * t->na + a;
     double delta = target - *qa;
-    *qa = (float)(*qa + t->lr * delta);
+    /* the only writer holds the agent's lock; with learner=thread acting
+       threads read the table without it, so the store is atomic (relaxed:
+       a reader sees the old or the new value of each entry) */
+    float nq = (float)(*qa + t->lr * delta);
+    __atomic_store(qa, &nq, __ATOMIC_RELAXED);
     return 0.5 * delta * delta;
 }
 
@@ -147,7 +173,7 @@ static void qt_destroy(void *impl)
 }
 
 static const dls_backend_ops dls_qtable_ops = {
-    "qtable", 256, qt_encode, qt_q, qt_learn, qt_train, qt_stored, qt_memory,
+    "qtable", 256, qt_encode, qt_q, qt_q_shared, qt_scratch_floats, qt_publish, qt_learn, qt_train, qt_stored, qt_memory,
     qt_destroy,
 };
 
