@@ -184,18 +184,22 @@ typedef struct dlsched_agent dlsched_agent;
  * cfg is copied; the caller keeps ownership. On success *out owns the
  * agent; free it with dlsched_agent_free().
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_ECONFIG
- * (missing key, contradictory keys, a table larger than max_table_bytes, an
- * replay buffer larger than max_replay_bytes, device=cuda with algo=qtable),
- * DLSCHED_ENODEVICE (device=cuda and no usable CUDA backend) or
- * DLSCHED_ENOMEM. Thread safety: safe from any thread.
+ * (missing key, contradictory keys, a table larger than max_table_bytes, a
+ * replay buffer larger than max_replay_bytes, device=cuda with algo=qtable,
+ * nstep > 1 with learner=thread), DLSCHED_ENODEVICE (device=cuda and no
+ * usable CUDA backend) or DLSCHED_ENOMEM (also when the learner thread of
+ * learner=thread cannot start). Thread safety: safe from any thread.
  * Since 1.0.
  */
 DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out);
 
 /*
  * dlsched_agent_free - free an agent and everything it owns; NULL is a
- * no-op. Pending tickets are discarded. Thread safety: no other call may
- * use the agent concurrently or afterwards. Since 1.0.
+ * no-op. With learner=thread it first stops the learner and joins it (at
+ * most one training step's wait). Pending tickets and transitions not yet
+ * taken in by the learner are discarded. Free every agent before the
+ * process exits. Thread safety: no other call may use the agent
+ * concurrently or afterwards. Since 1.0.
  */
 DLSCHED_API void dlsched_agent_free(dlsched_agent *agent);
 
@@ -249,14 +253,24 @@ typedef struct dlsched_decision_t {
  * (learned as a terminal transition with default_reward when that key is
  * set, else dropped; counted in tickets_expired).
  * Ties between equal Q-values are broken uniformly at random, and
- * out->probability accounts for that.
+ * out->probability accounts for that. With ticket_timeout_ms, tickets older
+ * than that are expired too (checked here and in dlsched_observe(), no
+ * timer thread). With apprentice=N, the first N ticketed decisions that
+ * carry a hint return the hint (flag DLSCHED_DECISION_HINT, probability 1)
+ * and learn from its outcome; apprenticeship ends early once the agent's
+ * greedy choice agreed with the hint on apprentice_agreement of the last
+ * 1000 such decisions.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument, unknown flag, wrong
  * n_features, non-finite feature, bad mask size, hint out of range or
  * masked out, reserved not 0) or DLSCHED_ENOACTION (the mask allows no
  * action). On failure *out is untouched and the agent unchanged.
  * Thread safety: may be called concurrently with act, observe,
- * observe_transition, q_values, stats and train on the same agent. Does
- * not allocate. Since 1.0.
+ * observe_transition, q_values, stats and train on the same agent. With
+ * learner=inline, calls on one agent are serialised with learning (an
+ * observe that runs inline training steps delays a concurrent act by up to
+ * those steps). With learner=thread, acting reads the model the learner
+ * last published and never waits for a training step; it takes only a
+ * short lock for the ticket. Does not allocate. Since 1.0.
  */
 DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
                             uint32_t flags, dlsched_decision_t *out);
@@ -265,16 +279,21 @@ DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
  * dlsched_observe - report the reward a ticketed decision earned
  *
  * Learns from the transition (state at act time, action, reward, next) and
- * releases the ticket: algo=qtable applies one Bellman update; algo=dqn
- * stores it for replay and, every train_every transitions once
- * learning_starts were seen, runs gradient_steps training steps inline. next may be NULL only with DLSCHED_OBS_TERMINAL;
+ * releases the ticket. With learner=inline: algo=qtable applies one
+ * Bellman update; algo=dqn stores it for replay and, every train_every
+ * transitions once learning_starts were seen, runs gradient_steps training
+ * steps before returning. With learner=thread the transition is handed to
+ * the background learner (a short per-shard lock) and observe returns at
+ * once. next may be NULL only with DLSCHED_OBS_TERMINAL;
  * DLSCHED_OBS_TERMINAL and DLSCHED_OBS_TRUNCATED exclude each other.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL agent, non-finite reward, bad
  * next state, unknown or contradictory flags), DLSCHED_ENOACTION (next's
  * mask allows no action and the episode goes on) or DLSCHED_ETICKET
  * (unknown, expired or already-observed ticket). On failure nothing
  * changes: a ticket whose observe was rejected for bad input can still be
- * observed. Thread safety: as dlsched_act(). Does not allocate. Since 1.0.
+ * observed. Thread safety: as dlsched_act(); the ticket may be observed on
+ * any thread, in any order relative to other tickets. Does not allocate.
+ * Since 1.0.
  */
 DLSCHED_API int dlsched_observe(dlsched_agent *agent, uint64_t ticket, float reward,
                                 const dlsched_state_t *next, uint32_t flags);
@@ -301,12 +320,16 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *agent, const dlsched_s
  * replay). With algo=qtable each step is one Bellman update on one stored
  * transition; with algo=dqn one gradient step on a minibatch of batch
  * transitions (uniform, or prioritized with per=1) and the target network
- * update, regardless of learning_starts. An empty buffer does nothing and succeeds
- * (stats.train_steps tells); steps 0 is a no-op.
+ * update, regardless of learning_starts and replay_ratio. With
+ * learner=thread it first takes in the transitions waiting for the learner
+ * and publishes the new model to the act path after each step. An empty
+ * buffer does nothing and succeeds (stats.train_steps tells); steps 0 is a
+ * no-op.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (agent NULL) or DLSCHED_ECONFIG
  * (replay=0: there is no buffer to train from).
  * Thread safety: may run concurrently with act, observe and the other
- * functions of dlsched_act()'s list; the caller must exclude only
+ * functions of dlsched_act()'s list (it releases the agent's lock between
+ * steps and lets waiting callers in); the caller must exclude only
  * dlsched_agent_free(). Since 1.0.
  */
 DLSCHED_API int dlsched_train(dlsched_agent *agent, uint32_t steps);
@@ -315,7 +338,9 @@ DLSCHED_API int dlsched_train(dlsched_agent *agent, uint32_t steps);
  * dlsched_q_values - the agent's estimates Q(state, a) for every action
  *
  * Writes n = n_actions values into out; actions masked out by state's mask
- * read -INFINITY. state->hint is checked but not used.
+ * read -INFINITY. state->hint is checked but not used. With
+ * learner=thread these are the values of the model acting uses (the last
+ * published one).
  * Returns DLSCHED_OK or DLSCHED_EINVAL (NULL argument, n is not n_actions,
  * bad state as for dlsched_act()). Thread safety: as dlsched_act().
  * Since 1.0.
