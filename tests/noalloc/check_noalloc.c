@@ -162,6 +162,20 @@ START_TEST(test_dqn_threads_act_no_alloc)
 }
 END_TEST
 
+/* learner=thread: the acting threads and the learner (which trains during
+   the counted round) allocate nothing either */
+START_TEST(test_thread_learner_no_alloc)
+{
+    run_steady_state("algo=dqn n_features=16 n_actions=8 hidden=32,32 batch=16 replay=5000 "
+                     "learning_starts=100 learner=thread replay_ratio=4 ticket_capacity=256 "
+                     "default_reward=0 ticket_timeout_ms=1000 apprentice=100",
+                     1);
+    run_steady_state("algo=qtable n_features=16 n_actions=8 bins=2 replay=1000 learner=thread "
+                     "ticket_capacity=256 default_reward=0",
+                     1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("noalloc");
@@ -171,6 +185,7 @@ int main(void)
     tcase_add_test(tc, test_dqn_no_alloc);
     tcase_add_test(tc, test_dqn_variants_no_alloc);
     tcase_add_test(tc, test_dqn_threads_act_no_alloc);
+    tcase_add_test(tc, test_thread_learner_no_alloc);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
