@@ -51,8 +51,10 @@ typedef struct dls_ctx {
     dls_rng rng;
     unsigned char *key, *key_next, *key_prev;
     float *scratch;
-    unsigned char *expired_keys; /* DLS_EXPIRE_BATCH keys */
-    int32_t expired_actions[DLS_EXPIRE_BATCH];
+    /* tickets expired during one call: up to DLS_EXPIRE_BATCH by age, plus
+       one at capacity */
+    unsigned char *expired_keys;
+    int32_t expired_actions[DLS_EXPIRE_BATCH + 1];
 } dls_ctx;
 
 /* transitions waiting for the learner; entry: header, key, next key, mask */
@@ -458,10 +460,10 @@ static int dls_agent_threads(dlsched_agent *ag)
         c->key_next = calloc(1, kb);
         c->key_prev = calloc(1, kb);
         c->scratch = calloc(sf ? sf : 1, sizeof(float));
-        c->expired_keys = calloc(DLS_EXPIRE_BATCH, kb);
+        c->expired_keys = calloc(DLS_EXPIRE_BATCH + 1, kb);
         if (!c->key || !c->key_next || !c->key_prev || !c->scratch || !c->expired_keys)
             return dls_fail(DLSCHED_ENOMEM, "out of memory for the learner's buffers");
-        ag->bytes += 3 * kb + sf * sizeof(float) + DLS_EXPIRE_BATCH * kb;
+        ag->bytes += 3 * kb + sf * sizeof(float) + (DLS_EXPIRE_BATCH + 1) * kb;
     }
     ag->stage_stride = sizeof(dls_stage_hdr) + 2 * kpad + ((ag->na + 7) & ~(size_t)7);
     for (int s = 0; s < DLS_SHARDS; s++) {
