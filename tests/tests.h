@@ -20,6 +20,7 @@ Suite *suite_qtable(void);
 Suite *suite_replay(void);
 Suite *suite_dqn(void);
 Suite *suite_dqn_learn(void);
+Suite *suite_serving(void);
 Suite *suite_threads(void);
 Suite *suite_meta(void);
 

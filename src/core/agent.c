@@ -287,8 +287,8 @@ static uint64_t dls_drain_shard(dlsched_agent *ag, dls_shard *sh)
         dls_learn(ag, &t);
     }
     sh->count = 0;
-    pthread_mutex_unlock(&sh->mu);
     atomic_fetch_sub_explicit(&ag->staged, n, memory_order_relaxed);
+    pthread_mutex_unlock(&sh->mu);
     ag->stored_total += n;
     return n;
 }
@@ -323,8 +323,8 @@ static void dls_stage(dlsched_agent *ag, const dls_ctx *c, const void *key, int3
     if (next_mask)
         memcpy(e + sizeof h + 2 * kpad, next_mask, ag->na);
     sh->count++;
-    pthread_mutex_unlock(&sh->mu);
     atomic_fetch_add_explicit(&ag->staged, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&sh->mu);
 }
 
 /* the background learner: drain, train within the replay ratio, publish */
@@ -344,8 +344,7 @@ static void *dls_learner_main(void *arg)
             atomic_fetch_add_explicit(&ag->train_steps, done, memory_order_relaxed);
             atomic_store_explicit(&ag->last_loss, loss, memory_order_relaxed);
             ag->sampled_total += ag->batch;
-            if (++ag->since_publish >= ag->publish_every) {
-                ag->ops->publish(ag->impl);
+            if (++ag->since_publish >= ag->publish_every && ag->ops->publish(ag->impl)) {
                 atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
                 ag->since_publish = 0;
             }
@@ -360,8 +359,7 @@ static void *dls_learner_main(void *arg)
             continue;
         }
         /* nothing to do: publish what there is, then sleep a little */
-        if (ag->since_publish) {
-            ag->ops->publish(ag->impl);
+        if (ag->since_publish && ag->ops->publish(ag->impl)) {
             atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
             ag->since_publish = 0;
         }
@@ -857,9 +855,12 @@ DLSCHED_API int dlsched_train(dlsched_agent *ag, uint32_t steps)
         atomic_fetch_add_explicit(&ag->train_steps, done, memory_order_relaxed);
         atomic_store_explicit(&ag->last_loss, loss, memory_order_relaxed);
         if (ag->threaded && done) {
-            ag->ops->publish(ag->impl);
-            atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
-            ag->since_publish = 0;
+            if (ag->ops->publish(ag->impl)) {
+                atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
+                ag->since_publish = 0;
+            } else {
+                ag->since_publish++; /* the learner publishes it when idle */
+            }
         }
         dls_unlock(ag);
         if (done == 0)
@@ -925,6 +926,7 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
     s.apprentice_left = ag->appr_left;
     s.apprentice_agreement = ag->appr_fill ? (double)ag->appr_agree / ag->appr_fill : 0.0;
     pthread_mutex_unlock(&ag->tmu);
+    uint64_t pv = atomic_load(&ag->published_version); /* before train_steps */
     s.decisions = atomic_load_explicit(&ag->decisions, memory_order_relaxed);
     s.explored = atomic_load_explicit(&ag->explored, memory_order_relaxed);
     s.hinted = atomic_load_explicit(&ag->hinted, memory_order_relaxed);
@@ -934,8 +936,7 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
     s.model_version = s.train_steps;
     s.last_loss = atomic_load_explicit(&ag->last_loss, memory_order_relaxed);
     s.staged = atomic_load_explicit(&ag->staged, memory_order_relaxed);
-    s.published_version = ag->threaded && ag->is_dqn ? atomic_load(&ag->published_version)
-                                                     : s.model_version;
+    s.published_version = ag->threaded && ag->is_dqn ? pv : s.model_version;
     size_t n = size < sizeof s ? size : sizeof s;
     s.size = (uint32_t)n;
     memcpy(out, &s, n);

@@ -40,7 +40,7 @@ typedef struct dls_backend_ops {
     const float *(*q_shared)(void *impl, const void *key, float *scratch, uint64_t *version);
     size_t (*scratch_floats)(const void *impl);
     /* make the current model the one q_shared() reads (agent lock held) */
-    void (*publish)(void *impl);
+    int (*publish)(void *impl);
     /* learn from one transition (and store it for replay); returns the
        number of learning updates it made, *loss = the last one's loss */
     uint64_t (*learn)(void *impl, const dls_transition *t, dls_rng *rng, double *loss);

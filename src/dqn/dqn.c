@@ -469,7 +469,7 @@ static const float *dqn_q_shared(void *impl, const void *key, float *scratch, ui
     return q;
 }
 
-static void dqn_publish(void *impl)
+static int dqn_publish(void *impl)
 {
     dls_dqn *d = impl;
     unsigned cur = atomic_load(&d->snap_cur);
@@ -483,9 +483,10 @@ static void dqn_publish(void *impl)
         s->norm_on = d->normalize && d->n_seen >= 2;
         s->version = d->steps;
         atomic_store(&d->snap_cur, k);
-        return;
+        return 1;
     }
     /* every other slot is pinned by a reader: publish at the next call */
+    return 0;
 }
 
 static uint64_t dqn_learn(void *impl, const dls_transition *t, dls_rng *rng, double *loss)
