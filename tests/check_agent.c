@@ -1,5 +1,6 @@
 /* check_agent.c - the agent's public contract: tickets, counters, bad input */
 #include <stdio.h>
+#include <time.h>
 
 #include "tests.h"
 
@@ -454,6 +455,29 @@ START_TEST(test_train)
 }
 END_TEST
 
+/* a ticket past ticket_timeout_ms is expired when it is observed, even if
+   no other call expired it first */
+START_TEST(test_timeout_on_own_observe)
+{
+    dlsched_agent_free(ag);
+    ag = tst_agent("algo=qtable n_features=2 n_actions=4 bins=4 lr=0.5 ticket_timeout_ms=20 "
+                   "default_reward=-4 epsilon_start=0 epsilon_end=0 seed=5");
+    dlsched_decision_t d = act_at(0.1f, 0.1f);
+    struct timespec ts = {0, 60 * 1000000L};
+    nanosleep(&ts, NULL);
+    ck_assert_int_eq(dlsched_observe(ag, d.ticket, 1.0f, NULL, DLSCHED_OBS_TERMINAL),
+                     DLSCHED_ETICKET);
+    tst_assert_error_has("ticket_timeout_ms");
+    dlsched_stats_t st = tst_stats(ag);
+    ck_assert_uint_eq(st.tickets_expired, 1);
+    ck_assert_uint_eq(st.tickets_timed_out, 1);
+    ck_assert_uint_eq(st.observed, 0);
+    ck_assert_uint_eq(st.tickets_pending, 0);
+    /* learned as terminal with default_reward: 0 + 0.5 * (-4 - 0) */
+    ck_assert_float_eq_tol(q_at(0.1f, 0.1f, d.action), -2.0f, 1e-7);
+}
+END_TEST
+
 Suite *suite_agent(void)
 {
     Suite *s = suite_create("agent");
@@ -465,6 +489,7 @@ Suite *suite_agent(void)
     tcase_add_test(tc, test_expiry_dropped);
     tcase_add_test(tc, test_expiry_oldest_pending);
     tcase_add_test(tc, test_expiry_default_reward);
+    tcase_add_test(tc, test_timeout_on_own_observe);
     tcase_add_test(tc, test_stats_size_prefix);
     tcase_add_test(tc, test_q_values_masked);
     tcase_add_test(tc, test_mean_reward_running);

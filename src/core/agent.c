@@ -384,13 +384,13 @@ static void *dls_learner_main(void *arg)
 
 /* ---- tickets (tmu held) ---------------------------------------------------------- */
 
-/* Expire the oldest pending ticket. inline: learn it now (terminal, with
+/* Expire a pending ticket. inline: learn it now (terminal, with
    default_reward) under the agent's lock the caller holds; thread: keep it
    in the context for the caller to stage after tmu. Returns 1 when the
    context's buffer took it. */
-static int dls_expire_one(dlsched_agent *ag, dls_ctx *c, int *n_buf, int timed_out)
+static int dls_expire_one(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint32_t slot,
+                          int timed_out)
 {
-    uint32_t slot = dls_tickets_oldest(&ag->tickets);
     int kept = 0;
     if (ag->has_default_reward) {
         if (!ag->threaded) {
@@ -419,7 +419,7 @@ static void dls_expire_aged(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint64_t 
         uint32_t slot = dls_tickets_oldest(&ag->tickets);
         if (now - dls_tickets_slot(&ag->tickets, slot)->born_ns <= ag->timeout_ns)
             break;
-        dls_expire_one(ag, c, n_buf, 1);
+        dls_expire_one(ag, c, n_buf, slot, 1);
     }
 }
 
@@ -708,7 +708,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
         if (ag->timeout_ns)
             dls_expire_aged(ag, c, &n_exp, dls_now_ns());
         if (ag->tickets.n_free == 0)
-            dls_expire_one(ag, c, &n_exp, 0);
+            dls_expire_one(ag, c, &n_exp, dls_tickets_oldest(&ag->tickets), 0);
         uint32_t slot;
         d.ticket = dls_tickets_issue(&ag->tickets, ch.action, &slot);
         memcpy(dls_tickets_key(&ag->tickets, slot), key, ag->key_bytes);
@@ -757,15 +757,27 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     }
     int n_exp = 0;
     pthread_mutex_lock(&ag->tmu);
+    uint64_t now = ag->timeout_ns ? dls_now_ns() : 0;
+    if (ag->timeout_ns)
+        dls_expire_aged(ag, c, &n_exp, now);
     uint32_t slot = dls_tickets_find(&ag->tickets, ticket);
-    if (slot == DLS_NO_SLOT) {
+    /* a ticket past ticket_timeout_ms is expired, even if no call did yet */
+    int too_old = slot != DLS_NO_SLOT && ag->timeout_ns &&
+                  now - dls_tickets_slot(&ag->tickets, slot)->born_ns > ag->timeout_ns;
+    if (too_old)
+        dls_expire_one(ag, c, &n_exp, slot, 1);
+    if (slot == DLS_NO_SLOT || too_old) {
         pthread_mutex_unlock(&ag->tmu);
-        if (c)
+        if (c) {
+            dls_stage_expired(ag, c, n_exp);
             dls_ctx_release(c);
-        else
+        } else {
             dls_unlock(ag);
+        }
         return dls_fail(DLSCHED_ETICKET,
-                        "ticket %llu is not pending (unknown, expired or already observed)",
+                        too_old ? "ticket %llu expired: older than ticket_timeout_ms"
+                                : "ticket %llu is not pending (unknown, expired or already "
+                                  "observed)",
                         (unsigned long long)ticket);
     }
     memcpy(key_prev, dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
@@ -773,8 +785,6 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     dls_tickets_release(&ag->tickets, slot);
     ag->observed++;
     dls_count_reward(ag, reward);
-    if (ag->timeout_ns)
-        dls_expire_aged(ag, c, &n_exp, dls_now_ns());
     pthread_mutex_unlock(&ag->tmu);
 
     if (!terminal)
