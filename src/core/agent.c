@@ -758,14 +758,14 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     int n_exp = 0;
     pthread_mutex_lock(&ag->tmu);
     uint64_t now = ag->timeout_ns ? dls_now_ns() : 0;
-    if (ag->timeout_ns)
-        dls_expire_aged(ag, c, &n_exp, now);
     uint32_t slot = dls_tickets_find(&ag->tickets, ticket);
     /* a ticket past ticket_timeout_ms is expired, even if no call did yet */
     int too_old = slot != DLS_NO_SLOT && ag->timeout_ns &&
                   now - dls_tickets_slot(&ag->tickets, slot)->born_ns > ag->timeout_ns;
     if (too_old)
         dls_expire_one(ag, c, &n_exp, slot, 1);
+    if (ag->timeout_ns)
+        dls_expire_aged(ag, c, &n_exp, now);
     if (slot == DLS_NO_SLOT || too_old) {
         pthread_mutex_unlock(&ag->tmu);
         if (c) {
