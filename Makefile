@@ -148,7 +148,8 @@ endif
 test: check
 
 # ---- examples, benchmarks ---------------------------------------------------
-EXAMPLE_BINS := build/$(VARIANT)/examples/routing build/$(VARIANT)/examples/dqn_host
+EXAMPLE_BINS := build/$(VARIANT)/examples/routing build/$(VARIANT)/examples/dqn_host \
+                build/$(VARIANT)/examples/server
 BENCH_BINS := $(patsubst bench/%.c,build/$(VARIANT)/bench/%,$(wildcard bench/bench_*.c))
 
 build/$(VARIANT)/examples/%: examples/%.c $(ALIB)
@@ -164,6 +165,8 @@ demo: deps-build
 	./build/$(VARIANT)/examples/routing
 	@echo
 	./build/$(VARIANT)/examples/dqn_host
+	@echo
+	./build/$(VARIANT)/examples/server
 
 bench: deps-build
 	$(MAKE) --no-print-directory lib $(BENCH_BINS)

@@ -186,7 +186,7 @@ typedef struct dlsched_agent dlsched_agent;
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_ECONFIG
  * (missing key, contradictory keys, a table larger than max_table_bytes, a
  * replay buffer larger than max_replay_bytes, device=cuda with algo=qtable,
- * nstep > 1 with learner=thread), DLSCHED_ENODEVICE (device=cuda and no
+ * nstep > 1 or cpu_threads > 1 with learner=thread), DLSCHED_ENODEVICE (device=cuda and no
  * usable CUDA backend) or DLSCHED_ENOMEM (also when the learner thread of
  * learner=thread cannot start). Thread safety: safe from any thread.
  * Since 1.0.

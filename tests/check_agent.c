@@ -424,6 +424,10 @@ START_TEST(test_agent_new_limits)
     ck_assert_int_eq(tst_agent_rc("algo=dqn n_features=2 n_actions=2 replay=0"),
                      DLSCHED_ECONFIG);
     tst_assert_error_has("replay");
+    ck_assert_int_eq(tst_agent_rc("algo=dqn n_features=2 n_actions=2 learner=thread "
+                                  "cpu_threads=2"),
+                     DLSCHED_ECONFIG);
+    tst_assert_error_has("cpu_threads");
     ck_assert_int_eq(tst_agent_rc("algo=dqn n_features=2 n_actions=2 target_update=2.5"),
                      DLSCHED_ECONFIG);
     tst_assert_error_has("target_update");

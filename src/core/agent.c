@@ -41,8 +41,8 @@
 #define DLS_SHARD_CAP 4096
 /* tickets expired by age per call (the rest expire on later calls) */
 #define DLS_EXPIRE_BATCH 16
-/* an idle learner looks for new transitions this often */
-#define DLS_LEARNER_IDLE_NS 1000000L
+/* an idle learner sleeps until a transition is staged, or this long */
+#define DLS_LEARNER_IDLE_NS 100000000L
 
 /* the per-call state of learner=thread: scratch, keys and an RNG stream */
 typedef struct dls_ctx {
@@ -97,7 +97,8 @@ struct dlsched_agent {
     size_t bytes;
     /* learner=thread */
     int threaded, is_dqn;
-    dls_ctx *ctx;
+    dls_ctx *ctx;      /* learner=thread: DLS_CTX call contexts */
+    dls_ctx ictx;      /* learner=inline: the one context (expired tickets) */
     dls_shard *shards;
     size_t stage_stride;
     atomic_uint_fast64_t staged;
@@ -106,6 +107,7 @@ struct dlsched_agent {
     atomic_int stop;
     pthread_mutex_t idle_mu;
     pthread_cond_t idle_cv;
+    atomic_int sleeping; /* the learner waits on idle_cv */
     uint64_t stored_total, sampled_total, since_publish;
     uint64_t learning_starts, batch, publish_every;
     double replay_ratio;
@@ -195,6 +197,21 @@ static int dls_check_next(const dlsched_agent *ag, const dlsched_state_t *next, 
 }
 
 /* ---- locks ------------------------------------------------------------------ */
+
+/* Critical sections are a few hundred nanoseconds: spin briefly before
+   sleeping in the kernel (glibc's adaptive mutex). */
+static int dls_mutex_init(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    if (pthread_mutexattr_init(&a) != 0)
+        return -1;
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+    int rc = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return rc;
+}
 
 /* The mutex is not fair: a thread that unlocks and locks again at once (a
    training loop) could starve the others. Callers announce that they wait,
@@ -323,8 +340,15 @@ static void dls_stage(dlsched_agent *ag, const dls_ctx *c, const void *key, int3
     if (next_mask)
         memcpy(e + sizeof h + 2 * kpad, next_mask, ag->na);
     sh->count++;
-    atomic_fetch_add_explicit(&ag->staged, 1, memory_order_relaxed);
+    atomic_fetch_add(&ag->staged, 1);
     pthread_mutex_unlock(&sh->mu);
+    /* wake a sleeping learner (staged before sleeping is read: the learner
+       re-reads staged after announcing its sleep, so one of them sees it) */
+    if (atomic_load(&ag->sleeping)) {
+        pthread_mutex_lock(&ag->idle_mu);
+        pthread_cond_signal(&ag->idle_cv);
+        pthread_mutex_unlock(&ag->idle_mu);
+    }
 }
 
 /* the background learner: drain, train within the replay ratio, publish */
@@ -365,7 +389,8 @@ static void *dls_learner_main(void *arg)
         }
         dls_unlock(ag);
         pthread_mutex_lock(&ag->idle_mu);
-        if (!atomic_load(&ag->stop)) {
+        atomic_store(&ag->sleeping, 1);
+        if (!atomic_load(&ag->stop) && atomic_load(&ag->staged) == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += DLS_LEARNER_IDLE_NS;
@@ -375,6 +400,7 @@ static void *dls_learner_main(void *arg)
             }
             pthread_cond_timedwait(&ag->idle_cv, &ag->idle_mu, &ts);
         }
+        atomic_store(&ag->sleeping, 0);
         pthread_mutex_unlock(&ag->idle_mu);
         dls_lock(ag);
     }
@@ -384,32 +410,21 @@ static void *dls_learner_main(void *arg)
 
 /* ---- tickets (tmu held) ---------------------------------------------------------- */
 
-/* Expire a pending ticket. inline: learn it now (terminal, with
-   default_reward) under the agent's lock the caller holds; thread: keep it
-   in the context for the caller to stage after tmu. Returns 1 when the
-   context's buffer took it. */
-static int dls_expire_one(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint32_t slot,
-                          int timed_out)
+/* Expire a pending ticket. With default_reward it is kept in the context
+   c, to be learned (terminal, with default_reward) by dls_flush_expired()
+   once tmu is released: a learning step never runs under tmu. */
+static void dls_expire_one(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint32_t slot,
+                           int timed_out)
 {
-    int kept = 0;
     if (ag->has_default_reward) {
-        if (!ag->threaded) {
-            dls_transition t = {dls_tickets_key(&ag->tickets, slot),
-                                dls_tickets_action(&ag->tickets, slot), ag->default_reward, NULL,
-                                NULL, 1, 0};
-            dls_learn(ag, &t);
-        } else {
-            memcpy(c->expired_keys + (size_t)*n_buf * ag->key_bytes,
-                   dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
-            c->expired_actions[*n_buf] = dls_tickets_action(&ag->tickets, slot);
-            (*n_buf)++;
-            kept = 1;
-        }
+        memcpy(c->expired_keys + (size_t)*n_buf * ag->key_bytes,
+               dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
+        c->expired_actions[*n_buf] = dls_tickets_action(&ag->tickets, slot);
+        (*n_buf)++;
     }
     dls_tickets_release(&ag->tickets, slot);
     ag->expired++;
     ag->timed_out += timed_out != 0;
-    return kept;
 }
 
 /* expire tickets older than ticket_timeout_ms (at most DLS_EXPIRE_BATCH) */
@@ -423,12 +438,19 @@ static void dls_expire_aged(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint64_t 
     }
 }
 
-/* stage the expired tickets a context collected (tmu released) */
-static void dls_stage_expired(dlsched_agent *ag, dls_ctx *c, int n)
+/* learn the expired tickets a context collected (tmu released): inline
+   under the agent's lock the caller holds, else through the learner */
+static void dls_flush_expired(dlsched_agent *ag, dls_ctx *c, int n)
 {
-    for (int i = 0; i < n; i++)
-        dls_stage(ag, c, c->expired_keys + (size_t)i * ag->key_bytes, c->expired_actions[i],
-                  ag->default_reward, NULL, NULL, 1, 0);
+    for (int i = 0; i < n; i++) {
+        const unsigned char *key = c->expired_keys + (size_t)i * ag->key_bytes;
+        if (ag->threaded) {
+            dls_stage(ag, c, key, c->expired_actions[i], ag->default_reward, NULL, NULL, 1, 0);
+        } else {
+            dls_transition t = {key, c->expired_actions[i], ag->default_reward, NULL, NULL, 1, 0};
+            dls_learn(ag, &t);
+        }
+    }
 }
 
 /* ---- agent lifetime ------------------------------------------------------------- */
@@ -466,7 +488,7 @@ static int dls_agent_threads(dlsched_agent *ag)
     ag->stage_stride = sizeof(dls_stage_hdr) + 2 * kpad + ((ag->na + 7) & ~(size_t)7);
     for (int s = 0; s < DLS_SHARDS; s++) {
         dls_shard *sh = &ag->shards[s];
-        if (pthread_mutex_init(&sh->mu, NULL) != 0)
+        if (dls_mutex_init(&sh->mu) != 0)
             return dls_fail(DLSCHED_ENOMEM, "cannot create a staging lock");
         sh->buf = malloc(DLS_SHARD_CAP * ag->stage_stride);
         if (!sh->buf)
@@ -507,15 +529,24 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
                 "to fall back to the CPU)",
                 dlsched_version_string());
 
+    DLS_FAIL_IF(dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_THREAD &&
+                    dls_config_int(cfg, DLS_KEY_CPU_THREADS) > 1,
+                DLSCHED_ECONFIG,
+                "key 'cpu_threads' is %lld but learner=thread needs 1: OpenBLAS's thread count "
+                "is process-wide, so acting threads would wait on BLAS threads while the "
+                "learner trains",
+                (long long)dls_config_int(cfg, DLS_KEY_CPU_THREADS));
+
     dlsched_agent *ag = calloc(1, sizeof *ag);
     DLS_FAIL_IF(!ag, DLSCHED_ENOMEM, "out of memory for an agent");
     atomic_init(&ag->waiting, 0);
     atomic_init(&ag->stop, 0);
-    if (pthread_mutex_init(&ag->lock, NULL) != 0) {
+    atomic_init(&ag->sleeping, 0);
+    if (dls_mutex_init(&ag->lock) != 0) {
         free(ag);
         return dls_fail(DLSCHED_ENOMEM, "cannot create the agent's lock");
     }
-    if (pthread_mutex_init(&ag->tmu, NULL) != 0) {
+    if (dls_mutex_init(&ag->tmu) != 0) {
         pthread_mutex_destroy(&ag->lock);
         free(ag);
         return dls_fail(DLSCHED_ENOMEM, "cannot create the agent's lock");
@@ -554,7 +585,8 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     ag->key_next = calloc(1, ag->key_bytes);
     ag->key_cur = calloc(1, ag->key_bytes);
     ag->q_scratch = calloc(ag->na, sizeof(float));
-    if (!ag->key_next || !ag->key_cur || !ag->q_scratch)
+    ag->ictx.expired_keys = calloc(DLS_EXPIRE_BATCH + 1, ag->key_bytes);
+    if (!ag->key_next || !ag->key_cur || !ag->q_scratch || !ag->ictx.expired_keys)
         return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM, "out of memory for an agent"));
     ag->bytes = sizeof *ag + 2 * ag->key_bytes + ag->na * sizeof(float) +
                 dls_tickets_bytes(cap, ag->key_bytes) + ag->ops->memory(ag->impl);
@@ -606,6 +638,7 @@ DLSCHED_API void dlsched_agent_free(dlsched_agent *ag)
     free(ag->key_next);
     free(ag->key_cur);
     free(ag->q_scratch);
+    free(ag->ictx.expired_keys);
     dlsched_config_free(ag->cfg);
     pthread_mutex_destroy(&ag->tmu);
     pthread_mutex_destroy(&ag->lock);
@@ -686,6 +719,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
             version = atomic_load_explicit(&ag->train_steps, memory_order_relaxed);
     } else {
         dls_lock(ag);
+        c = &ag->ictx;
         key = ag->key_cur;
         rng = &ag->rng;
         ag->ops->encode(ag->impl, st->features, key);
@@ -723,12 +757,11 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
         atomic_fetch_add_explicit(&ag->explored, 1, memory_order_relaxed);
     if (ch.flags & DLSCHED_DECISION_HINT)
         atomic_fetch_add_explicit(&ag->hinted, 1, memory_order_relaxed);
-    if (ag->threaded) {
-        dls_stage_expired(ag, c, n_exp);
+    dls_flush_expired(ag, c, n_exp);
+    if (ag->threaded)
         dls_ctx_release(c);
-    } else {
+    else
         dls_unlock(ag);
-    }
     *out = d;
     return DLSCHED_OK;
 }
@@ -752,6 +785,7 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
         key_next = c->key_next;
     } else {
         dls_lock(ag);
+        c = &ag->ictx;
         key_prev = ag->key_cur;
         key_next = ag->key_next;
     }
@@ -768,12 +802,11 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
         dls_expire_aged(ag, c, &n_exp, now);
     if (slot == DLS_NO_SLOT || too_old) {
         pthread_mutex_unlock(&ag->tmu);
-        if (c) {
-            dls_stage_expired(ag, c, n_exp);
+        dls_flush_expired(ag, c, n_exp);
+        if (ag->threaded)
             dls_ctx_release(c);
-        } else {
+        else
             dls_unlock(ag);
-        }
         return dls_fail(DLSCHED_ETICKET,
                         too_old ? "ticket %llu expired: older than ticket_timeout_ms"
                                 : "ticket %llu is not pending (unknown, expired or already "
@@ -792,12 +825,13 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     if (ag->threaded) {
         dls_stage(ag, c, key_prev, action, reward, terminal ? NULL : key_next, nmask,
                   (unsigned)terminal, (unsigned)truncated);
-        dls_stage_expired(ag, c, n_exp);
+        dls_flush_expired(ag, c, n_exp);
         dls_ctx_release(c);
     } else {
         dls_transition t = {key_prev, action, reward, terminal ? NULL : key_next, nmask,
                             (unsigned)terminal, (unsigned)truncated};
         dls_learn(ag, &t);
+        dls_flush_expired(ag, c, n_exp);
         dls_unlock(ag);
     }
     return DLSCHED_OK;
