@@ -9,6 +9,7 @@
 #   make abicheck             compare the ABI with abi/libdlsched.abi
 #   make abi-baseline         rewrite the committed baseline (deliberate ABI change)
 #   make lint-man             mandoc -Tlint on every page
+#   make fuzz FUZZ_SECONDS=60 libFuzzer harnesses of tests/fuzz (clang)
 # Variables: CC, CFLAGS, WERROR=1 (add -Werror), SANITIZE, PREFIX, DESTDIR.
 
 VERSION_MAJOR := $(shell sed -n 's/^\#define DLSCHED_VERSION_MAJOR \([0-9]*\).*/\1/p' include/dlsched.h)
@@ -67,7 +68,7 @@ CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 MAN3 := $(wildcard man/man3/*.3)
 MAN7 := man/man7/dlsched.7
 
-.PHONY: all lib check test deps-build deps-check demo bench install uninstall abicheck \
+.PHONY: all lib check test deps-build deps-check demo bench fuzz install uninstall abicheck \
         abi-baseline lint-man man clean
 
 all: lib $(PCFILE) man
@@ -171,6 +172,28 @@ demo: deps-build
 bench: deps-build
 	$(MAKE) --no-print-directory lib $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do ./$$b || exit 1; done
+
+# ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=60 ------------------
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
+              -Iinclude $(BLAS_CFLAGS)
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS_CORE)
+
+fuzz:
+	@sh scripts/ensure-deps.sh fuzz
+	$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	    name=$${f#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus-$$name; \
+	    cp tests/fuzz/corpus/$$name/* build/fuzz/corpus-$$name/ 2>/dev/null; \
+	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	    ./$$f build/fuzz/corpus-$$name -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	        -artifact_prefix=build/fuzz/ || exit 1; \
+	done
 
 # ---- install ----------------------------------------------------------------
 install: all

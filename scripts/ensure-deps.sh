@@ -5,12 +5,14 @@
 #   build: compiler, make, pkg-config, OpenBLAS
 #   check: build + Check + mandoc
 #   abi:   abigail-tools
+#   fuzz:  clang with its libFuzzer runtime
 set -u
 profile=${1:-build}
 case "$profile" in
 build) pkgs="build-essential pkg-config libopenblas-dev" ;;
 check) pkgs="build-essential pkg-config libopenblas-dev check mandoc" ;;
 abi) pkgs="abigail-tools" ;;
+fuzz) pkgs="clang libclang-rt-14-dev libopenblas-dev" ;;
 *) echo "ensure-deps.sh: unknown profile '$profile'" >&2; exit 2 ;;
 esac
 
