@@ -50,7 +50,8 @@ OBJDIR := build/$(VARIANT)/obj
 ALL_CFLAGS := $(BASE_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS) $(CFLAGS)
 BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
-LDLIBS_CORE := $(BLAS_LIBS) -lpthread -lm
+ZLIB_LIBS := $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null || echo -lz)
+LDLIBS_CORE := $(BLAS_LIBS) $(ZLIB_LIBS) -lpthread -lm
 
 LIB_SRCS := $(wildcard src/core/*.c) $(wildcard src/qtable/*.c) $(wildcard src/dqn/*.c) \
             $(wildcard src/backends/cpu/*.c)
@@ -71,7 +72,11 @@ MAN7 := man/man7/dlsched.7
 .PHONY: all lib check test deps-build deps-check demo bench fuzz install uninstall abicheck \
         abi-baseline lint-man man clean
 
-all: lib $(PCFILE) man
+TOOL := build/$(VARIANT)/bin/dlsched
+MAN1 := $(wildcard man/man1/*.1)
+MAN5 := $(wildcard man/man5/*.5)
+
+all: lib $(PCFILE) man $(TOOL)
 
 lib: $(SOLIB) $(ALIB)
 
@@ -117,7 +122,12 @@ $(MAN7): man/dlsched.7.in $(KEYTABLE_BIN)
 man: $(MAN7)
 
 lint-man: man
-	mandoc -Tlint -W warning $(MAN3) $(MAN7) $(wildcard man/man1/*.1 man/man5/*.5)
+	mandoc -Tlint -W warning $(MAN3) $(MAN7) $(MAN1) $(MAN5)
+
+# ---- the dlsched command-line tool --------------------------------------------
+$(TOOL): tools/dlsched.c $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
 
 # ---- tests ------------------------------------------------------------------
 deps-build:
@@ -138,8 +148,9 @@ $(NOALLOC_BIN): tests/noalloc/check_noalloc.c $(ALIB)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(ALIB) $(CHECK_LIBS) $(LDLIBS_CORE)
 
 check: deps-check
-	$(MAKE) --no-print-directory lib $(TEST_BIN) man
+	$(MAKE) --no-print-directory lib $(TEST_BIN) man $(TOOL)
 	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) ./$(TEST_BIN)
+	sh tests/cli/run.sh ./$(TOOL)
 ifeq ($(SANITIZE),)
 	$(MAKE) --no-print-directory $(NOALLOC_BIN)
 	./$(NOALLOC_BIN)
@@ -197,8 +208,10 @@ fuzz:
 
 # ---- install ----------------------------------------------------------------
 install: all
-	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
-	    $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/dlsched
 	install -m 644 include/dlsched.h $(DESTDIR)$(INCLUDEDIR)/dlsched.h
 	install -m 755 $(SOLIB) $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION)
 	ln -sf libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -210,13 +223,18 @@ install: all
 	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
 	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+	$(if $(MAN1),install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(MAN5),install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/dlsched.h
 	rm -f $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libdlsched.so $(DESTDIR)$(LIBDIR)/libdlsched.a \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
+	rm -f $(DESTDIR)$(BINDIR)/dlsched
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
 	    $(DESTDIR)$(MANDIR)/man7/dlsched.7
 
 # ---- ABI --------------------------------------------------------------------

@@ -8,10 +8,11 @@
  * learns, online and in-process, which decision maximises long-term reward.
  *
  * Sections, from simplest to most advanced:
- *   1. version          5. state and decision
- *   2. errors           6. act and observe
- *   3. configuration    7. statistics
- *   4. agent            8. backends
+ *   1. version          6. act and observe
+ *   2. errors           7. persistence
+ *   3. configuration    8. statistics
+ *   4. agent            9. backends
+ *   5. state and decision
  *
  * Conventions
  *   - Every function that can fail returns int: DLSCHED_OK (0) or one of
@@ -349,7 +350,82 @@ DLSCHED_API int dlsched_q_values(dlsched_agent *agent, const dlsched_state_t *st
                                  float *out, uint32_t n);
 
 /* ======================================================================
- * 7. Statistics
+ * 7. Persistence
+ *
+ * A checkpoint holds the whole learned state: the configuration, the
+ * Q-table or the network with its target, Adam moments and normaliser,
+ * counters and the RNG state, and the replay buffer when save_replay=1.
+ * The format is documented in dlsched-checkpoint(5). Tickets pending at
+ * save time are not saved: the loaded agent counts them as expired.
+ * ====================================================================== */
+
+/*
+ * dlsched_save - write a checkpoint of the agent to path, atomically
+ *
+ * Writes a temporary file in the same directory, fsyncs it, renames it over
+ * path and fsyncs the directory: a crash at any moment leaves either the
+ * previous file or the new one. With learner=thread, transitions waiting
+ * for the learner are taken in first.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument, empty or too long
+ * path), DLSCHED_EIO (the file system refused; the message names the path,
+ * the step and errno's text) or DLSCHED_ENOMEM.
+ * Thread safety: may run concurrently with act, observe, observe_transition,
+ * q_values, stats and train on the same agent (it holds the agent's locks
+ * while it copies the state out). Since 1.0.
+ */
+DLSCHED_API int dlsched_save(dlsched_agent *agent, const char *path);
+
+/*
+ * dlsched_load - create an agent from a checkpoint file
+ *
+ * overrides (may be NULL) sets run-time keys (lr, exploration, learner,
+ * device, cpu_threads, ...) over the stored configuration; a key that fixes
+ * the stored state's shape (n_features, n_actions, algo, bins, feature_low,
+ * feature_high, hidden, dueling, normalize, replay, per, nstep) must equal
+ * the stored value. The loaded agent continues exactly where the saved one
+ * stopped (same seed, learner=inline), replay buffer included when it was
+ * saved. The stored configuration's max_table_bytes and max_replay_bytes
+ * (or their overrides) bound what loading allocates.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_EIO (cannot
+ * read path), DLSCHED_EFORMAT (truncated, corrupt, foreign or newer-format
+ * data; the message says which), DLSCHED_EMISMATCH (an override contradicts
+ * a shape key; the message names it), DLSCHED_ECONFIG or DLSCHED_ENODEVICE
+ * (an override is not usable) or DLSCHED_ENOMEM.
+ * Thread safety: safe from any thread. Since 1.0.
+ */
+DLSCHED_API int dlsched_load(const char *path, const dlsched_config *overrides,
+                             dlsched_agent **out);
+
+/*
+ * dlsched_save_buffer - a checkpoint in memory
+ *
+ * On success *buf (free it with dlsched_buffer_free()) holds *len bytes,
+ * exactly what dlsched_save() would write.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument) or DLSCHED_ENOMEM.
+ * Thread safety: as dlsched_save(). Since 1.0.
+ */
+DLSCHED_API int dlsched_save_buffer(dlsched_agent *agent, void **buf, size_t *len);
+
+/*
+ * dlsched_buffer_free - free a buffer of dlsched_save_buffer(); NULL is a
+ * no-op. Thread safety: safe from any thread. Since 1.0.
+ */
+DLSCHED_API void dlsched_buffer_free(void *buf);
+
+/*
+ * dlsched_load_buffer - create an agent from a checkpoint in memory
+ *
+ * As dlsched_load() for the len bytes at buf, which are only read. Any
+ * truncated, bit-flipped or foreign buffer gives DLSCHED_EFORMAT: every
+ * size is checked against len before it is used, and a CRC-32 covers every
+ * byte. Returns as dlsched_load() but for DLSCHED_EIO.
+ * Thread safety: safe from any thread. Since 1.0.
+ */
+DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len,
+                                    const dlsched_config *overrides, dlsched_agent **out);
+
+/* ======================================================================
+ * 8. Statistics
  * ====================================================================== */
 
 #define DLSCHED_BACKEND_CPU 0u
@@ -403,7 +479,7 @@ typedef struct dlsched_stats_t {
 DLSCHED_API int dlsched_stats(dlsched_agent *agent, dlsched_stats_t *out, size_t size);
 
 /* ======================================================================
- * 8. Backends
+ * 9. Backends
  * ====================================================================== */
 
 /*

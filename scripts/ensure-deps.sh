@@ -9,8 +9,8 @@
 set -u
 profile=${1:-build}
 case "$profile" in
-build) pkgs="build-essential pkg-config libopenblas-dev" ;;
-check) pkgs="build-essential pkg-config libopenblas-dev check mandoc" ;;
+build) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev" ;;
+check) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev check mandoc" ;;
 abi) pkgs="abigail-tools" ;;
 fuzz) pkgs="clang libclang-rt-14-dev libopenblas-dev" ;;
 *) echo "ensure-deps.sh: unknown profile '$profile'" >&2; exit 2 ;;

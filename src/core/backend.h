@@ -13,6 +13,9 @@
 
 #include "rng.h"
 
+struct dls_wbuf;
+struct dls_rbuf;
+
 /* one experience: keys are the backend's encodings of the states */
 typedef struct dls_transition {
     const void *key;       /* state at decision time */
@@ -48,6 +51,11 @@ typedef struct dls_backend_ops {
        number of updates done (0 when nothing is stored) */
     uint64_t (*train)(void *impl, dls_rng *rng, uint64_t steps, double *loss);
     uint64_t (*stored)(const void *impl);
+    /* checkpoint: append the learned state (and the replay buffer when
+       with_replay) to w; load it back into a backend created from the same
+       configuration, checking every value (DLSCHED_EFORMAT + message) */
+    void (*save)(const void *impl, struct dls_wbuf *w, int with_replay);
+    int (*load)(void *impl, struct dls_rbuf *r, int with_replay);
     size_t (*memory)(const void *impl);
     void (*destroy)(void *impl);
 } dls_backend_ops;

@@ -13,10 +13,12 @@
 #define K_REQUIRED DLS_K_REQUIRED
 #define K_OPTIONAL DLS_K_OPTIONAL
 #define K_SHAPE DLS_K_SHAPE
+#define K_STORED DLS_K_STORED
 const dls_key_info dls_keys[DLS_N_KEYS] = {DLS_KEYS(DLS_KEY_INFO_)};
 #undef K_REQUIRED
 #undef K_OPTIONAL
 #undef K_SHAPE
+#undef K_STORED
 
 typedef struct dls_value {
     int set;

@@ -47,7 +47,7 @@
       "qtable: lower edge of each feature's range")                                         \
     X(FEATURE_HIGH, "feature_high", FLOATLIST, "1", NULL, -1e30, 1e30, K_SHAPE, NULL,         \
       "qtable: upper edge of each feature's range")                                         \
-    X(REPLAY, "replay", INT, "100000", "0", 0, 4294967295.0, 0, NULL,                        \
+    X(REPLAY, "replay", INT, "100000", "0", 0, 4294967295.0, K_STORED, NULL,                        \
       "replay buffer capacity in transitions (0 = none; dqn needs >= 1)")                   \
     X(HIDDEN, "hidden", INTLIST, "256,256", NULL, 1, 65536, K_SHAPE, NULL,                    \
       "dqn: hidden layer widths, a comma list (ReLU layers)")                               \
@@ -57,7 +57,7 @@
       "dqn: 1 = standardise features with running mean and variance")                       \
     X(DOUBLE, "double", INT, "1", NULL, 0, 1, 0, NULL,                                       \
       "dqn: 1 = double DQN target (online argmax, target value)")                           \
-    X(NSTEP, "nstep", INT, "1", NULL, 1, 1000, 0, NULL,                                      \
+    X(NSTEP, "nstep", INT, "1", NULL, 1, 1000, K_STORED, NULL,                                      \
       "dqn: n-step returns over consecutive observes")                                      \
     X(HUBER_DELTA, "huber_delta", FLOAT, "1", NULL, 1e-6, 1e30, 0, NULL,                     \
       "dqn: Huber loss threshold")                                                          \
@@ -77,7 +77,10 @@
     X(ADAM_BETA2, "adam_beta2", FLOAT, "0.999", NULL, 0, 0.999999, 0, NULL,                  \
       "dqn: Adam second-moment decay")                                                      \
     X(ADAM_EPS, "adam_eps", FLOAT, "1e-08", NULL, 1e-12, 1, 0, NULL, "dqn: Adam epsilon")    \
-    X(PER, "per", INT, "0", NULL, 0, 1, 0, NULL, "dqn: 1 = prioritized replay (sum-tree)")    \
+    X(PER, "per", INT, "0", NULL, 0, 1, K_STORED, NULL,                                      \
+      "dqn: 1 = prioritized replay (sum-tree)")                                             \
+    X(SAVE_REPLAY, "save_replay", INT, "0", NULL, 0, 1, 0, NULL,                             \
+      "1 = checkpoints include the replay buffer")                                          \
     X(PER_ALPHA, "per_alpha", FLOAT, "0.6", NULL, 0, 1, 0, NULL,                             \
       "dqn: priority exponent, p = (|TD error| + 1e-6)^alpha")                              \
     X(PER_BETA, "per_beta", FLOAT, "0.4", NULL, 0, 1, 0, NULL,                               \
@@ -116,7 +119,8 @@ enum dls_key_type { DLS_T_INT, DLS_T_FLOAT, DLS_T_ENUM, DLS_T_INTLIST, DLS_T_FLO
 enum dls_key_flags {
     DLS_K_REQUIRED = 1, /* no default: agent creation fails without it */
     DLS_K_OPTIONAL = 2, /* no default: unset is a meaningful state */
-    DLS_K_SHAPE = 4     /* fixes the shape of the learned model */
+    DLS_K_SHAPE = 4,    /* fixes the shape of the learned model */
+    DLS_K_STORED = 8    /* fixes the layout of state a checkpoint stores */
 };
 
 typedef struct dls_key_info {

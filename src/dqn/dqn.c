@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/ckpt.h"
 #include "../core/config.h"
 
 #define DLS_NORM_EPS 1e-8
@@ -544,9 +545,166 @@ static void dqn_destroy(void *impl)
     free(d);
 }
 
+/* ---- checkpoint ----------------------------------------------------------------- */
+
+/* section: parameters, target, Adam moments, step counters, normaliser,
+   n-step queue; replay capacity, count, position and (with_replay) its
+   arrays and priorities */
+static void dqn_save(const void *impl, dls_wbuf *w, int with_replay)
+{
+    const dls_dqn *d = impl;
+    size_t n = d->n_params, fs = sizeof(float);
+    dls_w_u64(w, n);
+    dls_w_bytes(w, d->theta, n * fs);
+    dls_w_bytes(w, d->theta_t, n * fs);
+    dls_w_bytes(w, d->adam_m, n * fs);
+    dls_w_bytes(w, d->adam_v, n * fs);
+    dls_w_u64(w, d->steps);
+    dls_w_u64(w, d->env_steps);
+    dls_w_f64(w, d->last_loss);
+    dls_w_u64(w, d->n_seen);
+    dls_w_bytes(w, d->mean, d->nf * sizeof(double));
+    dls_w_bytes(w, d->m2, d->nf * sizeof(double));
+    dls_w_u32(w, d->nstep);
+    dls_w_u32(w, d->qn);
+    dls_w_bytes(w, d->qs, (size_t)d->nstep * d->nf * fs);
+    dls_w_bytes(w, d->qs2, (size_t)d->nstep * d->nf * fs);
+    dls_w_bytes(w, d->qr, d->nstep * fs);
+    dls_w_bytes(w, d->qa, d->nstep * sizeof(int32_t));
+    dls_w_bytes(w, d->qm2, (size_t)d->nstep * d->na);
+    dls_w_bytes(w, d->qhasm, d->nstep);
+    const dls_replay *r = &d->rb;
+    uint64_t count = with_replay ? r->count : 0;
+    dls_w_u64(w, r->cap);
+    dls_w_u64(w, count);
+    dls_w_u64(w, with_replay ? r->pos : 0);
+    if (count) {
+        dls_w_bytes(w, r->s, r->cap * r->nf * fs);
+        dls_w_bytes(w, r->s2, r->cap * r->nf * fs);
+        dls_w_bytes(w, r->a, r->cap * sizeof(int32_t));
+        dls_w_bytes(w, r->ret, r->cap * fs);
+        dls_w_bytes(w, r->disc, r->cap * fs);
+        dls_w_bytes(w, r->mask2, r->cap * r->na);
+        dls_w_u32(w, (uint32_t)r->per);
+        if (r->per) {
+            dls_w_f64(w, r->max_priority);
+            dls_w_bytes(w, r->tree + r->tree_n, r->cap * sizeof(double));
+        }
+    }
+}
+
+static int dqn_all_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
+{
+    dls_dqn *d = impl;
+    (void)with_replay;
+    size_t n = d->n_params, fs = sizeof(float);
+    uint64_t np = dls_r_u64(r);
+    DLS_FAIL_IF(r->bad || np != n, DLSCHED_EFORMAT,
+                "checkpoint: the network has %llu parameters but the configuration gives %zu",
+                (unsigned long long)np, n);
+    dls_r_array(r, d->theta, n, fs);
+    dls_r_array(r, d->theta_t, n, fs);
+    dls_r_array(r, d->adam_m, n, fs);
+    dls_r_array(r, d->adam_v, n, fs);
+    DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the network is truncated");
+    DLS_FAIL_IF(!dqn_all_finite(d->theta, n) || !dqn_all_finite(d->theta_t, n) ||
+                    !dqn_all_finite(d->adam_m, n) || !dqn_all_finite(d->adam_v, n),
+                DLSCHED_EFORMAT, "checkpoint: a network parameter is not finite");
+    for (size_t i = 0; i < n; i++)
+        DLS_FAIL_IF(d->adam_v[i] < 0, DLSCHED_EFORMAT,
+                    "checkpoint: Adam's second moment %zu is negative", i);
+    d->steps = dls_r_u64(r);
+    d->env_steps = dls_r_u64(r);
+    d->last_loss = dls_r_f64(r);
+    d->n_seen = dls_r_u64(r);
+    dls_r_array(r, d->mean, d->nf, sizeof(double));
+    dls_r_array(r, d->m2, d->nf, sizeof(double));
+    uint32_t nstep = dls_r_u32(r), qn = dls_r_u32(r);
+    DLS_FAIL_IF(r->bad || nstep != d->nstep || qn >= nstep,
+                DLSCHED_EFORMAT, "checkpoint: n-step queue of %u for nstep=%u does not fit",
+                qn, nstep);
+    dls_r_array(r, d->qs, (uint64_t)nstep * d->nf, fs);
+    dls_r_array(r, d->qs2, (uint64_t)nstep * d->nf, fs);
+    dls_r_array(r, d->qr, nstep, fs);
+    dls_r_array(r, d->qa, nstep, sizeof(int32_t));
+    dls_r_array(r, d->qm2, (uint64_t)nstep * d->na, 1);
+    dls_r_array(r, d->qhasm, nstep, 1);
+    DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the learner state is truncated");
+    for (uint32_t j = 0; j < d->nf; j++)
+        DLS_FAIL_IF(!isfinite(d->mean[j]) || !isfinite(d->m2[j]) || d->m2[j] < 0,
+                    DLSCHED_EFORMAT, "checkpoint: normaliser statistics of feature %u are bad", j);
+    DLS_FAIL_IF(!isfinite(d->last_loss), DLSCHED_EFORMAT, "checkpoint: the loss is not finite");
+    for (uint32_t k = 0; k < qn; k++)
+        DLS_FAIL_IF(d->qa[k] < 0 || (uint32_t)d->qa[k] >= d->na || !isfinite(d->qr[k]),
+                    DLSCHED_EFORMAT, "checkpoint: n-step entry %u is out of range", k);
+    d->qn = qn;
+
+    dls_replay *rb = &d->rb;
+    uint64_t cap = dls_r_u64(r), count = dls_r_u64(r), pos = dls_r_u64(r);
+    DLS_FAIL_IF(r->bad || cap != rb->cap || count > cap || pos >= cap, DLSCHED_EFORMAT,
+                "checkpoint: replay capacity %llu, count %llu, position %llu do not fit the "
+                "configured replay=%llu",
+                (unsigned long long)cap, (unsigned long long)count, (unsigned long long)pos,
+                (unsigned long long)rb->cap);
+    if (count) {
+        dls_r_array(r, rb->s, cap * rb->nf, fs);
+        dls_r_array(r, rb->s2, cap * rb->nf, fs);
+        dls_r_array(r, rb->a, cap, sizeof(int32_t));
+        dls_r_array(r, rb->ret, cap, fs);
+        dls_r_array(r, rb->disc, cap, fs);
+        dls_r_array(r, rb->mask2, cap, rb->na);
+        uint32_t per = dls_r_u32(r);
+        DLS_FAIL_IF(r->bad || (int)per != rb->per, DLSCHED_EFORMAT,
+                    "checkpoint: the replay buffer is truncated or its per flag differs");
+        for (uint64_t i = 0; i < count; i++)
+            DLS_FAIL_IF(rb->a[i] < 0 || (uint32_t)rb->a[i] >= rb->na || !isfinite(rb->ret[i]) ||
+                            !(rb->disc[i] >= 0 && rb->disc[i] <= 1),
+                        DLSCHED_EFORMAT, "checkpoint: replay transition %llu is out of range",
+                        (unsigned long long)i);
+        DLS_FAIL_IF(!dqn_all_finite(rb->s, count * rb->nf) ||
+                        !dqn_all_finite(rb->s2, count * rb->nf),
+                    DLSCHED_EFORMAT, "checkpoint: a stored state is not finite");
+        if (per) {
+            rb->max_priority = dls_r_f64(r);
+            DLS_FAIL_IF(dls_r_array(r, rb->tree + rb->tree_n, cap, sizeof(double)) != 0,
+                        DLSCHED_EFORMAT, "checkpoint: the priorities are truncated");
+            DLS_FAIL_IF(!(rb->max_priority > 0) || !isfinite(rb->max_priority),
+                        DLSCHED_EFORMAT, "checkpoint: the largest priority is bad");
+            for (uint64_t i = 0; i < cap; i++) {
+                double p = rb->tree[rb->tree_n + i];
+                DLS_FAIL_IF(!(p >= 0) || !isfinite(p) || (i >= count && p != 0) ||
+                                (i < count && p <= 0),
+                            DLSCHED_EFORMAT, "checkpoint: priority %llu is bad",
+                            (unsigned long long)i);
+            }
+            for (uint64_t node = rb->tree_n - 1; node >= 1; node--)
+                rb->tree[node] = rb->tree[2 * node] + rb->tree[2 * node + 1];
+        }
+    }
+    rb->count = count;
+    rb->pos = count ? pos : 0;
+    /* the normaliser's float copies follow from the statistics */
+    if (d->n_seen >= 2)
+        for (uint32_t j = 0; j < d->nf; j++) {
+            double var = d->m2[j] / (double)d->n_seen;
+            d->nmean[j] = (float)d->mean[j];
+            d->ninv[j] = (float)(1.0 / sqrt(var + DLS_NORM_EPS));
+        }
+    dqn_publish(d); /* nobody reads a snapshot of an agent being loaded */
+    return DLSCHED_OK;
+}
+
 static const dls_backend_ops dls_dqn_backend = {
-    "dqn", 1, dqn_encode, dqn_q, dqn_q_shared, dqn_scratch_floats, dqn_publish, dqn_learn, dqn_train,
-    dqn_stored, dqn_memory, dqn_destroy,
+    "dqn",      1,         dqn_encode, dqn_q,    dqn_q_shared, dqn_scratch_floats, dqn_publish,
+    dqn_learn,  dqn_train, dqn_stored, dqn_save, dqn_load,     dqn_memory,         dqn_destroy,
 };
 
 /* ---- creation ---------------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../core/backend.h"
+#include "../core/ckpt.h"
 #include "../core/config.h"
 
 /* bin = floor((x - low) * scale), clamped to [0, bins - 1]; index += bin * stride */
@@ -173,9 +174,71 @@ static void qt_destroy(void *impl)
     free(t);
 }
 
+/* checkpoint section: states, actions, the table; replay capacity, count,
+   position and (with_replay) its arrays */
+static void qt_save(const void *impl, dls_wbuf *w, int with_replay)
+{
+    const dls_qtable *t = impl;
+    dls_w_u64(w, t->n_states);
+    dls_w_u32(w, t->na);
+    dls_w_bytes(w, t->q, (size_t)(t->n_states * t->na) * sizeof(float));
+    dls_w_u64(w, t->cap);
+    uint64_t count = with_replay ? t->count : 0;
+    dls_w_u64(w, count);
+    dls_w_u64(w, with_replay ? t->pos : 0);
+    if (count) {
+        dls_w_bytes(w, t->r_s, t->cap * sizeof *t->r_s);
+        dls_w_bytes(w, t->r_s2, t->cap * sizeof *t->r_s2);
+        dls_w_bytes(w, t->r_a, t->cap * sizeof *t->r_a);
+        dls_w_bytes(w, t->r_r, t->cap * sizeof *t->r_r);
+        dls_w_bytes(w, t->r_flags, t->cap);
+        dls_w_bytes(w, t->r_mask, t->cap * t->na);
+    }
+}
+
+static int qt_load(void *impl, dls_rbuf *r, int with_replay)
+{
+    dls_qtable *t = impl;
+    (void)with_replay;
+    uint64_t ns = dls_r_u64(r);
+    uint32_t na = dls_r_u32(r);
+    DLS_FAIL_IF(r->bad || ns != t->n_states || na != t->na, DLSCHED_EFORMAT,
+                "checkpoint: the Q-table is %llu x %u but the configuration gives %llu x %u",
+                (unsigned long long)ns, na, (unsigned long long)t->n_states, t->na);
+    DLS_FAIL_IF(dls_r_array(r, t->q, ns * na, sizeof(float)) != 0, DLSCHED_EFORMAT,
+                "checkpoint: the Q-table is truncated");
+    for (uint64_t i = 0; i < ns * na; i++)
+        DLS_FAIL_IF(!isfinite(t->q[i]), DLSCHED_EFORMAT,
+                    "checkpoint: Q-table value %llu is not finite", (unsigned long long)i);
+    uint64_t cap = dls_r_u64(r), count = dls_r_u64(r), pos = dls_r_u64(r);
+    DLS_FAIL_IF(r->bad || cap != t->cap || count > cap || (cap && pos >= cap) || (!cap && pos),
+                DLSCHED_EFORMAT, "checkpoint: replay capacity %llu, count %llu, position %llu "
+                                 "do not fit the configured replay=%llu",
+                (unsigned long long)cap, (unsigned long long)count, (unsigned long long)pos,
+                (unsigned long long)t->cap);
+    if (count) {
+        dls_r_array(r, t->r_s, cap, sizeof *t->r_s);
+        dls_r_array(r, t->r_s2, cap, sizeof *t->r_s2);
+        dls_r_array(r, t->r_a, cap, sizeof *t->r_a);
+        dls_r_array(r, t->r_r, cap, sizeof *t->r_r);
+        dls_r_array(r, t->r_flags, cap, 1);
+        dls_r_array(r, t->r_mask, cap, t->na);
+        DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the replay buffer is truncated");
+        for (uint64_t i = 0; i < count; i++)
+            DLS_FAIL_IF(t->r_s[i] >= ns || t->r_s2[i] >= ns || t->r_a[i] < 0 ||
+                            (uint32_t)t->r_a[i] >= na || t->r_flags[i] > 3 ||
+                            !isfinite(t->r_r[i]),
+                        DLSCHED_EFORMAT, "checkpoint: replay transition %llu is out of range",
+                        (unsigned long long)i);
+    }
+    t->count = count;
+    t->pos = pos;
+    return DLSCHED_OK;
+}
+
 static const dls_backend_ops dls_qtable_ops = {
-    "qtable", 256, qt_encode, qt_q, qt_q_shared, qt_scratch_floats, qt_publish, qt_learn, qt_train, qt_stored, qt_memory,
-    qt_destroy,
+    "qtable",   256,       qt_encode, qt_q,     qt_q_shared, qt_scratch_floats, qt_publish,
+    qt_learn,   qt_train,  qt_stored, qt_save,  qt_load,     qt_memory,         qt_destroy,
 };
 
 /* malloc and touch: every page is faulted in at creation, not on a request */

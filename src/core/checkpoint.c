@@ -1,0 +1,516 @@
+/*
+ * checkpoint.c - save and load agents (format in man5/dlsched-checkpoint.5)
+ *
+ *   offset 0   "DLSCHKPT"            magic, 8 bytes
+ *          8   u32 format version     DLS_CKPT_VERSION
+ *         12   u32 flags              bit 0: the replay buffer is included
+ *         16   u64 body length        bytes of sections that follow
+ *         24   sections               u32 tag, u32 0, u64 length, data
+ *   24 + body  u32 CRC-32 (zlib)      of every byte before it
+ *
+ * Sections, in this order: 1 configuration (text, "key=value\n" for every
+ * key that was set), 2 agent (shape, RNG, counters, apprenticeship), 3 model
+ * (the backend's: table or network, optimiser, normaliser, n-step queue,
+ * replay). All integers and floats little-endian. Every size read is checked
+ * against the bytes left before it is used.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "agent_impl.h"
+#include "ckpt.h"
+
+#define DLS_CKPT_MAGIC "DLSCHKPT"
+#define DLS_CKPT_VERSION 1u
+#define DLS_CKPT_HEADER 24u
+#define DLS_CKPT_FLAG_REPLAY 1u
+
+enum { DLS_SEC_CONFIG = 1, DLS_SEC_AGENT = 2, DLS_SEC_MODEL = 3 };
+
+int dls_w_bytes(dls_wbuf *w, const void *src, size_t n)
+{
+    if (w->failed)
+        return -1;
+    if (n > w->cap - w->len) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap - w->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                w->failed = 1;
+                return -1;
+            }
+            cap *= 2;
+        }
+        unsigned char *p = realloc(w->p, cap);
+        if (!p) {
+            w->failed = 1;
+            return -1;
+        }
+        w->p = p;
+        w->cap = cap;
+    }
+    if (n)
+        memcpy(w->p + w->len, src, n);
+    w->len += n;
+    return 0;
+}
+
+/* begin a section; returns where its length goes */
+static size_t dls_sec_begin(dls_wbuf *w, uint32_t tag)
+{
+    dls_w_u32(w, tag);
+    dls_w_u32(w, 0);
+    size_t at = w->len;
+    dls_w_u64(w, 0);
+    return at;
+}
+
+static void dls_sec_end(dls_wbuf *w, size_t at)
+{
+    if (w->failed)
+        return;
+    uint64_t len = w->len - at - 8;
+    memcpy(w->p + at, &len, 8);
+}
+
+static uint32_t dls_crc(const unsigned char *p, size_t n)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+    while (n > 0) { /* zlib takes uInt lengths */
+        uInt chunk = n > 1u << 30 ? 1u << 30 : (uInt)n;
+        c = crc32(c, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)c;
+}
+
+/* ---- save -------------------------------------------------------------------- */
+
+static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
+{
+    int with_replay = dls_config_int(ag->cfg, DLS_KEY_SAVE_REPLAY) != 0;
+    dls_w_bytes(w, DLS_CKPT_MAGIC, 8);
+    dls_w_u32(w, DLS_CKPT_VERSION);
+    dls_w_u32(w, with_replay ? DLS_CKPT_FLAG_REPLAY : 0);
+    dls_w_u64(w, 0);
+
+    size_t at = dls_sec_begin(w, DLS_SEC_CONFIG);
+    for (int i = 0; i < DLS_N_KEYS; i++) {
+        if (!dls_config_isset(ag->cfg, i))
+            continue;
+        const char *t = dls_config_text(ag->cfg, i);
+        dls_w_bytes(w, dls_keys[i].name, strlen(dls_keys[i].name));
+        dls_w_bytes(w, "=", 1);
+        dls_w_bytes(w, t, strlen(t));
+        dls_w_bytes(w, "\n", 1);
+    }
+    dls_sec_end(w, at);
+
+    /* the model and the counters are read under both locks: a consistent
+       snapshot while other threads act and observe */
+    dls_agent_lock(ag);
+    dls_agent_drain(ag);
+    pthread_mutex_lock(&ag->tmu);
+    at = dls_sec_begin(w, DLS_SEC_AGENT);
+    dls_w_u32(w, ag->is_dqn ? DLS_ALGO_DQN : DLS_ALGO_QTABLE);
+    dls_w_u32(w, ag->nf);
+    dls_w_u32(w, ag->na);
+    dls_w_bytes(w, ag->rng.s, sizeof ag->rng.s);
+    uint64_t pending = dls_tickets_pending(&ag->tickets);
+    dls_w_u64(w, ag->tickets_issued);
+    dls_w_u64(w, ag->observed);
+    dls_w_u64(w, ag->expired + pending); /* pending tickets are not saved */
+    dls_w_u64(w, ag->timed_out);
+    dls_w_u64(w, ag->n_rewards);
+    dls_w_f64(w, ag->mean_reward);
+    dls_w_u64(w, atomic_load(&ag->decisions));
+    dls_w_u64(w, atomic_load(&ag->explored));
+    dls_w_u64(w, atomic_load(&ag->hinted));
+    dls_w_u64(w, atomic_load(&ag->transitions));
+    dls_w_u64(w, atomic_load(&ag->train_steps));
+    dls_w_f64(w, atomic_load(&ag->last_loss));
+    dls_w_u32(w, (uint32_t)atomic_load(&ag->appr_active));
+    dls_w_u64(w, ag->appr_left);
+    dls_w_u32(w, ag->appr_pos);
+    dls_w_u32(w, ag->appr_fill);
+    dls_w_u32(w, ag->appr_agree);
+    dls_w_bytes(w, ag->appr_window, sizeof ag->appr_window);
+    dls_sec_end(w, at);
+    pthread_mutex_unlock(&ag->tmu);
+
+    at = dls_sec_begin(w, DLS_SEC_MODEL);
+    ag->ops->save(ag->impl, w, with_replay);
+    dls_sec_end(w, at);
+    dls_agent_unlock(ag);
+
+    if (w->failed)
+        return dls_fail(DLSCHED_ENOMEM, "out of memory serialising the agent");
+    uint64_t body = w->len - DLS_CKPT_HEADER;
+    memcpy(w->p + 16, &body, 8);
+    dls_w_u32(w, dls_crc(w->p, w->len));
+    DLS_FAIL_IF(w->failed, DLSCHED_ENOMEM, "out of memory serialising the agent");
+    return DLSCHED_OK;
+}
+
+DLSCHED_API int dlsched_save_buffer(dlsched_agent *ag, void **buf, size_t *len)
+{
+    DLS_FAIL_IF(!ag, DLSCHED_EINVAL, "agent is NULL");
+    DLS_FAIL_IF(!buf, DLSCHED_EINVAL, "buf is NULL");
+    DLS_FAIL_IF(!len, DLSCHED_EINVAL, "len is NULL");
+    dls_wbuf w = {NULL, 0, 0, 0};
+    int rc = dls_serialize(ag, &w);
+    if (rc != DLSCHED_OK) {
+        free(w.p);
+        return rc;
+    }
+    *buf = w.p;
+    *len = w.len;
+    return DLSCHED_OK;
+}
+
+DLSCHED_API void dlsched_buffer_free(void *buf)
+{
+    free(buf);
+}
+
+static int dls_write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+DLSCHED_API int dlsched_save(dlsched_agent *ag, const char *path)
+{
+    DLS_FAIL_IF(!ag, DLSCHED_EINVAL, "agent is NULL");
+    DLS_FAIL_IF(!path || !*path, DLSCHED_EINVAL, "path is NULL or empty");
+    size_t plen = strlen(path);
+    DLS_FAIL_IF(plen > PATH_MAX - 16, DLSCHED_EINVAL, "path is longer than %d bytes",
+                PATH_MAX - 16);
+    dls_wbuf w = {NULL, 0, 0, 0};
+    int rc = dls_serialize(ag, &w);
+    if (rc != DLSCHED_OK) {
+        free(w.p);
+        return rc;
+    }
+    /* a temporary file beside the target, fsync, rename over it, fsync the
+       directory: a crash leaves the old file or the new one, never a mix */
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(w.p);
+        return dls_fail(DLSCHED_EIO, "cannot create a temporary file beside '%s': %s", path,
+                        strerror(e));
+    }
+    /* mkstemp makes 0600: keep the mode of the file replaced, else 0644 */
+    struct stat old;
+    fchmod(fd, stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644);
+    const char *step = NULL;
+    if (dls_write_all(fd, w.p, w.len) != 0)
+        step = "write";
+    else if (fsync(fd) != 0)
+        step = "fsync";
+    int e = errno;
+    if (close(fd) != 0 && !step) {
+        step = "close";
+        e = errno;
+    }
+    free(w.p);
+    if (!step && rename(tmp, path) != 0) {
+        step = "rename";
+        e = errno;
+    }
+    if (step) {
+        unlink(tmp);
+        return dls_fail(DLSCHED_EIO, "saving '%s': %s failed: %s", path, step, strerror(e));
+    }
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        dir[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) { /* the rename itself must reach the disk */
+        int bad = fsync(dfd) != 0;
+        e = errno;
+        close(dfd);
+        DLS_FAIL_IF(bad && e != EINVAL, DLSCHED_EIO,
+                    "saving '%s': fsync of its directory failed: %s", path, strerror(e));
+    }
+    return DLSCHED_OK;
+}
+
+/* ---- load -------------------------------------------------------------------- */
+
+/* the next section, which must carry tag */
+static int dls_section(dls_rbuf *all, uint32_t tag, const char *name, dls_rbuf *sec)
+{
+    uint32_t t = dls_r_u32(all);
+    dls_r_u32(all);
+    uint64_t len = dls_r_u64(all);
+    DLS_FAIL_IF(all->bad || t != tag, DLSCHED_EFORMAT,
+                "checkpoint: expected the %s section (tag %u) at byte %zu", name, tag,
+                all->pos);
+    DLS_FAIL_IF(len > all->len - all->pos, DLSCHED_EFORMAT,
+                "checkpoint: the %s section claims %llu bytes but %zu are left", name,
+                (unsigned long long)len, all->len - all->pos);
+    sec->p = all->p + all->pos;
+    sec->len = (size_t)len;
+    sec->pos = 0;
+    sec->bad = 0;
+    all->pos += (size_t)len;
+    return DLSCHED_OK;
+}
+
+/* the stored configuration, with the overrides applied */
+static int dls_load_config(dls_rbuf *sec, const dlsched_config *ov, dlsched_config **out)
+{
+    dlsched_config *cfg;
+    DLS_TRY(dlsched_config_new(&cfg));
+    char *text = malloc(sec->len + 1);
+    if (!text) {
+        dlsched_config_free(cfg);
+        return dls_fail(DLSCHED_ENOMEM, "out of memory reading a checkpoint");
+    }
+    memcpy(text, sec->p, sec->len);
+    text[sec->len] = '\0';
+    int rc = DLSCHED_OK;
+    for (char *line = text, *next; rc == DLSCHED_OK && *line; line = next) {
+        char *nl = strchr(line, '\n');
+        if (!nl) {
+            rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: the configuration is not terminated");
+            break;
+        }
+        *nl = '\0';
+        next = nl + 1;
+        char *eq = strchr(line, '=');
+        if (!eq || memchr(line, '\0', (size_t)(nl - line)) != NULL) {
+            rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: configuration line '%.40s' is not "
+                                           "key=value",
+                          line);
+            break;
+        }
+        *eq = '\0';
+        if (dlsched_config_set(cfg, line, eq + 1) != DLSCHED_OK) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", dlsched_last_error());
+            rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: stored configuration: %s", msg);
+        }
+    }
+    free(text);
+    for (int i = 0; rc == DLSCHED_OK && ov && i < DLS_N_KEYS; i++) {
+        if (!dls_config_isset(ov, i))
+            continue;
+        const char *want = dls_config_text(ov, i);
+        if (dls_keys[i].flags & (DLS_K_SHAPE | DLS_K_STORED)) {
+            const char *have = dls_config_text(cfg, i);
+            if (!have || strcmp(have, want) != 0)
+                rc = dls_fail(DLSCHED_EMISMATCH,
+                              "key '%s': the checkpoint has %s but the override says %s (it "
+                              "fixes the stored model's shape)",
+                              dls_keys[i].name, have ? have : "(unset)", want);
+            continue;
+        }
+        rc = dlsched_config_set(cfg, dls_keys[i].name, want);
+    }
+    if (rc != DLSCHED_OK) {
+        dlsched_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return DLSCHED_OK;
+}
+
+static int dls_load_agent_section(dlsched_agent *ag, dls_rbuf *r)
+{
+    uint32_t algo = dls_r_u32(r), nf = dls_r_u32(r), na = dls_r_u32(r);
+    DLS_FAIL_IF(r->bad || algo != (uint32_t)(ag->is_dqn ? DLS_ALGO_DQN : DLS_ALGO_QTABLE) ||
+                    nf != ag->nf || na != ag->na,
+                DLSCHED_EFORMAT, "checkpoint: the agent section does not match its configuration");
+    dls_r_bytes(r, ag->rng.s, sizeof ag->rng.s);
+    uint64_t issued = dls_r_u64(r), observed = dls_r_u64(r), expired = dls_r_u64(r);
+    uint64_t timed_out = dls_r_u64(r), n_rewards = dls_r_u64(r);
+    double mean_reward = dls_r_f64(r);
+    uint64_t decisions = dls_r_u64(r), explored = dls_r_u64(r), hinted = dls_r_u64(r);
+    uint64_t transitions = dls_r_u64(r), train_steps = dls_r_u64(r);
+    double last_loss = dls_r_f64(r);
+    uint32_t active = dls_r_u32(r);
+    uint64_t left = dls_r_u64(r);
+    uint32_t pos = dls_r_u32(r), fill = dls_r_u32(r), agree = dls_r_u32(r);
+    dls_r_bytes(r, ag->appr_window, sizeof ag->appr_window);
+    DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the agent section is truncated");
+    DLS_FAIL_IF((ag->rng.s[0] | ag->rng.s[1] | ag->rng.s[2] | ag->rng.s[3]) == 0,
+                DLSCHED_EFORMAT, "checkpoint: the RNG state is all zero");
+    DLS_FAIL_IF(observed > issued || expired > issued - observed || timed_out > expired ||
+                    explored > decisions || hinted > decisions,
+                DLSCHED_EFORMAT, "checkpoint: the counters do not reconcile");
+    DLS_FAIL_IF(!isfinite(mean_reward) || !isfinite(last_loss), DLSCHED_EFORMAT,
+                "checkpoint: a statistic is not finite");
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < DLS_APPRENTICE_WINDOW; i++) {
+        DLS_FAIL_IF(ag->appr_window[i] > 1, DLSCHED_EFORMAT,
+                    "checkpoint: the apprenticeship window is corrupt");
+        sum += i < fill ? ag->appr_window[i] : 0;
+    }
+    DLS_FAIL_IF(active > 1 || fill > DLS_APPRENTICE_WINDOW || pos >= DLS_APPRENTICE_WINDOW ||
+                    agree > fill || sum != agree ||
+                    (active && !left),
+                DLSCHED_EFORMAT, "checkpoint: the apprenticeship state is corrupt");
+    ag->tickets_issued = issued;
+    ag->observed = observed;
+    ag->expired = expired;
+    ag->timed_out = timed_out;
+    ag->n_rewards = n_rewards;
+    ag->mean_reward = mean_reward;
+    atomic_store(&ag->decisions, decisions);
+    atomic_store(&ag->explored, explored);
+    atomic_store(&ag->hinted, hinted);
+    atomic_store(&ag->transitions, transitions);
+    atomic_store(&ag->train_steps, train_steps);
+    atomic_store(&ag->last_loss, last_loss);
+    atomic_store(&ag->appr_active, (int)active);
+    ag->appr_left = left;
+    ag->appr_pos = pos;
+    ag->appr_fill = fill;
+    ag->appr_agree = agree;
+    return DLSCHED_OK;
+}
+
+DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len, const dlsched_config *overrides,
+                                    dlsched_agent **out)
+{
+    DLS_FAIL_IF(!buf, DLSCHED_EINVAL, "buf is NULL");
+    DLS_FAIL_IF(!out, DLSCHED_EINVAL, "out is NULL");
+    const unsigned char *p = buf;
+    DLS_FAIL_IF(len < DLS_CKPT_HEADER + 4, DLSCHED_EFORMAT,
+                "checkpoint: %zu bytes is too short for a libdlsched checkpoint", len);
+    DLS_FAIL_IF(memcmp(p, DLS_CKPT_MAGIC, 8) != 0, DLSCHED_EFORMAT,
+                "checkpoint: not a libdlsched checkpoint (bad magic)");
+    uint32_t version, flags;
+    uint64_t body;
+    memcpy(&version, p + 8, 4);
+    memcpy(&flags, p + 12, 4);
+    memcpy(&body, p + 16, 8);
+    DLS_FAIL_IF(version > DLS_CKPT_VERSION, DLSCHED_EFORMAT,
+                "checkpoint: format version %u is newer than this library's %u (libdlsched %s); "
+                "load it with a newer libdlsched",
+                version, DLS_CKPT_VERSION, dlsched_version_string());
+    DLS_FAIL_IF(version == 0, DLSCHED_EFORMAT, "checkpoint: format version 0 is invalid");
+    DLS_FAIL_IF(body != len - DLS_CKPT_HEADER - 4, DLSCHED_EFORMAT,
+                "checkpoint: the header announces %llu bytes of sections but %zu are there "
+                "(truncated or extended)",
+                (unsigned long long)body, len - DLS_CKPT_HEADER - 4);
+    uint32_t crc;
+    memcpy(&crc, p + len - 4, 4);
+    DLS_FAIL_IF(crc != dls_crc(p, len - 4), DLSCHED_EFORMAT,
+                "checkpoint: checksum mismatch (the data is corrupt)");
+    DLS_FAIL_IF(flags & ~DLS_CKPT_FLAG_REPLAY, DLSCHED_EFORMAT,
+                "checkpoint: unknown flags 0x%x", flags);
+
+    dls_rbuf all = {p + DLS_CKPT_HEADER, (size_t)body, 0, 0}, sec_cfg, sec_agent, sec_model;
+    DLS_TRY(dls_section(&all, DLS_SEC_CONFIG, "configuration", &sec_cfg));
+    DLS_TRY(dls_section(&all, DLS_SEC_AGENT, "agent", &sec_agent));
+    DLS_TRY(dls_section(&all, DLS_SEC_MODEL, "model", &sec_model));
+    DLS_FAIL_IF(all.pos != all.len, DLSCHED_EFORMAT,
+                "checkpoint: %zu unexpected bytes after the model section", all.len - all.pos);
+
+    dlsched_config *cfg = NULL;
+    DLS_TRY(dls_load_config(&sec_cfg, overrides, &cfg));
+    dlsched_agent *ag = NULL;
+    int rc = dlsched_agent_new(cfg, &ag);
+    dlsched_config_free(cfg);
+    if (rc != DLSCHED_OK) {
+        if (rc == DLSCHED_ECONFIG) { /* the stored configuration is inconsistent */
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", dlsched_last_error());
+            rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: stored configuration: %s", msg);
+        }
+        return rc;
+    }
+    dls_agent_lock(ag);
+    rc = dls_load_agent_section(ag, &sec_agent);
+    if (rc == DLSCHED_OK && sec_agent.pos != sec_agent.len)
+        rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: the agent section has extra bytes");
+    if (rc == DLSCHED_OK)
+        rc = ag->ops->load(ag->impl, &sec_model, (flags & DLS_CKPT_FLAG_REPLAY) != 0);
+    if (rc == DLSCHED_OK && (sec_model.bad || sec_model.pos != sec_model.len))
+        rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: the model section has %s bytes",
+                      sec_model.bad ? "too few" : "extra");
+    if (rc == DLSCHED_OK) {
+        uint64_t stored = ag->ops->stored(ag->impl);
+        atomic_store(&ag->stored, stored);
+        /* learner=thread: the loaded buffer counts as already sampled */
+        ag->stored_total = stored;
+        ag->sampled_total = (uint64_t)(ag->replay_ratio * (double)stored);
+        atomic_store(&ag->published_version, atomic_load(&ag->train_steps));
+    }
+    dls_agent_unlock(ag);
+    if (rc != DLSCHED_OK) {
+        dlsched_agent_free(ag);
+        return rc;
+    }
+    *out = ag;
+    return DLSCHED_OK;
+}
+
+DLSCHED_API int dlsched_load(const char *path, const dlsched_config *overrides,
+                             dlsched_agent **out)
+{
+    DLS_FAIL_IF(!path, DLSCHED_EINVAL, "path is NULL");
+    DLS_FAIL_IF(!out, DLSCHED_EINVAL, "out is NULL");
+    int fd = open(path, O_RDONLY);
+    DLS_FAIL_IF(fd < 0, DLSCHED_EIO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int e = errno;
+        close(fd);
+        return dls_fail(DLSCHED_EIO, "'%s' is not a regular file%s%s", path, e ? ": " : "",
+                        e ? strerror(e) : "");
+    }
+    size_t n = (size_t)sb.st_size;
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf) {
+        close(fd);
+        return dls_fail(DLSCHED_ENOMEM, "out of memory reading '%s' (%zu bytes)", path, n);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, buf + got, n - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    int e = errno;
+    close(fd);
+    if (got != n) {
+        free(buf);
+        return dls_fail(DLSCHED_EIO, "reading '%s' failed: %s", path, strerror(e));
+    }
+    int rc = dlsched_load_buffer(buf, n, overrides, out);
+    free(buf);
+    return rc;
+}
