@@ -287,6 +287,8 @@ static int dls_section(dls_rbuf *all, uint32_t tag, const char *name, dls_rbuf *
 /* the stored configuration, with the overrides applied */
 static int dls_load_config(dls_rbuf *sec, const dlsched_config *ov, dlsched_config **out)
 {
+    DLS_FAIL_IF(memchr(sec->p, '\0', sec->len) != NULL, DLSCHED_EFORMAT,
+                "checkpoint: the configuration holds a NUL byte");
     dlsched_config *cfg;
     DLS_TRY(dlsched_config_new(&cfg));
     char *text = malloc(sec->len + 1);
@@ -306,7 +308,7 @@ static int dls_load_config(dls_rbuf *sec, const dlsched_config *ov, dlsched_conf
         *nl = '\0';
         next = nl + 1;
         char *eq = strchr(line, '=');
-        if (!eq || memchr(line, '\0', (size_t)(nl - line)) != NULL) {
+        if (!eq) {
             rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: configuration line '%.40s' is not "
                                            "key=value",
                           line);
