@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -211,18 +212,28 @@ DLSCHED_API int dlsched_save(dlsched_agent *ag, const char *path)
     }
     /* a temporary file beside the target, fsync, rename over it, fsync the
        directory: a crash leaves the old file or the new one, never a mix */
+    /* O_EXCL with a fresh name; mode 0666 less the umask, as any new file,
+       or the mode of the file it replaces */
     char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 16; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lx", path, (long)getpid(),
+                 (unsigned long)(ts.tv_nsec ^ ((uintptr_t)ag >> 4) ^ (unsigned long)attempt));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         int e = errno;
         free(w.p);
         return dls_fail(DLSCHED_EIO, "cannot create a temporary file beside '%s': %s", path,
                         strerror(e));
     }
-    /* mkstemp makes 0600: keep the mode of the file replaced, else 0644 */
     struct stat old;
-    fchmod(fd, stat(path, &old) == 0 ? (old.st_mode & 07777) : 0644);
+    if (stat(path, &old) == 0)
+        fchmod(fd, old.st_mode & 07777);
     const char *step = NULL;
     if (dls_write_all(fd, w.p, w.len) != 0)
         step = "write";
@@ -377,6 +388,7 @@ static int dls_load_agent_section(dlsched_agent *ag, dls_rbuf *r)
         sum += i < fill ? ag->appr_window[i] : 0;
     }
     DLS_FAIL_IF(active > 1 || fill > DLS_APPRENTICE_WINDOW || pos >= DLS_APPRENTICE_WINDOW ||
+                    (fill < DLS_APPRENTICE_WINDOW && pos != fill) ||
                     agree > fill || sum != agree ||
                     (active && !left),
                 DLSCHED_EFORMAT, "checkpoint: the apprenticeship state is corrupt");
@@ -398,6 +410,44 @@ static int dls_load_agent_section(dlsched_agent *ag, dls_rbuf *r)
     ag->appr_fill = fill;
     ag->appr_agree = agree;
     return DLSCHED_OK;
+}
+
+/* the smallest model section the configuration implies: the Q-table, or
+   the parameters, target and Adam moments (saturating, never overflowing) */
+static uint64_t dls_model_min_bytes(const dlsched_config *cfg)
+{
+    const uint64_t cap = UINT64_MAX / 4;
+    uint64_t nf = (uint64_t)dls_config_int(cfg, DLS_KEY_N_FEATURES);
+    uint64_t na = (uint64_t)dls_config_int(cfg, DLS_KEY_N_ACTIONS);
+    if (dls_config_int(cfg, DLS_KEY_ALGO) == DLS_ALGO_QTABLE) {
+        const char *t = dls_config_text(cfg, DLS_KEY_BINS);
+        uint64_t states = 1, count = 1, first = strtoull(t, NULL, 10);
+        for (const char *c = t; *c; c++)
+            count += *c == ',';
+        const char *c = t;
+        for (uint64_t i = 0; i < nf; i++) {
+            uint64_t b = count == 1 ? first : strtoull(c, (char **)&c, 10);
+            if (count != 1 && *c == ',')
+                c++;
+            if (b && states > cap / b)
+                return cap;
+            states *= b ? b : 1;
+            if (states > cap / na)
+                return cap;
+        }
+        return states * na * 4;
+    }
+    uint64_t n = 0, in = nf;
+    const char *c = dls_config_text(cfg, DLS_KEY_HIDDEN);
+    while (*c) {
+        uint64_t out = strtoull(c, (char **)&c, 10);
+        if (*c == ',')
+            c++;
+        n += (in + 1) * out;
+        in = out;
+    }
+    n += (in + 1) * (na + (dls_config_int(cfg, DLS_KEY_DUELING) ? 1 : 0));
+    return n > cap / 16 ? cap : n * 16;
 }
 
 DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len, const dlsched_config *overrides,
@@ -440,11 +490,25 @@ DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len, const dlsched_c
 
     dlsched_config *cfg = NULL;
     DLS_TRY(dls_load_config(&sec_cfg, overrides, &cfg));
+    /* the model the configuration describes must be in the file before
+       anything is allocated for it */
+    uint64_t need = dls_model_min_bytes(cfg);
+    if (need > sec_model.len) {
+        dlsched_config_free(cfg);
+        return dls_fail(DLSCHED_EFORMAT,
+                        "checkpoint: its configuration needs a model of at least %llu bytes but "
+                        "the model section has %zu",
+                        (unsigned long long)need, sec_model.len);
+    }
     dlsched_agent *ag = NULL;
     int rc = dlsched_agent_new(cfg, &ag);
     dlsched_config_free(cfg);
     if (rc != DLSCHED_OK) {
-        if (rc == DLSCHED_ECONFIG) { /* the stored configuration is inconsistent */
+        /* without overrides the stored configuration itself is at fault */
+        int has_ov = 0;
+        for (int i = 0; overrides && i < DLS_N_KEYS; i++)
+            has_ov |= dls_config_isset(overrides, i);
+        if (rc == DLSCHED_ECONFIG && !has_ov) {
             char msg[400];
             snprintf(msg, sizeof msg, "%s", dlsched_last_error());
             rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: stored configuration: %s", msg);
@@ -482,11 +546,13 @@ DLSCHED_API int dlsched_load(const char *path, const dlsched_config *overrides,
 {
     DLS_FAIL_IF(!path, DLSCHED_EINVAL, "path is NULL");
     DLS_FAIL_IF(!out, DLSCHED_EINVAL, "out is NULL");
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO must not block the open; it is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     DLS_FAIL_IF(fd < 0, DLSCHED_EIO, "cannot open '%s': %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        int e = errno;
+    int st = fstat(fd, &sb);
+    if (st != 0 || !S_ISREG(sb.st_mode)) {
+        int e = st != 0 ? errno : 0;
         close(fd);
         return dls_fail(DLSCHED_EIO, "'%s' is not a regular file%s%s", path, e ? ": " : "",
                         e ? strerror(e) : "");

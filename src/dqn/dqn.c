@@ -604,7 +604,6 @@ static int dqn_all_finite(const float *x, size_t n)
 static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
 {
     dls_dqn *d = impl;
-    (void)with_replay;
     size_t n = d->n_params, fs = sizeof(float);
     uint64_t np = dls_r_u64(r);
     DLS_FAIL_IF(r->bad || np != n, DLSCHED_EFORMAT,
@@ -643,13 +642,18 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
                     DLSCHED_EFORMAT, "checkpoint: normaliser statistics of feature %u are bad", j);
     DLS_FAIL_IF(!isfinite(d->last_loss), DLSCHED_EFORMAT, "checkpoint: the loss is not finite");
     for (uint32_t k = 0; k < qn; k++)
-        DLS_FAIL_IF(d->qa[k] < 0 || (uint32_t)d->qa[k] >= d->na || !isfinite(d->qr[k]),
+        DLS_FAIL_IF(d->qa[k] < 0 || (uint32_t)d->qa[k] >= d->na || !isfinite(d->qr[k]) ||
+                        d->qhasm[k] > 1 ||
+                        !dqn_all_finite(d->qs + (size_t)k * d->nf, d->nf) ||
+                        !dqn_all_finite(d->qs2 + (size_t)k * d->nf, d->nf),
                     DLSCHED_EFORMAT, "checkpoint: n-step entry %u is out of range", k);
     d->qn = qn;
 
     dls_replay *rb = &d->rb;
     uint64_t cap = dls_r_u64(r), count = dls_r_u64(r), pos = dls_r_u64(r);
-    DLS_FAIL_IF(r->bad || cap != rb->cap || count > cap || pos >= cap, DLSCHED_EFORMAT,
+    DLS_FAIL_IF(r->bad || cap != rb->cap || count > cap || pos >= cap ||
+                    (count < cap && pos != count) || (!with_replay && count),
+                DLSCHED_EFORMAT,
                 "checkpoint: replay capacity %llu, count %llu, position %llu do not fit the "
                 "configured replay=%llu",
                 (unsigned long long)cap, (unsigned long long)count, (unsigned long long)pos,

@@ -199,7 +199,6 @@ static void qt_save(const void *impl, dls_wbuf *w, int with_replay)
 static int qt_load(void *impl, dls_rbuf *r, int with_replay)
 {
     dls_qtable *t = impl;
-    (void)with_replay;
     uint64_t ns = dls_r_u64(r);
     uint32_t na = dls_r_u32(r);
     DLS_FAIL_IF(r->bad || ns != t->n_states || na != t->na, DLSCHED_EFORMAT,
@@ -211,7 +210,8 @@ static int qt_load(void *impl, dls_rbuf *r, int with_replay)
         DLS_FAIL_IF(!isfinite(t->q[i]), DLSCHED_EFORMAT,
                     "checkpoint: Q-table value %llu is not finite", (unsigned long long)i);
     uint64_t cap = dls_r_u64(r), count = dls_r_u64(r), pos = dls_r_u64(r);
-    DLS_FAIL_IF(r->bad || cap != t->cap || count > cap || (cap && pos >= cap) || (!cap && pos),
+    DLS_FAIL_IF(r->bad || cap != t->cap || count > cap || (cap && pos >= cap) || (!cap && pos) ||
+                    (count < cap && pos != count) || (!with_replay && count),
                 DLSCHED_EFORMAT, "checkpoint: replay capacity %llu, count %llu, position %llu "
                                  "do not fit the configured replay=%llu",
                 (unsigned long long)cap, (unsigned long long)count, (unsigned long long)pos,
