@@ -368,7 +368,9 @@ DLSCHED_API int dlsched_q_values(dlsched_agent *agent, const dlsched_state_t *st
  * for the learner are taken in first.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument, empty or too long
  * path), DLSCHED_EIO (the file system refused; the message names the path,
- * the step and errno's text) or DLSCHED_ENOMEM.
+ * the step and errno's text), DLSCHED_EBACKEND (the model holds non-finite
+ * values: training diverged; nothing is written, the previous file stays)
+ * or DLSCHED_ENOMEM.
  * Thread safety: may run concurrently with act, observe, observe_transition,
  * q_values, stats and train on the same agent (it holds the agent's locks
  * while it copies the state out). Since 1.0.
@@ -401,7 +403,8 @@ DLSCHED_API int dlsched_load(const char *path, const dlsched_config *overrides,
  *
  * On success *buf (free it with dlsched_buffer_free()) holds *len bytes,
  * exactly what dlsched_save() would write.
- * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument) or DLSCHED_ENOMEM.
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_EBACKEND (as
+ * dlsched_save()) or DLSCHED_ENOMEM.
  * Thread safety: as dlsched_save(). Since 1.0.
  */
 DLSCHED_API int dlsched_save_buffer(dlsched_agent *agent, void **buf, size_t *len);

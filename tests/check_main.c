@@ -18,6 +18,7 @@ int main(void)
     srunner_add_suite(sr, suite_dqn_learn());
     srunner_add_suite(sr, suite_threads());
     srunner_add_suite(sr, suite_serving());
+    srunner_add_suite(sr, suite_checkpoint());
     srunner_add_suite(sr, suite_meta());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -21,6 +21,7 @@ Suite *suite_replay(void);
 Suite *suite_dqn(void);
 Suite *suite_dqn_learn(void);
 Suite *suite_serving(void);
+Suite *suite_checkpoint(void);
 Suite *suite_threads(void);
 Suite *suite_meta(void);
 

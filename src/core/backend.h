@@ -55,6 +55,8 @@ typedef struct dls_backend_ops {
        with_replay) to w; load it back into a backend created from the same
        configuration, checking every value (DLSCHED_EFORMAT + message) */
     void (*save)(const void *impl, struct dls_wbuf *w, int with_replay);
+    /* 1 when every learned value is finite (a diverged model is not saved) */
+    int (*finite)(const void *impl);
     int (*load)(void *impl, struct dls_rbuf *r, int with_replay);
     size_t (*memory)(const void *impl);
     void (*destroy)(void *impl);

@@ -147,6 +147,12 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
     dls_sec_end(w, at);
     pthread_mutex_unlock(&ag->tmu);
 
+    if (!ag->ops->finite(ag->impl)) {
+        dls_agent_unlock(ag);
+        return dls_fail(DLSCHED_EBACKEND, "the model holds non-finite values (training "
+                                          "diverged); not saved, so the last good "
+                                          "checkpoint stays");
+    }
     at = dls_sec_begin(w, DLS_SEC_MODEL);
     ag->ops->save(ag->impl, w, with_replay);
     dls_sec_end(w, at);
@@ -339,7 +345,20 @@ static int dls_load_config(dls_rbuf *sec, const dlsched_config *ov, dlsched_conf
         const char *want = dls_config_text(ov, i);
         if (dls_keys[i].flags & (DLS_K_SHAPE | DLS_K_STORED)) {
             const char *have = dls_config_text(cfg, i);
-            if (!have || strcmp(have, want) != 0)
+            int same = have && strcmp(have, want) == 0;
+            if (!same && have && (i == DLS_KEY_BINS || i == DLS_KEY_FEATURE_LOW ||
+                                  i == DLS_KEY_FEATURE_HIGH)) {
+                /* per-feature lists: "3" and "3,3" say the same */
+                uint32_t nf = (uint32_t)dls_config_int(cfg, DLS_KEY_N_FEATURES);
+                double *a = malloc(2 * (size_t)nf * sizeof *a);
+                if (a) {
+                    same = dls_config_list(cfg, i, nf, a) == DLSCHED_OK &&
+                           dls_config_list(ov, i, nf, a + nf) == DLSCHED_OK &&
+                           memcmp(a, a + nf, nf * sizeof *a) == 0;
+                    free(a);
+                }
+            }
+            if (!same)
                 rc = dls_fail(DLSCHED_EMISMATCH,
                               "key '%s': the checkpoint has %s but the override says %s (it "
                               "fixes the stored model's shape)",
@@ -376,7 +395,7 @@ static int dls_load_agent_section(dlsched_agent *ag, dls_rbuf *r)
     DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the agent section is truncated");
     DLS_FAIL_IF((ag->rng.s[0] | ag->rng.s[1] | ag->rng.s[2] | ag->rng.s[3]) == 0,
                 DLSCHED_EFORMAT, "checkpoint: the RNG state is all zero");
-    DLS_FAIL_IF(observed > issued || expired > issued - observed || timed_out > expired ||
+    DLS_FAIL_IF(observed > issued || expired != issued - observed || timed_out > expired ||
                     explored > decisions || hinted > decisions,
                 DLSCHED_EFORMAT, "checkpoint: the counters do not reconcile");
     DLS_FAIL_IF(!isfinite(mean_reward) || !isfinite(last_loss), DLSCHED_EFORMAT,
@@ -393,6 +412,9 @@ static int dls_load_agent_section(dlsched_agent *ag, dls_rbuf *r)
                     (active && !left),
                 DLSCHED_EFORMAT, "checkpoint: the apprenticeship state is corrupt");
     ag->tickets_issued = issued;
+    /* tickets keep counting from where the saved agent stopped, so one of
+       its tickets is never mistaken for a new one */
+    ag->tickets.seq = issued;
     ag->observed = observed;
     ag->expired = expired;
     ag->timed_out = timed_out;

@@ -601,6 +601,19 @@ static int dqn_all_finite(const float *x, size_t n)
     return 1;
 }
 
+static int dqn_finite(const void *impl)
+{
+    const dls_dqn *d = impl;
+    size_t n = d->n_params;
+    if (!dqn_all_finite(d->theta, n) || !dqn_all_finite(d->theta_t, n) ||
+        !dqn_all_finite(d->adam_m, n) || !dqn_all_finite(d->adam_v, n) || !isfinite(d->last_loss))
+        return 0;
+    for (uint32_t j = 0; j < d->nf; j++)
+        if (!isfinite(d->mean[j]) || !isfinite(d->m2[j]))
+            return 0;
+    return 1;
+}
+
 static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
 {
     dls_dqn *d = impl;
@@ -668,11 +681,19 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
         uint32_t per = dls_r_u32(r);
         DLS_FAIL_IF(r->bad || (int)per != rb->per, DLSCHED_EFORMAT,
                     "checkpoint: the replay buffer is truncated or its per flag differs");
-        for (uint64_t i = 0; i < count; i++)
+        for (uint64_t i = 0; i < count; i++) {
+            uint32_t allowed = 0, bad = 0;
+            for (uint32_t b = 0; b < rb->na; b++) {
+                uint8_t m = rb->mask2[i * rb->na + b];
+                allowed += m == 1;
+                bad |= m > 1;
+            }
             DLS_FAIL_IF(rb->a[i] < 0 || (uint32_t)rb->a[i] >= rb->na || !isfinite(rb->ret[i]) ||
-                            !(rb->disc[i] >= 0 && rb->disc[i] <= 1),
+                            !(rb->disc[i] >= 0 && rb->disc[i] <= 1) || bad ||
+                            (rb->disc[i] > 0 && allowed == 0),
                         DLSCHED_EFORMAT, "checkpoint: replay transition %llu is out of range",
                         (unsigned long long)i);
+        }
         DLS_FAIL_IF(!dqn_all_finite(rb->s, count * rb->nf) ||
                         !dqn_all_finite(rb->s2, count * rb->nf),
                     DLSCHED_EFORMAT, "checkpoint: a stored state is not finite");
@@ -695,12 +716,17 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
     }
     rb->count = count;
     rb->pos = count ? pos : 0;
-    /* the normaliser's float copies follow from the statistics */
+    /* the normaliser's float copies follow from the statistics, and must
+       be usable floats */
     if (d->n_seen >= 2)
         for (uint32_t j = 0; j < d->nf; j++) {
             double var = d->m2[j] / (double)d->n_seen;
             d->nmean[j] = (float)d->mean[j];
             d->ninv[j] = (float)(1.0 / sqrt(var + DLS_NORM_EPS));
+            DLS_FAIL_IF(!isfinite(d->nmean[j]) || !isfinite(d->ninv[j]) || !(d->ninv[j] > 0),
+                        DLSCHED_EFORMAT,
+                        "checkpoint: normaliser statistics of feature %u are out of float range",
+                        j);
         }
     dqn_publish(d); /* nobody reads a snapshot of an agent being loaded */
     return DLSCHED_OK;
@@ -708,7 +734,7 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
 
 static const dls_backend_ops dls_dqn_backend = {
     "dqn",      1,         dqn_encode, dqn_q,    dqn_q_shared, dqn_scratch_floats, dqn_publish,
-    dqn_learn,  dqn_train, dqn_stored, dqn_save, dqn_load,     dqn_memory,         dqn_destroy,
+    dqn_learn,  dqn_train, dqn_stored, dqn_save, dqn_finite, dqn_load,     dqn_memory,         dqn_destroy,
 };
 
 /* ---- creation ---------------------------------------------------------------- */

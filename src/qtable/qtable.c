@@ -196,6 +196,15 @@ static void qt_save(const void *impl, dls_wbuf *w, int with_replay)
     }
 }
 
+static int qt_finite(const void *impl)
+{
+    const dls_qtable *t = impl;
+    for (uint64_t i = 0; i < t->n_states * t->na; i++)
+        if (!isfinite(t->q[i]))
+            return 0;
+    return 1;
+}
+
 static int qt_load(void *impl, dls_rbuf *r, int with_replay)
 {
     dls_qtable *t = impl;
@@ -224,12 +233,20 @@ static int qt_load(void *impl, dls_rbuf *r, int with_replay)
         dls_r_array(r, t->r_flags, cap, 1);
         dls_r_array(r, t->r_mask, cap, t->na);
         DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the replay buffer is truncated");
-        for (uint64_t i = 0; i < count; i++)
+        for (uint64_t i = 0; i < count; i++) {
             DLS_FAIL_IF(t->r_s[i] >= ns || t->r_s2[i] >= ns || t->r_a[i] < 0 ||
                             (uint32_t)t->r_a[i] >= na || t->r_flags[i] > 3 ||
                             !isfinite(t->r_r[i]),
                         DLSCHED_EFORMAT, "checkpoint: replay transition %llu is out of range",
                         (unsigned long long)i);
+            /* a bootstrapping transition's next mask allows an action */
+            uint32_t allowed = 0;
+            for (uint32_t b = 0; b < na; b++)
+                allowed += t->r_mask[i * na + b] != 0;
+            DLS_FAIL_IF((t->r_flags[i] & 3) == 2 && allowed == 0, DLSCHED_EFORMAT,
+                        "checkpoint: replay transition %llu's next mask allows no action",
+                        (unsigned long long)i);
+        }
     }
     t->count = count;
     t->pos = pos;
@@ -238,7 +255,7 @@ static int qt_load(void *impl, dls_rbuf *r, int with_replay)
 
 static const dls_backend_ops dls_qtable_ops = {
     "qtable",   256,       qt_encode, qt_q,     qt_q_shared, qt_scratch_floats, qt_publish,
-    qt_learn,   qt_train,  qt_stored, qt_save,  qt_load,     qt_memory,         qt_destroy,
+    qt_learn,   qt_train,  qt_stored, qt_save,  qt_finite, qt_load,     qt_memory,         qt_destroy,
 };
 
 /* malloc and touch: every page is faulted in at creation, not on a request */
