@@ -201,6 +201,7 @@ fuzz:
 	@for f in $(FUZZ_BINS); do \
 	    name=$${f#build/fuzz/fuzz_}; mkdir -p build/fuzz/corpus-$$name; \
 	    cp tests/fuzz/corpus/$$name/* build/fuzz/corpus-$$name/ 2>/dev/null; \
+	    cp tests/fuzz/regress/$$name/* build/fuzz/corpus-$$name/ 2>/dev/null; \
 	    echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
 	    ./$$f build/fuzz/corpus-$$name -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 	        -artifact_prefix=build/fuzz/ || exit 1; \

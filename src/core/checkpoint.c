@@ -441,6 +441,8 @@ static uint64_t dls_model_min_bytes(const dlsched_config *cfg)
     const uint64_t cap = UINT64_MAX / 4;
     uint64_t nf = (uint64_t)dls_config_int(cfg, DLS_KEY_N_FEATURES);
     uint64_t na = (uint64_t)dls_config_int(cfg, DLS_KEY_N_ACTIONS);
+    if (nf == 0 || na == 0) /* required keys missing: agent creation says so */
+        return 0;
     if (dls_config_int(cfg, DLS_KEY_ALGO) == DLS_ALGO_QTABLE) {
         const char *t = dls_config_text(cfg, DLS_KEY_BINS);
         uint64_t states = 1, count = 1, first = strtoull(t, NULL, 10);
