@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlsched.h"
+
 /* ---- clock ---------------------------------------------------------------- */
 
 static inline uint64_t bench_now_ns(void)
@@ -77,6 +79,26 @@ static inline double bench_median(double *v, size_t n)
  * Cost of the timing itself: the median of n back-to-back reads
  * (t1 - t0 with nothing between). Subtract it from single-call timings.
  */
+/* A benchmark stops at the first failure: what failed, its status text and
+   the library's detail (read by the caller: it is per thread). */
+static inline void bench_die(const char *prog, const char *what, int rc, const char *detail)
+{
+    fprintf(stderr, "%s: %s failed: %s: %s\n", prog, what, dlsched_strerror(rc), detail);
+    exit(1);
+}
+
+/* zeroed memory, every page faulted in before any timing */
+static inline void *bench_xmalloc(const char *prog, size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "%s: out of memory (%zu bytes)\n", prog, n);
+        exit(1);
+    }
+    memset(p, 0, n);
+    return p;
+}
+
 /* Pin the calling thread to the CPU it runs on, so its caches stay put;
    returns that CPU, or -1 when pinning is not possible. */
 static inline int bench_pin_cpu(void)

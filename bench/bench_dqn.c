@@ -85,20 +85,12 @@ static volatile int32_t g_sink;
 
 static void die(const char *what, int rc)
 {
-    fprintf(stderr, "bench_dqn: %s failed: %s: %s\n", what, dlsched_strerror(rc),
-            dlsched_last_error());
-    exit(1);
+    bench_die("bench_dqn", what, rc, dlsched_last_error());
 }
 
 static void *xmalloc(size_t n)
 {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_dqn: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    memset(p, 0, n); /* fault every page in before timing */
-    return p;
+    return bench_xmalloc("bench_dqn", n);
 }
 
 static float *rand_floats(size_t n, float lo, float hi, bench_rng *r)

@@ -68,20 +68,12 @@ static volatile int32_t g_sink;
 
 static void die(const char *what, int rc)
 {
-    fprintf(stderr, "bench_qtable: %s failed: %s: %s\n", what, dlsched_strerror(rc),
-            dlsched_last_error());
-    exit(1);
+    bench_die("bench_qtable", what, rc, dlsched_last_error());
 }
 
 static void *xmalloc(size_t n)
 {
-    void *p = malloc(n);
-    if (!p) {
-        fprintf(stderr, "bench_qtable: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    memset(p, 0, n); /* fault every page in before timing */
-    return p;
+    return bench_xmalloc("bench_qtable", n);
 }
 
 static void gen_states(states *s, size_t n, uint32_t nf, int walk, uint64_t seed)

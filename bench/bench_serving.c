@@ -72,19 +72,12 @@ static char g_date[32];
 
 static void die(const char *what, int rc, const char *detail)
 {
-    fprintf(stderr, "bench_serving: %s failed: %s: %s\n", what, dlsched_strerror(rc), detail);
-    exit(1);
+    bench_die("bench_serving", what, rc, detail);
 }
 
 static void *xmalloc(size_t n)
 {
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "bench_serving: out of memory (%zu bytes)\n", n);
-        exit(1);
-    }
-    memset(p, 0, n); /* fault every page in before timing */
-    return p;
+    return bench_xmalloc("bench_serving", n);
 }
 
 static float *rand_floats(size_t n, bench_rng *r)
