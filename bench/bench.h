@@ -272,4 +272,22 @@ static inline void bench_line_end(bench_line *l)
     fflush(stdout);
 }
 
+/* Measure the clock's own overhead and open a benchmark's header line with
+   the fields every benchmark reports first: its name, the library version,
+   the clock and that overhead (median and p99). Returns the median in ns. */
+static inline uint64_t bench_header_begin(bench_line *l, const char *name)
+{
+    enum { N = 200000 };
+    uint64_t *scratch = bench_xmalloc(name, N * sizeof *scratch);
+    uint64_t ns = bench_clock_overhead(N, scratch);
+    bench_line_begin(l);
+    bench_line_str(l, "bench", name);
+    bench_line_str(l, "library_version", dlsched_version_string());
+    bench_line_str(l, "clock", "clock_gettime(CLOCK_MONOTONIC)");
+    bench_line_num(l, "clock_overhead_ns", (double)ns);
+    bench_line_num(l, "clock_overhead_p99_ns", (double)bench_percentile(scratch, N, 99));
+    free(scratch);
+    return ns;
+}
+
 #endif

@@ -1019,15 +1019,8 @@ int main(void)
 
     int cpu = bench_pin_cpu();
 
-    uint64_t *scratch = xmalloc(200000 * sizeof *scratch);
-    g_clock_ns = bench_clock_overhead(200000, scratch);
     bench_line l;
-    bench_line_begin(&l);
-    bench_line_str(&l, "bench", "dqn_header");
-    bench_line_str(&l, "library_version", dlsched_version_string());
-    bench_line_str(&l, "clock", "clock_gettime(CLOCK_MONOTONIC)");
-    bench_line_num(&l, "clock_overhead_ns", (double)g_clock_ns);
-    bench_line_num(&l, "clock_overhead_p99_ns", (double)bench_percentile(scratch, 200000, 99));
+    g_clock_ns = bench_header_begin(&l, "dqn_header");
     bench_line_num(&l, "pinned_cpu", cpu);
     bench_line_str(&l, "openblas_config", openblas_get_config());
     bench_line_str(&l, "openblas_core", openblas_get_corename());
@@ -1038,7 +1031,6 @@ int main(void)
                                 "cpu_threads=1 learning_starts=huge, defaults otherwise "
                                 "(double=1 dueling=0 normalize=0 nstep=1 target_update=1000)");
     line_tail(&l);
-    free(scratch);
 
     bench_act();
     static const uint32_t batches[] = {32, 64, 256, 1024};

@@ -502,15 +502,8 @@ int main(void)
 
     int cpu = bench_pin_cpu();
 
-    uint64_t *scratch = xmalloc(200000 * sizeof *scratch);
-    g_clock_ns = bench_clock_overhead(200000, scratch);
     bench_line l;
-    bench_line_begin(&l);
-    bench_line_str(&l, "bench", "qtable_header");
-    bench_line_str(&l, "library_version", dlsched_version_string());
-    bench_line_str(&l, "clock", "clock_gettime(CLOCK_MONOTONIC)");
-    bench_line_num(&l, "clock_overhead_ns", (double)g_clock_ns);
-    bench_line_num(&l, "clock_overhead_p99_ns", (double)bench_percentile(scratch, 200000, 99));
+    g_clock_ns = bench_header_begin(&l, "qtable_header");
     bench_line_num(&l, "pinned_cpu", cpu);
     bench_line_str(&l, "ratio", "value / reference (latency: >1 is slower; throughput: <1 "
                                 "is slower)");
@@ -519,7 +512,6 @@ int main(void)
     bench_line_num(&l, "walk_step", WALK_STEP);
     bench_line_num(&l, "act_in_flight", ACT_LAG);
     line_tail(&l);
-    free(scratch);
 
     const table_spec tables[2] = {
         {"small", 4, 8, N_ACTIONS, 10.0},

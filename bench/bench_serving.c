@@ -550,22 +550,14 @@ int main(void)
         strftime(g_date, sizeof g_date, "%Y-%m-%dT%H:%M:%SZ", &tmv);
     openblas_set_num_threads(1);
 
-    uint64_t *scratch = xmalloc(200000 * sizeof *scratch);
-    g_clock_ns = bench_clock_overhead(200000, scratch);
     bench_line l;
-    bench_line_begin(&l);
-    bench_line_str(&l, "bench", "serving_header");
-    bench_line_str(&l, "library_version", dlsched_version_string());
-    bench_line_str(&l, "clock", "clock_gettime(CLOCK_MONOTONIC)");
-    bench_line_num(&l, "clock_overhead_ns", (double)g_clock_ns);
-    bench_line_num(&l, "clock_overhead_p99_ns", (double)bench_percentile(scratch, 200000, 99));
+    g_clock_ns = bench_header_begin(&l, "serving_header");
     bench_line_str(&l, "openblas_config", openblas_get_config());
     bench_line_str(&l, "openblas_core", openblas_get_corename());
     bench_line_num(&l, "openblas_threads", openblas_get_num_threads());
     bench_line_str(&l, "ratio", "value / reference (latency: >1 is slower; throughput: "
                                 "2 threads / 1 thread)");
     line_tail(&l, 0);
-    free(scratch);
 
     bench_rng r = {0x5eed5eedULL};
     float *xs16 = rand_floats((size_t)RING * 16, &r);

@@ -30,24 +30,6 @@ static void tl_onehot(float *x, uint32_t n, uint32_t i)
     x[i] = 1.0f;
 }
 
-static int tl_argmax_d(const double *q, int n)
-{
-    int b = 0;
-    for (int a = 1; a < n; a++)
-        if (q[a] > q[b])
-            b = a;
-    return b;
-}
-
-static int tl_argmax_f(const float *q, int n)
-{
-    int b = 0;
-    for (int a = 1; a < n; a++)
-        if (q[a] > q[b])
-            b = a;
-    return b;
-}
-
 /* Q(e_s, .) of an agent over one-hot states of width n */
 static void tl_q_onehot(dlsched_agent *ag, uint32_t n, uint32_t s, float *q, uint32_t na)
 {
@@ -115,7 +97,7 @@ static double tl_min_gap(const double *q, int ns, int na)
 {
     double g = INFINITY;
     for (int s = 0; s < ns; s++) {
-        int b = tl_argmax_d(q + s * na, na);
+        int b = tst_argmax_d(q + s * na, na);
         for (int a = 0; a < na; a++)
             if (a != b)
                 g = fmin(g, q[s * na + b] - q[s * na + a]);
@@ -384,7 +366,7 @@ START_TEST(test_stochastic_mdp_qstar)
     /* the optimal policy is not trivial: at least two actions are used */
     int used[SM_NA] = {0}, n_used = 0;
     for (int s = 0; s < SM_NS; s++)
-        used[tl_argmax_d(qs + s * SM_NA, SM_NA)] = 1;
+        used[tst_argmax_d(qs + s * SM_NA, SM_NA)] = 1;
     for (int a = 0; a < SM_NA; a++)
         n_used += used[a];
     ck_assert_int_ge(n_used, 2);
@@ -429,9 +411,9 @@ START_TEST(test_stochastic_mdp_qstar)
                 worst_s = s;
                 worst_a = a;
             }
-        int opt = tl_argmax_d(qs + s * SM_NA, SM_NA);
-        ck_assert_msg(tl_argmax_f(q, SM_NA) == opt, "state %d: argmax Q is %d, optimal %d", s,
-                      tl_argmax_f(q, SM_NA), opt);
+        int opt = tst_argmax_d(qs + s * SM_NA, SM_NA);
+        ck_assert_msg(tst_argmax_f(q, SM_NA) == opt, "state %d: argmax Q is %d, optimal %d", s,
+                      tst_argmax_f(q, SM_NA), opt);
         ck_assert_int_eq(tl_greedy_onehot(ag, SM_NS, (uint32_t)s), opt);
     }
     ck_assert_msg(err < 0.5, "max |Q - Q*| = %g at (%d, %d), Q* = %g", err, worst_s, worst_a,

@@ -128,30 +128,12 @@ static double det_max_error(dlsched_agent *ag)
     return err;
 }
 
-static int tq_argmax_d(const double *q, int n)
-{
-    int b = 0;
-    for (int a = 1; a < n; a++)
-        if (q[a] > q[b])
-            b = a;
-    return b;
-}
-
-static int tq_argmax_f(const float *q, int n)
-{
-    int b = 0;
-    for (int a = 1; a < n; a++)
-        if (q[a] > q[b])
-            b = a;
-    return b;
-}
-
 /* smallest gap between the best and the second-best action over states */
 static double tq_min_gap(const double *q, int ns, int na)
 {
     double g = INFINITY;
     for (int s = 0; s < ns; s++) {
-        int b = tq_argmax_d(q + s * na, na);
+        int b = tst_argmax_d(q + s * na, na);
         for (int a = 0; a < na; a++)
             if (a != b)
                 g = fmin(g, q[s * na + b] - q[s * na + a]);
@@ -235,9 +217,9 @@ START_TEST(test_stoch_mdp_qstar_and_policy)
         tq_q1(ag, (float)s + 0.5f, q, SA);
         for (int a = 0; a < SA; a++)
             err = fmax(err, fabs((double)q[a] - qs[s * SA + a]));
-        ck_assert_msg(tq_argmax_f(q, SA) == tq_argmax_d(qs + s * SA, SA),
-                      "state %d: greedy action %d, optimal %d", s, tq_argmax_f(q, SA),
-                      tq_argmax_d(qs + s * SA, SA));
+        ck_assert_msg(tst_argmax_f(q, SA) == tst_argmax_d(qs + s * SA, SA),
+                      "state %d: greedy action %d, optimal %d", s, tst_argmax_f(q, SA),
+                      tst_argmax_d(qs + s * SA, SA));
     }
     ck_assert_msg(err < 0.15, "max |Q - Q*| = %g", err);
     dlsched_agent_free(ag);
@@ -288,7 +270,7 @@ START_TEST(test_det_mdp_ticket_episodes)
         dlsched_state_t st = tst_state(&x, 1);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &st, DLSCHED_ACT_GREEDY, &d), DLSCHED_OK);
-        ck_assert_int_eq(d.action, tq_argmax_d(det_qstar[i], DA));
+        ck_assert_int_eq(d.action, tst_argmax_d(det_qstar[i], DA));
         ck_assert_uint_eq(d.ticket, 0);
     }
     dlsched_stats_t sts = tst_stats(ag);

@@ -1143,24 +1143,6 @@ END_TEST
 #define SM_GAMMA 0.9
 #define SM_SEED 1347 /* as in check_dqn_learn.c: smallest optimal gap 0.54 */
 
-static int sm_argmax_d(const double *q, int n)
-{
-    int b = 0;
-    for (int a = 1; a < n; a++)
-        if (q[a] > q[b])
-            b = a;
-    return b;
-}
-
-static int sm_argmax_f(const float *q, int n)
-{
-    int b = 0;
-    for (int a = 1; a < n; a++)
-        if (q[a] > q[b])
-            b = a;
-    return b;
-}
-
 /* Q* of the 12-state MDP by value iteration */
 static void sm_value_iteration(const double *p, const double *r, double *q)
 {
@@ -1252,9 +1234,9 @@ START_TEST(test_thread_learner_mdp)
         ck_assert_int_eq(dlsched_q_values(ag, &sx, q, SM_NA), DLSCHED_OK);
         for (int a = 0; a < SM_NA; a++)
             err = fmax(err, fabs((double)q[a] - qs[s * SM_NA + a]));
-        int opt = sm_argmax_d(qs + s * SM_NA, SM_NA);
-        ck_assert_msg(sm_argmax_f(q, SM_NA) == opt, "state %d: argmax Q is %d, optimal %d", s,
-                      sm_argmax_f(q, SM_NA), opt);
+        int opt = tst_argmax_d(qs + s * SM_NA, SM_NA);
+        ck_assert_msg(tst_argmax_f(q, SM_NA) == opt, "state %d: argmax Q is %d, optimal %d", s,
+                      tst_argmax_f(q, SM_NA), opt);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &sx, DLSCHED_ACT_GREEDY, &d), DLSCHED_OK);
         ck_assert_int_eq(d.action, opt);

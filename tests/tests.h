@@ -94,6 +94,25 @@ static inline uint32_t tst_below(uint64_t *state, uint32_t n)
     return (uint32_t)(tst_next(state) % n);
 }
 
+/* index of the first largest of n values: the oracle's greedy action */
+static inline int tst_argmax_d(const double *q, int n)
+{
+    int b = 0;
+    for (int a = 1; a < n; a++)
+        if (q[a] > q[b])
+            b = a;
+    return b;
+}
+
+static inline int tst_argmax_f(const float *q, int n)
+{
+    int b = 0;
+    for (int a = 1; a < n; a++)
+        if (q[a] > q[b])
+            b = a;
+    return b;
+}
+
 /* last_error must mention needle */
 #define tst_assert_error_has(needle)                                                     \
     ck_assert_msg(strstr(dlsched_last_error(), (needle)) != NULL,                          \
