@@ -444,22 +444,19 @@ static uint64_t dls_model_min_bytes(const dlsched_config *cfg)
     if (nf == 0 || na == 0) /* required keys missing: agent creation says so */
         return 0;
     if (dls_config_int(cfg, DLS_KEY_ALGO) == DLS_ALGO_QTABLE) {
-        const char *t = dls_config_text(cfg, DLS_KEY_BINS);
-        uint64_t states = 1, count = 1, first = strtoull(t, NULL, 10);
-        for (const char *c = t; *c; c++)
-            count += *c == ',';
-        const char *c = t;
-        for (uint64_t i = 0; i < nf; i++) {
-            uint64_t b = count == 1 ? first : strtoull(c, (char **)&c, 10);
-            if (count != 1 && *c == ',')
-                c++;
-            if (b && states > cap / b)
-                return cap;
-            states *= b ? b : 1;
-            if (states > cap / na)
-                return cap;
+        double *bins = malloc(nf * sizeof *bins);
+        uint64_t states = 1;
+        /* a bins list of the wrong length: agent creation says so */
+        if (!bins || dls_config_list(cfg, DLS_KEY_BINS, (uint32_t)nf, bins) != DLSCHED_OK) {
+            free(bins);
+            return 0;
         }
-        return states * na * 4;
+        for (uint64_t i = 0; i < nf && states <= cap; i++) {
+            uint64_t b = (uint64_t)bins[i];
+            states = states > cap / b ? cap + 1 : states * b;
+        }
+        free(bins);
+        return states > cap / na / 4 ? cap : states * na * 4;
     }
     uint64_t n = 0, in = nf;
     const char *c = dls_config_text(cfg, DLS_KEY_HIDDEN);
