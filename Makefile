@@ -10,7 +10,10 @@
 #   make abi-baseline         rewrite the committed baseline (deliberate ABI change)
 #   make lint-man             mandoc -Tlint on every page
 #   make fuzz FUZZ_SECONDS=60 libFuzzer harnesses of tests/fuzz (clang)
-# Variables: CC, CFLAGS, WERROR=1 (add -Werror), SANITIZE, PREFIX, DESTDIR.
+#   make cuda                 the CUDA plugin lib/libdlsched_cuda.so (nvcc, cuBLAS)
+# Variables: CC, CFLAGS, WERROR=1 (add -Werror), SANITIZE, PREFIX, DESTDIR,
+#   CUDA=auto|0|1 (auto: build the plugin when $(CUDA_HOME)/bin/nvcc exists),
+#   CUDA_HOME=/usr/local/cuda, CUDA_GENCODE (the GPU architectures).
 
 VERSION_MAJOR := $(shell sed -n 's/^\#define DLSCHED_VERSION_MAJOR \([0-9]*\).*/\1/p' include/dlsched.h)
 VERSION_MINOR := $(shell sed -n 's/^\#define DLSCHED_VERSION_MINOR \([0-9]*\).*/\1/p' include/dlsched.h)
@@ -51,7 +54,21 @@ ALL_CFLAGS := $(BASE_CFLAGS) $(BLAS_CFLAGS) $(SANFLAGS) $(CFLAGS)
 BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
 ZLIB_LIBS := $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null || echo -lz)
-LDLIBS_CORE := $(BLAS_LIBS) $(ZLIB_LIBS) -lpthread -lm
+LDLIBS_CORE := $(BLAS_LIBS) $(ZLIB_LIBS) -lpthread -lm -ldl
+
+# ---- the CUDA plugin: its own shared object, never linked into the core -----
+CUDA ?= auto
+CUDA_HOME ?= /usr/local/cuda
+NVCC := $(CUDA_HOME)/bin/nvcc
+# Hopper machine code, plus PTX that the driver compiles for other GPUs
+CUDA_GENCODE ?= -gencode arch=compute_90,code=sm_90 -gencode arch=compute_75,code=compute_75
+ifeq ($(CUDA),auto)
+CUDA_BUILD := $(if $(wildcard $(NVCC)),1,0)
+else
+CUDA_BUILD := $(CUDA)
+endif
+CUDA_PLUGIN := lib/libdlsched_cuda.so
+CUDA_OBJ := build/cuda/obj/cuda_dqn.o
 
 LIB_SRCS := $(wildcard src/core/*.c) $(wildcard src/qtable/*.c) $(wildcard src/dqn/*.c) \
             $(wildcard src/backends/cpu/*.c)
@@ -69,14 +86,14 @@ CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 MAN3 := $(wildcard man/man3/*.3)
 MAN7 := man/man7/dlsched.7
 
-.PHONY: all lib check test deps-build deps-check demo bench fuzz install uninstall abicheck \
+.PHONY: all lib cuda check test deps-build deps-check demo bench fuzz install uninstall abicheck \
         abi-baseline lint-man man clean
 
 TOOL := build/$(VARIANT)/bin/dlsched
 MAN1 := $(wildcard man/man1/*.1)
 MAN5 := $(wildcard man/man5/*.5)
 
-all: lib $(PCFILE) man $(TOOL)
+all: lib $(PCFILE) man $(TOOL) $(if $(filter 1,$(CUDA_BUILD)),cuda)
 
 lib: $(SOLIB) $(ALIB)
 
@@ -96,6 +113,22 @@ $(SOLIB): $(LIB_OBJS) src/dlsched.map
 	    -Wl,--no-undefined -o $@ $(LIB_OBJS) $(LDFLAGS) $(LDLIBS_CORE)
 	ln -sf libdlsched.so.$(VERSION) $(OUT)/$(SONAME)
 	ln -sf $(SONAME) $(OUT)/libdlsched.so
+
+# CUDA=1 without a toolkit stops here, saying what is missing
+cuda: $(CUDA_PLUGIN)
+
+$(CUDA_OBJ): src/backends/cuda/cuda_dqn.cu src/dqn/gpu_ops.h
+	@test -x $(NVCC) || { echo "CUDA=1 but $(NVCC) is missing: install the CUDA toolkit or set CUDA_HOME" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 -std=c++17 $(CUDA_GENCODE) -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra \
+	    $(if $(filter 1,$(WERROR)),-Werror all-warnings -Xcompiler -Werror) -c $< -o $@
+
+# the CUDA runtime linked in statically; cuBLAS found through the toolkit's
+# directory (and the loader's usual paths)
+$(CUDA_PLUGIN): $(CUDA_OBJ)
+	@mkdir -p lib
+	$(NVCC) -shared -cudart static -Xlinker --no-undefined -Xlinker -rpath,$(CUDA_HOME)/lib64 \
+	    -o $@ $< -L$(CUDA_HOME)/lib64 -lcublas
 
 $(ALIB): $(LIB_OBJS)
 	@mkdir -p $(OUT)
@@ -147,9 +180,31 @@ $(NOALLOC_BIN): tests/noalloc/check_noalloc.c $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(ALIB) $(CHECK_LIBS) $(LDLIBS_CORE)
 
+# plugins the loader must refuse (tests/plugins)
+TEST_PLUGINS := build/$(VARIANT)/tests/plugins/libdlsched_cuda.so \
+                build/$(VARIANT)/tests/plugins/abi/libdlsched_cuda.so \
+                build/$(VARIANT)/tests/plugins/size/libdlsched_cuda.so \
+                build/$(VARIANT)/tests/plugins/fail/libdlsched_cuda.so
+build/$(VARIANT)/tests/plugins/libdlsched_cuda.so: tests/plugins/fake_plugin.c src/dqn/gpu_ops.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -DFAKE_NOGPU -o $@ $<
+build/$(VARIANT)/tests/plugins/abi/libdlsched_cuda.so: tests/plugins/fake_plugin.c src/dqn/gpu_ops.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -DFAKE_ABI -o $@ $<
+build/$(VARIANT)/tests/plugins/size/libdlsched_cuda.so: tests/plugins/fake_plugin.c src/dqn/gpu_ops.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -DFAKE_SIZE -o $@ $<
+build/$(VARIANT)/tests/plugins/fail/libdlsched_cuda.so: tests/plugins/fake_plugin.c src/dqn/gpu_ops.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -DFAKE_FAIL -o $@ $<
+
+# DLSCHED_PLUGIN_PATH is cleared: suites that want the CUDA plugin (cuda)
+# set it themselves to DLSCHED_CUDA_PLUGIN when that was built
 check: deps-check
-	$(MAKE) --no-print-directory lib $(TEST_BIN) man $(TOOL)
-	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) ./$(TEST_BIN)
+	$(MAKE) --no-print-directory lib $(TEST_BIN) man $(TOOL) $(TEST_PLUGINS)
+	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) DLSCHED_PLUGIN_PATH= \
+	    DLSCHED_TEST_PLUGINS=$(CURDIR)/build/$(VARIANT)/tests/plugins \
+	    DLSCHED_CUDA_PLUGIN=$(if $(wildcard $(CUDA_PLUGIN)),$(CURDIR)/$(CUDA_PLUGIN)) ./$(TEST_BIN)
 	sh tests/cli/run.sh ./$(TOOL)
 ifeq ($(SANITIZE),)
 	$(MAKE) --no-print-directory $(NOALLOC_BIN)
@@ -218,6 +273,7 @@ install: all
 	ln -sf libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdlsched.so
 	install -m 644 $(ALIB) $(DESTDIR)$(LIBDIR)/libdlsched.a
+	$(if $(filter 1,$(CUDA_BUILD)),install -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(LIBDIR)/libdlsched_cuda.so)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' src/dlsched.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
@@ -231,7 +287,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/dlsched.h
 	rm -f $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libdlsched.so $(DESTDIR)$(LIBDIR)/libdlsched.a \
-	    $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
+	    $(DESTDIR)$(LIBDIR)/libdlsched_cuda.so $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
 	rm -f $(DESTDIR)$(BINDIR)/dlsched
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \

@@ -187,10 +187,18 @@ typedef struct dlsched_agent dlsched_agent;
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument), DLSCHED_ECONFIG
  * (missing key, contradictory keys, a table larger than max_table_bytes, a
  * replay buffer larger than max_replay_bytes, device=cuda with algo=qtable,
- * nstep > 1 or cpu_threads > 1 with learner=thread), DLSCHED_ENODEVICE (device=cuda and no
- * usable CUDA backend) or DLSCHED_ENOMEM (also when the learner thread of
- * learner=thread cannot start). Thread safety: safe from any thread.
- * Since 1.0.
+ * nstep > 1 or cpu_threads > 1 with learner=thread, device=cuda with
+ * per=1), DLSCHED_ENODEVICE (device=cuda and no usable CUDA backend: the
+ * message gives the reason, e.g. the plugin was not found, has another ABI
+ * version, or found no usable GPU) or DLSCHED_ENOMEM (also when the learner
+ * thread of learner=thread cannot start).
+ * Devices: algo=dqn with device=auto (the default) trains on the GPU when
+ * the CUDA plugin libdlsched_cuda.so loads and finds a usable GPU, else on
+ * the CPU; then the call succeeds, and both dlsched_last_error() and
+ * stats.backend_reason tell why the CPU was used. The plugin is looked for
+ * in DLSCHED_PLUGIN_PATH (an absolute directory or file name) or beside
+ * libdlsched.so, once per process. algo=qtable always learns on the CPU.
+ * Thread safety: safe from any thread. Since 1.0.
  */
 DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out);
 
@@ -289,9 +297,11 @@ DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
  * DLSCHED_OBS_TERMINAL and DLSCHED_OBS_TRUNCATED exclude each other.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL agent, non-finite reward, bad
  * next state, unknown or contradictory flags), DLSCHED_ENOACTION (next's
- * mask allows no action and the episode goes on) or DLSCHED_ETICKET
- * (unknown, expired or already-observed ticket). On failure nothing
- * changes: a ticket whose observe was rejected for bad input can still be
+ * mask allows no action and the episode goes on), DLSCHED_ETICKET
+ * (unknown, expired or already-observed ticket) or DLSCHED_EBACKEND
+ * (learner=inline on the GPU: the transition was stored but the training
+ * it triggered failed; see dlsched_train()). On a failure other than
+ * DLSCHED_EBACKEND nothing changes: a ticket whose observe was rejected for bad input can still be
  * observed. Thread safety: as dlsched_act(); the ticket may be observed on
  * any thread, in any order relative to other tickets. Does not allocate.
  * Since 1.0.
@@ -326,8 +336,11 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *agent, const dlsched_s
  * and publishes the new model to the act path after each step. An empty
  * buffer does nothing and succeeds (stats.train_steps tells); steps 0 is a
  * no-op.
- * Returns DLSCHED_OK, DLSCHED_EINVAL (agent NULL) or DLSCHED_ECONFIG
- * (replay=0: there is no buffer to train from).
+ * Returns DLSCHED_OK, DLSCHED_EINVAL (agent NULL), DLSCHED_ECONFIG
+ * (replay=0: there is no buffer to train from) or DLSCHED_EBACKEND (a
+ * CUDA or cuBLAS call failed; the message has its error text; training on
+ * the device has stopped, acting goes on with the last weights copied
+ * back, and later training calls fail the same way).
  * Thread safety: may run concurrently with act, observe and the other
  * functions of dlsched_act()'s list (it releases the agent's lock between
  * steps and lets waiting callers in); the caller must exclude only
@@ -431,14 +444,15 @@ DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len,
  * 8. Statistics
  * ====================================================================== */
 
-#define DLSCHED_BACKEND_CPU 0u
+#define DLSCHED_BACKEND_CPU  0u /* learning runs on the CPU (OpenBLAS) */
+#define DLSCHED_BACKEND_CUDA 1u /* learning runs on an NVIDIA GPU (the CUDA plugin) */
 
 /* Counters and gauges of one agent. Size-prefixed: new members are only
  * ever added at the end, so callers compiled against an older header keep
  * working. Counters count since agent creation. */
 typedef struct dlsched_stats_t {
     uint32_t size;               /* bytes the library filled */
-    uint32_t backend;            /* DLSCHED_BACKEND_CPU: where learning runs */
+    uint32_t backend;            /* DLSCHED_BACKEND_*: where learning runs */
     uint64_t decisions;          /* successful dlsched_act() calls */
     uint64_t explored;           /* decisions flagged DLSCHED_DECISION_EXPLORED */
     uint64_t hinted;             /* decisions flagged DLSCHED_DECISION_HINT */
@@ -467,6 +481,11 @@ typedef struct dlsched_stats_t {
                                     yet taken in by the learner */
     uint64_t published_version;  /* learner=thread: the model acting reads
                                     (its training steps); else model_version */
+    char     backend_reason[256]; /* since 1.0 with the CUDA backend: why
+                                    learning runs on the CPU although
+                                    device=auto (e.g. "no usable CUDA backend:
+                                    ..."), NUL-terminated; "" when learning
+                                    runs where asked */
 } dlsched_stats_t;
 
 /*
@@ -489,8 +508,13 @@ DLSCHED_API int dlsched_stats(dlsched_agent *agent, dlsched_stats_t *out, size_t
  * dlsched_backend_available - can this build learn on a device?
  *
  * device is "cpu" or "cuda". Returns 1 when the backend is usable now, else
- * 0 (also for NULL or unknown names). "cpu" is always 1. Thread safety: safe
- * from any thread. Since 1.0.
+ * 0 (also for NULL or unknown names). "cpu" is always 1. "cuda" is 1 when
+ * the plugin libdlsched_cuda.so (from DLSCHED_PLUGIN_PATH, else beside
+ * libdlsched.so) loads, has this library's plugin ABI, and finds a GPU that
+ * runs its kernels; the first call in a process finds out (loading the
+ * CUDA runtime), later calls return the same answer. Creating an agent with
+ * device=cuda gives the reason when it is 0. Thread safety: safe from any
+ * thread. Since 1.0.
  */
 DLSCHED_API int dlsched_backend_available(const char *device);
 

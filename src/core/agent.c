@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -28,6 +29,7 @@
 #include "backend.h"
 #include "config.h"
 #include "explore.h"
+#include "plugin.h"
 #include "rng.h"
 #include "tickets.h"
 
@@ -191,6 +193,14 @@ static void dls_learn(dlsched_agent *ag, const dls_transition *t)
     atomic_fetch_add_explicit(&ag->train_steps, done, memory_order_relaxed);
     atomic_store_explicit(&ag->last_loss, loss, memory_order_relaxed);
     atomic_store_explicit(&ag->stored, ag->ops->stored(ag->impl), memory_order_relaxed);
+}
+
+/* the device failure that stopped training, as this call's error */
+static int dls_backend_health(dlsched_agent *ag)
+{
+    const char *msg = ag->ops->failure ? ag->ops->failure(ag->impl) : NULL;
+    DLS_FAIL_IF(msg, DLSCHED_EBACKEND, "%s", msg);
+    return DLSCHED_OK;
 }
 
 /* move a shard's transitions into the backend (agent's lock held) */
@@ -448,11 +458,26 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     int64_t device = dls_config_int(cfg, DLS_KEY_DEVICE);
     DLS_FAIL_IF(algo == DLS_ALGO_QTABLE && device == DLS_DEVICE_CUDA, DLSCHED_ECONFIG,
                 "device=cuda: algo=qtable runs on the CPU only (use device=auto or cpu)");
-    DLS_FAIL_IF(device == DLS_DEVICE_CUDA && !dlsched_backend_available("cuda"),
-                DLSCHED_ENODEVICE,
-                "device=cuda: this build of libdlsched %s has no CUDA backend (use device=auto "
-                "to fall back to the CPU)",
-                dlsched_version_string());
+    /* the device: the CUDA plugin for dqn unless device=cpu; device=auto
+       falls back to the CPU with the reason kept for stats and last_error */
+    const dls_gpu_ops *gpu = NULL;
+    char reason[DLS_REASON_LEN] = "";
+    if (algo == DLS_ALGO_DQN && device != DLS_DEVICE_CPU) {
+        const char *no = dls_dqn_gpu_refusal(cfg);
+        char why[DLS_REASON_LEN - 40];
+        if (no) {
+            DLS_FAIL_IF(device == DLS_DEVICE_CUDA, DLSCHED_ECONFIG, "device=cuda: %s", no);
+            snprintf(reason, sizeof reason, "%s", no);
+        } else if (!(gpu = dls_cuda_backend(why, sizeof why))) {
+            DLS_FAIL_IF(device == DLS_DEVICE_CUDA, DLSCHED_ENODEVICE,
+                        "device=cuda: no usable CUDA backend: %s (use device=auto to fall back "
+                        "to the CPU)",
+                        why);
+            snprintf(reason, sizeof reason, "no usable CUDA backend: %s", why);
+        }
+    } else if (algo == DLS_ALGO_QTABLE && device == DLS_DEVICE_AUTO) {
+        snprintf(reason, sizeof reason, "algo=qtable learns on the CPU only");
+    }
 
     DLS_FAIL_IF(dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_THREAD &&
                     dls_config_int(cfg, DLS_KEY_CPU_THREADS) > 1,
@@ -497,12 +522,24 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     atomic_init(&ag->appr_active, ag->appr_left > 0);
     dls_rng_seed(&ag->rng, (uint64_t)dls_config_int(cfg, DLS_KEY_SEED));
 
-    if (algo == DLS_ALGO_QTABLE)
+    if (algo == DLS_ALGO_QTABLE) {
         rc = dls_qtable_new(cfg, &ag->ops, &ag->impl, &ag->key_bytes);
-    else
-        rc = dls_dqn_new(cfg, &ag->rng, &ag->ops, &ag->impl, &ag->key_bytes);
+    } else {
+        rc = dls_dqn_new_on(cfg, &ag->rng, gpu, &ag->ops, &ag->impl, &ag->key_bytes);
+        if (rc == DLSCHED_ENODEVICE && device == DLS_DEVICE_AUTO) {
+            /* the GPU is there but training cannot be set up on it: the CPU,
+               from the same seed */
+            snprintf(reason, sizeof reason, "%s", dlsched_last_error());
+            gpu = NULL;
+            dls_rng_seed(&ag->rng, (uint64_t)dls_config_int(cfg, DLS_KEY_SEED));
+            rc = dls_dqn_new_on(cfg, &ag->rng, NULL, &ag->ops, &ag->impl, &ag->key_bytes);
+        }
+    }
     if (rc != DLSCHED_OK)
         return dls_agent_fail(ag, rc);
+    ag->backend = gpu ? DLSCHED_BACKEND_CUDA : DLSCHED_BACKEND_CPU;
+    if (!gpu && reason[0])
+        snprintf(ag->backend_reason, sizeof ag->backend_reason, "%s", reason);
     uint32_t cap = (uint32_t)dls_config_int(cfg, DLS_KEY_TICKET_CAPACITY);
     if (dls_tickets_init(&ag->tickets, cap, ag->key_bytes) != 0)
         return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM,
@@ -521,6 +558,9 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
             return dls_agent_fail(ag, rc);
     }
     *out = ag;
+    /* a fallback is no failure, but the host may ask why */
+    if (algo == DLS_ALGO_DQN && !gpu && reason[0])
+        (void)dls_fail(DLSCHED_OK, "device=auto: learning on the CPU: %s", reason);
     return DLSCHED_OK;
 }
 
@@ -757,7 +797,9 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
                             (unsigned)terminal, (unsigned)truncated};
         dls_learn(ag, &t);
         dls_flush_expired(ag, c, n_exp);
+        int health = dls_backend_health(ag);
         dls_unlock(ag);
+        DLS_TRY(health);
     }
     return DLSCHED_OK;
 }
@@ -801,8 +843,9 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     dls_transition t = {ag->key_cur, action, reward, terminal ? NULL : ag->key_next, nmask,
                         (unsigned)terminal, (unsigned)truncated};
     dls_learn(ag, &t);
+    int health = dls_backend_health(ag);
     dls_unlock(ag);
-    return DLSCHED_OK;
+    return health;
 }
 
 /* ---- train, q_values ------------------------------------------------------------ */
@@ -831,7 +874,9 @@ DLSCHED_API int dlsched_train(dlsched_agent *ag, uint32_t steps)
                 ag->since_publish++; /* the learner publishes it when idle */
             }
         }
+        int health = dls_backend_health(ag);
         dls_unlock(ag);
+        DLS_TRY(health);
         if (done == 0)
             break;
         left -= chunk;
@@ -880,7 +925,8 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
                 "size %zu is smaller than the size member (pass sizeof(dlsched_stats_t))", size);
     dlsched_stats_t s;
     memset(&s, 0, sizeof s);
-    s.backend = DLSCHED_BACKEND_CPU;
+    s.backend = ag->backend;
+    memcpy(s.backend_reason, ag->backend_reason, sizeof s.backend_reason);
     s.memory_bytes = ag->bytes;
     pthread_mutex_lock(&ag->tmu);
     s.tickets_issued = ag->tickets_issued;
@@ -912,9 +958,4 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
     return DLSCHED_OK;
 }
 
-DLSCHED_API int dlsched_backend_available(const char *device)
-{
-    if (!device)
-        return 0;
-    return strcmp(device, "cpu") == 0;
-}
+

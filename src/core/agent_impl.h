@@ -102,6 +102,10 @@ struct dlsched_agent {
     double mean_reward;
     atomic_uint_fast64_t decisions, explored, hinted, transitions, train_steps, stored;
     _Atomic double last_loss;
+    /* where learning runs (DLSCHED_BACKEND_*) and, on the CPU under
+       device=auto, why not on the GPU */
+    uint32_t backend;
+    char backend_reason[sizeof(((dlsched_stats_t *)0)->backend_reason)];
 };
 
 /* the agent's lock (the model), for checkpoint.c */

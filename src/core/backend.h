@@ -60,6 +60,12 @@ typedef struct dls_backend_ops {
     int (*load)(void *impl, struct dls_rbuf *r, int with_replay);
     size_t (*memory)(const void *impl);
     void (*destroy)(void *impl);
+    /* device training (NULL for host-only backends): bring the learned
+       state from the device before a checkpoint reads it (DLSCHED_OK, or
+       DLSCHED_EBACKEND with the message set) */
+    int (*sync)(void *impl);
+    /* the text of the device failure that stopped training, or NULL */
+    const char *(*failure)(const void *impl);
 } dls_backend_ops;
 
 struct dlsched_config;
@@ -69,5 +75,14 @@ int dls_qtable_new(const struct dlsched_config *cfg, const dls_backend_ops **ops
                    size_t *key_bytes);
 int dls_dqn_new(const struct dlsched_config *cfg, dls_rng *rng, const dls_backend_ops **ops,
                 void **impl, size_t *key_bytes);
+/* the same, training on a device when gpu is not NULL (see src/dqn/gpu_ops.h);
+   DLSCHED_ENODEVICE with the message set when the device context cannot be
+   set up */
+struct dls_gpu_ops;
+int dls_dqn_new_on(const struct dlsched_config *cfg, dls_rng *rng, const struct dls_gpu_ops *gpu,
+                   const dls_backend_ops **ops, void **impl, size_t *key_bytes);
+/* why this configuration cannot train on a device (a static text naming
+   the key), or NULL */
+const char *dls_dqn_gpu_refusal(const struct dlsched_config *cfg);
 
 #endif

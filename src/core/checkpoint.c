@@ -147,6 +147,13 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
     dls_sec_end(w, at);
     pthread_mutex_unlock(&ag->tmu);
 
+    if (ag->ops->sync) { /* device training: the model back to the host first */
+        int rc = ag->ops->sync(ag->impl);
+        if (rc != DLSCHED_OK) {
+            dls_agent_unlock(ag);
+            return rc;
+        }
+    }
     if (!ag->ops->finite(ag->impl)) {
         dls_agent_unlock(ag);
         return dls_fail(DLSCHED_EBACKEND, "the model holds non-finite values (training "

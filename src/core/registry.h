@@ -108,7 +108,9 @@
     X(MAX_TABLE_BYTES, "max_table_bytes", INT, DLS_GIB, NULL, 1, 9223372036854775807.0, 0,    \
       NULL, "qtable: largest Q-table allowed at creation")                                  \
     X(MAX_REPLAY_BYTES, "max_replay_bytes", INT, DLS_GIB, NULL, 1, 9223372036854775807.0, 0,  \
-      NULL, "largest replay buffer allowed at creation")
+      NULL, "largest replay buffer allowed at creation")                                    \
+    X(CUDA_MATH, "cuda_math", ENUM, "fp32", NULL, 0, 0, 0, "fp32|tf32",                       \
+      "device=cuda: GEMM arithmetic; tf32 = tensor cores, 10-bit mantissa inputs (opt-in)")
 
 #define DLS_KEY_ENUM_(id, ...) DLS_KEY_##id,
 enum dls_key_id { DLS_KEYS(DLS_KEY_ENUM_) DLS_N_KEYS };

@@ -15,11 +15,13 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/ckpt.h"
 #include "../core/config.h"
+#include "gpu_ops.h"
 
 #define DLS_NORM_EPS 1e-8
 #define DLS_NORM_CLIP 10.0f
@@ -93,6 +95,16 @@ struct dls_dqn {
     dls_snapshot snap[DLS_SNAPSHOTS];
     atomic_uint snap_ref[DLS_SNAPSHOTS];
     atomic_uint snap_cur;
+    /* device=cuda: training runs in the plugin's context gctx; the host keeps
+       the replay ring (staging and checkpoints) and a copy of the weights
+       for acting, refreshed from the device when read */
+    const dls_gpu_ops *gpu;
+    dls_gpu *gctx;
+    uint64_t gpu_pending; /* ring rows written since the last upload */
+    int gpu_stale;        /* 1: the device's weights are newer than theta */
+    int gpu_stale_all;    /* 1: ... and target and Adam moments too */
+    int gpu_failed;       /* a device call failed: training has stopped */
+    char gpu_err[512];
 };
 
 /* ---- forward --------------------------------------------------------------- */
@@ -318,6 +330,77 @@ static void dqn_normalize(const dls_dqn *d, const float *x, float *out)
     dqn_normalize_with(d->nf, d->normalize && d->n_seen >= 2, d->nmean, d->ninv, x, out);
 }
 
+/* ---- training on the device (device=cuda) ---------------------------------- */
+
+static void dqn_gpu_fail(dls_dqn *d, const char *what)
+{
+    if (!d->gpu_failed)
+        snprintf(d->gpu_err, sizeof d->gpu_err, "%s: %s", what, d->gpu->error(d->gctx));
+    d->gpu_failed = 1;
+}
+
+/* a row was written at the ring position before rb.pos */
+static void dqn_gpu_stored(dls_dqn *d)
+{
+    if (d->gpu && d->gpu_pending < d->rb.cap)
+        d->gpu_pending++;
+}
+
+/* the rows written since the last upload, in one batch (two pieces where
+   they wrap around the ring) */
+static int dqn_gpu_upload(dls_dqn *d)
+{
+    const dls_replay *r = &d->rb;
+    uint64_t n = d->gpu_pending, cap = r->cap;
+    if (n == 0)
+        return 0;
+    uint64_t first = (r->pos + cap - n) % cap, n1 = cap - first < n ? cap - first : n;
+    if (d->gpu->put_replay(d->gctx, first, n1, r->s, r->s2, r->a, r->ret, r->disc, r->mask2) != 0 ||
+        (n > n1 &&
+         d->gpu->put_replay(d->gctx, 0, n - n1, r->s, r->s2, r->a, r->ret, r->disc, r->mask2) != 0))
+        return -1;
+    d->gpu_pending = 0;
+    return 0;
+}
+
+/* steps gradient steps on the device: one draw of the agent's generator
+   seeds the call's minibatch indices */
+static uint64_t dqn_gpu_train(dls_dqn *d, dls_rng *rng, uint64_t steps, double *loss)
+{
+    if (d->gpu_failed)
+        return 0;
+    if (dqn_gpu_upload(d) != 0) {
+        dqn_gpu_fail(d, "uploading replay transitions to the GPU");
+        return 0;
+    }
+    int norm_on = d->normalize && d->n_seen >= 2;
+    dls_gpu_train_args args = {steps, d->rb.count, dls_rng_next(rng),
+                               norm_on ? d->nmean : NULL, norm_on ? d->ninv : NULL};
+    double l = 0;
+    if (d->gpu->train(d->gctx, &args, &l) != 0) {
+        dqn_gpu_fail(d, "a training step on the GPU");
+        return 0;
+    }
+    d->steps += steps;
+    d->gpu_stale = d->gpu_stale_all = 1;
+    d->last_loss = l;
+    *loss = l;
+    return steps;
+}
+
+/* the online weights back on the host (for acting and publishing); on
+   failure the host keeps the weights it has */
+static void dqn_gpu_pull(dls_dqn *d)
+{
+    if (!d->gpu || !d->gpu_stale || d->gpu_failed)
+        return;
+    if (d->gpu->get_state(d->gctx, d->theta, NULL, NULL, NULL) != 0) {
+        dqn_gpu_fail(d, "copying the weights back from the GPU");
+        return;
+    }
+    d->gpu_stale = 0;
+}
+
 /* ---- one training step from replay ---------------------------------------- */
 
 static double dqn_step(dls_dqn *d, dls_rng *rng)
@@ -365,6 +448,8 @@ static uint64_t dqn_train_n(dls_dqn *d, dls_rng *rng, uint64_t steps, double *lo
 {
     if (d->rb.count == 0 || steps == 0)
         return 0;
+    if (d->gpu)
+        return dqn_gpu_train(d, rng, steps, loss);
     if (d->threads != 1)
         d->ops->set_threads(d->threads);
     for (uint64_t k = 0; k < steps; k++)
@@ -389,6 +474,7 @@ static void dqn_emit(dls_dqn *d, uint32_t i, uint32_t e, int terminal)
     const uint8_t *m = d->qhasm[e] ? d->qm2 + (size_t)e * d->na : NULL;
     dls_replay_add(&d->rb, d->qs + (size_t)i * d->nf, d->qa[i], (float)R,
                    terminal ? 0.0f : (float)g, terminal ? NULL : d->qs2 + (size_t)e * d->nf, m);
+    dqn_gpu_stored(d);
 }
 
 static void dqn_push(dls_dqn *d, const dls_transition *t)
@@ -396,6 +482,7 @@ static void dqn_push(dls_dqn *d, const dls_transition *t)
     if (d->nstep == 1) { /* one-step: straight into the buffer */
         dls_replay_add(&d->rb, t->key, t->action, t->reward, t->terminal ? 0.0f : d->gamma,
                        t->terminal ? NULL : t->next_key, t->terminal ? NULL : t->next_mask);
+        dqn_gpu_stored(d);
         return;
     }
     uint32_t k = d->qn++;
@@ -437,6 +524,7 @@ static const float *dqn_q(void *impl, const void *key, float *scratch)
 {
     dls_dqn *d = impl;
     (void)scratch;
+    dqn_gpu_pull(d);
     dqn_normalize(d, key, d->x1);
     dls_dqn_forward1(d, d->x1, d->q1);
     return d->q1;
@@ -473,6 +561,7 @@ static const float *dqn_q_shared(void *impl, const void *key, float *scratch, ui
 static int dqn_publish(void *impl)
 {
     dls_dqn *d = impl;
+    dqn_gpu_pull(d);
     unsigned cur = atomic_load(&d->snap_cur);
     for (unsigned k = 0; k < DLS_SNAPSHOTS; k++) {
         if (k == cur || atomic_load(&d->snap_ref[k]) != 0)
@@ -515,7 +604,28 @@ static uint64_t dqn_stored(const void *impl)
 
 static size_t dqn_memory(const void *impl)
 {
-    return ((const dls_dqn *)impl)->bytes;
+    const dls_dqn *d = impl;
+    return d->bytes + (d->gctx ? d->gpu->device_bytes(d->gctx) : 0);
+}
+
+static int dqn_sync(void *impl)
+{
+    dls_dqn *d = impl;
+    if (!d->gpu || !d->gpu_stale_all)
+        return DLSCHED_OK;
+    DLS_FAIL_IF(d->gpu_failed, DLSCHED_EBACKEND, "%s", d->gpu_err);
+    if (d->gpu->get_state(d->gctx, d->theta, d->theta_t, d->adam_m, d->adam_v) != 0) {
+        dqn_gpu_fail(d, "copying the model back from the GPU");
+        return dls_fail(DLSCHED_EBACKEND, "%s", d->gpu_err);
+    }
+    d->gpu_stale = d->gpu_stale_all = 0;
+    return DLSCHED_OK;
+}
+
+static const char *dqn_failure(const void *impl)
+{
+    const dls_dqn *d = impl;
+    return d->gpu_failed ? d->gpu_err : NULL;
 }
 
 static void dqn_destroy(void *impl)
@@ -523,6 +633,8 @@ static void dqn_destroy(void *impl)
     dls_dqn *d = impl;
     if (!d)
         return;
+    if (d->gctx)
+        d->gpu->destroy(d->gctx);
     if (d->act_on)
         for (uint32_t l = 0; l < d->L; l++)
             free(d->act_on[l]);
@@ -728,6 +840,15 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
                         "checkpoint: normaliser statistics of feature %u are out of float range",
                         j);
         }
+    if (d->gpu) { /* the host state is the truth now: to the device with it */
+        DLS_FAIL_IF(d->gpu_failed, DLSCHED_EBACKEND, "%s", d->gpu_err);
+        if (d->gpu->set_state(d->gctx, d->theta, d->theta_t, d->adam_m, d->adam_v, d->steps) != 0) {
+            dqn_gpu_fail(d, "copying the loaded model to the GPU");
+            return dls_fail(DLSCHED_EBACKEND, "%s", d->gpu_err);
+        }
+        d->gpu_stale = d->gpu_stale_all = 0;
+        d->gpu_pending = rb->count; /* uploaded before the next step */
+    }
     dqn_publish(d); /* nobody reads a snapshot of an agent being loaded */
     return DLSCHED_OK;
 }
@@ -735,6 +856,7 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
 static const dls_backend_ops dls_dqn_backend = {
     "dqn",      1,         dqn_encode, dqn_q,    dqn_q_shared, dqn_scratch_floats, dqn_publish,
     dqn_learn,  dqn_train, dqn_stored, dqn_save, dqn_finite, dqn_load,     dqn_memory,         dqn_destroy,
+    dqn_sync,   dqn_failure,
 };
 
 /* ---- creation ---------------------------------------------------------------- */
@@ -767,8 +889,41 @@ static void dqn_init_dense(dls_dqn *d, dls_rng *rng, size_t offW, uint32_t out, 
         d->theta[offW + i] = (float)(sd * dqn_gauss(rng));
 }
 
+const char *dls_dqn_gpu_refusal(const dlsched_config *cfg)
+{
+    if (dls_config_int(cfg, DLS_KEY_PER))
+        return "key 'per': prioritized replay (per=1) trains on the CPU only; the CUDA "
+               "backend samples uniformly (use per=0, or device=cpu)";
+    return NULL;
+}
+
+/* the device context: every buffer allocated, the initial weights copied */
+static int dqn_gpu_setup(dls_dqn *d, const dls_gpu_ops *gpu, const dlsched_config *cfg)
+{
+    dls_gpu_desc desc = {d->nf, d->na, d->L, d->w, d->B, d->rb.cap, d->dueling, d->dbl,
+                         dls_config_int(cfg, DLS_KEY_CUDA_MATH) == DLS_CUDA_MATH_TF32,
+                         d->huber, d->clip, d->lr, d->b1, d->b2, d->eps, d->tau, d->hard_every};
+    char err[400];
+    err[0] = '\0';
+    if (gpu->create(&desc, &d->gctx, err, sizeof err) != 0)
+        return dls_fail(DLSCHED_ENODEVICE, "device=cuda: cannot set up training on the GPU: %s",
+                        err);
+    d->gpu = gpu;
+    if (gpu->set_state(d->gctx, d->theta, d->theta_t, d->adam_m, d->adam_v, 0) != 0)
+        return dls_fail(DLSCHED_ENODEVICE, "device=cuda: cannot copy the initial weights to "
+                                           "the GPU: %s",
+                        gpu->error(d->gctx));
+    return DLSCHED_OK;
+}
+
 int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops **ops, void **impl,
                 size_t *key_bytes)
+{
+    return dls_dqn_new_on(cfg, rng, NULL, ops, impl, key_bytes);
+}
+
+int dls_dqn_new_on(const dlsched_config *cfg, dls_rng *rng, const dls_gpu_ops *gpu,
+                   const dls_backend_ops **ops, void **impl, size_t *key_bytes)
 {
     dls_dqn *d = calloc(1, sizeof *d);
     DLS_FAIL_IF(!d, DLSCHED_ENOMEM, "out of memory for the DQN");
@@ -959,6 +1114,14 @@ int dls_dqn_new(const dlsched_config *cfg, dls_rng *rng, const dls_backend_ops *
     memcpy(d->theta_t, d->theta, n * fs);
     d->inline_train = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_INLINE;
     /* the act path of learner=thread starts from the initial weights */
+    if (gpu) {
+        const char *no = dls_dqn_gpu_refusal(cfg);
+        int rc = no ? dls_fail(DLSCHED_ECONFIG, "device=cuda: %s", no) : dqn_gpu_setup(d, gpu, cfg);
+        if (rc != DLSCHED_OK) {
+            dqn_destroy(d);
+            return rc;
+        }
+    }
     atomic_store(&d->snap_cur, 1);
     dqn_publish(d);
     /* acting must never wait on BLAS threads: OpenBLAS (process-wide) runs
