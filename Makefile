@@ -27,6 +27,7 @@ LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share/dlsched
 DESTDIR ?=
 
 CFLAGS ?= -O2 -g
@@ -162,6 +163,25 @@ $(TOOL): tools/dlsched.c $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
 
+# ---- dlsched-sim: the inference-cluster simulator (examples/clustersim) -------
+SIM_SRCS := examples/clustersim/scenario.c examples/clustersim/sim.c examples/clustersim/report.c
+SIM_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(SIM_SRCS))
+SIM_LIB := build/$(VARIANT)/sim/libclustersim.a
+SIM_BIN := build/$(VARIANT)/bin/dlsched-sim
+$(SIM_OBJS) $(OBJDIR)/examples/clustersim/main.o: ALL_CFLAGS += -Iexamples/clustersim
+-include $(SIM_OBJS:.o=.d) $(OBJDIR)/examples/clustersim/main.d
+
+$(SIM_LIB): $(SIM_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $(SIM_OBJS)
+
+$(SIM_BIN): $(OBJDIR)/examples/clustersim/main.o $(SIM_LIB) $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(SIM_LIB) $(ALIB) $(LDLIBS_CORE)
+
+sim: $(SIM_BIN)
+
 # ---- tests ------------------------------------------------------------------
 deps-build:
 	@sh scripts/ensure-deps.sh build
@@ -227,7 +247,22 @@ build/$(VARIANT)/bench/%: bench/%.c bench/bench.h $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
 
-demo: deps-build
+# the main job: the simulator on scenarios (b) and (c); DEMO_SCALE < 1 runs
+# a shortened version (CI)
+DEMO_SCALE ?= 1
+DEMO_DIR := build/demo
+demo: deps-demo
+	$(MAKE) --no-print-directory $(SIM_BIN)
+	@mkdir -p $(DEMO_DIR)
+	./$(SIM_BIN) --scale $(DEMO_SCALE) --json $(DEMO_DIR)/results.json --plots $(DEMO_DIR)/plots \
+	    data/scenarios/b-hetero-bursty.scn data/scenarios/c-trace-azure-conv.scn
+	@echo "demo: tables above; JSON in $(DEMO_DIR)/results.json, plots in $(DEMO_DIR)/plots/"
+
+deps-demo:
+	@sh scripts/ensure-deps.sh demo
+
+# the three example host programs of examples/
+examples: deps-build
 	$(MAKE) --no-print-directory lib $(EXAMPLE_BINS)
 	./build/$(VARIANT)/examples/routing
 	@echo
@@ -268,6 +303,10 @@ install: all
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 \
 	    $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(TOOL) $(DESTDIR)$(BINDIR)/dlsched
+	install -m 755 $(SIM_BIN) $(DESTDIR)$(BINDIR)/dlsched-sim
+	install -d $(DESTDIR)$(DATADIR)/scenarios $(DESTDIR)$(DATADIR)/traces
+	install -m 644 $(wildcard data/scenarios/*.scn) $(DESTDIR)$(DATADIR)/scenarios/
+	install -m 644 $(wildcard data/traces/*) $(DESTDIR)$(DATADIR)/traces/
 	install -m 644 include/dlsched.h $(DESTDIR)$(INCLUDEDIR)/dlsched.h
 	install -m 755 $(SOLIB) $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION)
 	ln -sf libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -288,7 +327,8 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libdlsched.so $(DESTDIR)$(LIBDIR)/libdlsched.a \
 	    $(DESTDIR)$(LIBDIR)/libdlsched_cuda.so $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
-	rm -f $(DESTDIR)$(BINDIR)/dlsched
+	rm -f $(DESTDIR)$(BINDIR)/dlsched $(DESTDIR)$(BINDIR)/dlsched-sim
+	rm -rf $(DESTDIR)$(DATADIR)
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \

@@ -6,12 +6,14 @@
 #   check: build + Check + mandoc
 #   abi:   abigail-tools
 #   fuzz:  clang with its libFuzzer runtime
+#   demo:  build + gnuplot (PNG plots of the simulator)
 set -u
 profile=${1:-build}
 case "$profile" in
 build) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev" ;;
 check) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev check mandoc" ;;
 abi) pkgs="abigail-tools" ;;
+demo) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev gnuplot-nox" ;;
 fuzz) pkgs="clang libclang-rt-14-dev libopenblas-dev" ;;
 *) echo "ensure-deps.sh: unknown profile '$profile'" >&2; exit 2 ;;
 esac

@@ -1,0 +1,953 @@
+/*
+ * scenario.c - the scenario file format of dlsched-sim(1) and trace files
+ *
+ * Errors name the file, the line and the field: "b.scn:12: slots: ...".
+ */
+#include "sim.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(sim_err *err, const char *file, size_t line, const char *field, const char *fmt,
+                ...)
+{
+    char what[384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (err) {
+        if (line)
+            snprintf(err->msg, sizeof err->msg, "%s:%zu: %s: %s", file, line, field, what);
+        else
+            snprintf(err->msg, sizeof err->msg, "%s: %s: %s", file, field, what);
+    }
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = 0;
+    return s;
+}
+
+/* strict number: the whole token, finite */
+static int num(const char *tok, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(tok, &end);
+    if (end == tok || *end || errno || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* splits s on blanks into at most cap tokens (in place) */
+static int split(char *s, char **tok, int cap)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(s, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (n == cap)
+            return cap + 1;
+        tok[n++] = t;
+    }
+    return n;
+}
+
+typedef struct {
+    const char *file;
+    size_t line;
+    const char *key;
+    sim_err *err;
+} ctx;
+
+static int get_num(ctx *c, const char *val, double lo, double hi, double *out)
+{
+    double v;
+    if (num(val, &v))
+        return fail(c->err, c->file, c->line, c->key, "'%s' is not a number", val);
+    if (v < lo || v > hi)
+        return fail(c->err, c->file, c->line, c->key, "%g is out of range [%g, %g]", v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int get_int(ctx *c, const char *val, double lo, double hi, int *out)
+{
+    double v;
+    if (get_num(c, val, lo, hi, &v))
+        return -1;
+    if (v != floor(v))
+        return fail(c->err, c->file, c->line, c->key, "'%s' is not a whole number", val);
+    *out = (int)v;
+    return 0;
+}
+
+static int get_dist(ctx *c, char *val, sim_dist *d)
+{
+    char *tok[5];
+    int n = split(val, tok, 4);
+    memset(d, 0, sizeof *d);
+    if (n < 2 || n > 4)
+        return fail(c->err, c->file, c->line, c->key,
+                    "expected 'const N', 'exponential MEAN', 'lognormal MEDIAN SIGMA' or "
+                    "'uniform LO HI', optionally followed by a maximum");
+    int want;
+    if (!strcmp(tok[0], "const"))
+        d->kind = SIM_DIST_CONST, want = 1;
+    else if (!strcmp(tok[0], "exponential"))
+        d->kind = SIM_DIST_EXP, want = 1;
+    else if (!strcmp(tok[0], "lognormal"))
+        d->kind = SIM_DIST_LOGNORMAL, want = 2;
+    else if (!strcmp(tok[0], "uniform"))
+        d->kind = SIM_DIST_UNIFORM, want = 2;
+    else
+        return fail(c->err, c->file, c->line, c->key,
+                    "unknown distribution '%s' (const, exponential, lognormal, uniform)", tok[0]);
+    if (n - 1 != want && n - 1 != want + 1)
+        return fail(c->err, c->file, c->line, c->key, "%s takes %d parameter%s and an optional "
+                    "maximum", tok[0], want, want > 1 ? "s" : "");
+    if (get_num(c, tok[1], 0, 1e9, &d->a))
+        return -1;
+    if (want == 2 && get_num(c, tok[2], 0, 1e9, &d->b))
+        return -1;
+    if (n - 1 == want + 1 && get_num(c, tok[want + 1], 0, 1e9, &d->max))
+        return -1;
+    if (d->kind == SIM_DIST_UNIFORM && d->b < d->a)
+        return fail(c->err, c->file, c->line, c->key, "uniform: HI %g is below LO %g", d->b, d->a);
+    if (d->kind == SIM_DIST_LOGNORMAL && d->b > 5)
+        return fail(c->err, c->file, c->line, c->key, "lognormal: sigma %g is above 5", d->b);
+    return 0;
+}
+
+double sim_dist_mean(const sim_dist *d)
+{
+    double m;
+    switch (d->kind) {
+    case SIM_DIST_CONST: m = d->a; break;
+    case SIM_DIST_EXP: m = d->a; break;
+    case SIM_DIST_LOGNORMAL: m = d->a * exp(0.5 * d->b * d->b); break;
+    default: m = 0.5 * (d->a + d->b); break;
+    }
+    if (d->max > 0 && m > d->max)
+        m = d->max;
+    return m;
+}
+
+static int find_gpu(const sim_scenario *sc, const char *name)
+{
+    for (int i = 0; i < sc->n_gpu; i++)
+        if (!strcmp(sc->gpu[i].name, name))
+            return i;
+    return -1;
+}
+
+static int find_var(const sim_scenario *sc, const char *name)
+{
+    for (int i = 0; i < sc->n_var; i++)
+        if (!strcmp(sc->var[i].name, name))
+            return i;
+    return -1;
+}
+
+/* `load` lines name variants that may be declared later: kept until the end */
+typedef struct {
+    size_t line;
+    int gpu;
+    char text[256];
+} pending_load;
+
+typedef struct {
+    size_t line;
+    int var;
+    char gpu[SIM_NAME];
+    char text[256];
+} pending_profile;
+
+static void defaults(sim_scenario *sc, const char *name)
+{
+    memset(sc, 0, sizeof *sc);
+    snprintf(sc->path, sizeof sc->path, "%s", name);
+    snprintf(sc->name, sizeof sc->name, "%s", "unnamed");
+    sc->seed = 1;
+    sc->eval_seed = 2;
+    sc->slo_base_ms = 1000;
+    sc->slo_per_token_ms = 50;
+    sc->miss_penalty = 0.5;
+    sc->warmup_s = 600;
+    sc->eval_s = 300;
+    sc->window_s = 10;
+    sc->process = SIM_ARR_POISSON;
+    sc->load_variant = 0;
+    sc->in_tokens = (sim_dist){SIM_DIST_CONST, 512, 0, 0};
+    sc->out_tokens = (sim_dist){SIM_DIST_CONST, 128, 0, 0};
+    sc->trace_format = SIM_TRACE_CSV;
+    sc->train_share = 0.6;
+    sc->warmup_passes = 1;
+    sc->apprentice = 5000;
+}
+
+enum { SEC_NONE, SEC_SCENARIO, SEC_GPU, SEC_VARIANT, SEC_ARRIVALS, SEC_LEARNING };
+
+int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim_err *err)
+{
+    defaults(sc, file);
+    char *buf = strdup(text);
+    if (!buf)
+        return fail(err, file, 0, "file", "out of memory");
+    pending_load loads[SIM_MAX_GPU];
+    int n_loads = 0;
+    pending_profile *profs = NULL;
+    int n_profs = 0;
+    int sec = SEC_NONE, cur = -1, rc = -1;
+    int have_rate = 0, have_load = 0, have_dwell = 0, have_trace = 0;
+    size_t lineno = 0;
+    char *save = NULL;
+    /* strtok_r on "\n" would skip empty lines: walk by hand to count them */
+    char *p = buf;
+    (void)save;
+    while (p && *p) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = 0;
+        lineno++;
+        char *line = p;
+        p = nl ? nl + 1 : NULL;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = 0;
+        line = trim(line);
+        if (!*line)
+            continue;
+        ctx c = {file, lineno, "section", err};
+        if (*line == '[') {
+            char *close = strchr(line, ']');
+            if (!close || close[1])
+                return free(buf), free(profs),
+                       fail(err, file, lineno, "section", "expected '[name]' or '[name ID]'");
+            *close = 0;
+            char *tok[3];
+            int n = split(line + 1, tok, 2);
+            if (n < 1)
+                goto bad_section;
+            if (!strcmp(tok[0], "scenario") && n == 1)
+                sec = SEC_SCENARIO;
+            else if (!strcmp(tok[0], "arrivals") && n == 1)
+                sec = SEC_ARRIVALS;
+            else if (!strcmp(tok[0], "learning") && n == 1)
+                sec = SEC_LEARNING;
+            else if ((!strcmp(tok[0], "gpu") || !strcmp(tok[0], "variant")) && n == 2) {
+                int is_gpu = tok[0][0] == 'g';
+                if (strlen(tok[1]) >= SIM_NAME)
+                    return free(buf), free(profs),
+                           fail(err, file, lineno, tok[0], "name '%s' is longer than %d bytes",
+                                tok[1], SIM_NAME - 1);
+                if (is_gpu) {
+                    if (find_gpu(sc, tok[1]) >= 0)
+                        return free(buf), free(profs),
+                               fail(err, file, lineno, "gpu", "'%s' is declared twice", tok[1]);
+                    if (sc->n_gpu == SIM_MAX_GPU)
+                        return free(buf), free(profs),
+                               fail(err, file, lineno, "gpu", "more than %d GPU types",
+                                    SIM_MAX_GPU);
+                    cur = sc->n_gpu++;
+                    snprintf(sc->gpu[cur].name, SIM_NAME, "%s", tok[1]);
+                    sc->gpu[cur].count = 1;
+                    sc->gpu[cur].slots = 8;
+                    sc->gpu[cur].memory_gb = 80;
+                    sec = SEC_GPU;
+                } else {
+                    if (find_var(sc, tok[1]) >= 0)
+                        return free(buf), free(profs),
+                               fail(err, file, lineno, "variant", "'%s' is declared twice",
+                                    tok[1]);
+                    if (sc->n_var == SIM_MAX_VAR)
+                        return free(buf), free(profs),
+                               fail(err, file, lineno, "variant", "more than %d variants",
+                                    SIM_MAX_VAR);
+                    cur = sc->n_var++;
+                    snprintf(sc->var[cur].name, SIM_NAME, "%s", tok[1]);
+                    sc->var[cur].accuracy = 1;
+                    sec = SEC_VARIANT;
+                }
+            } else {
+            bad_section:
+                return free(buf), free(profs),
+                       fail(err, file, lineno, "section",
+                            "unknown section (scenario, gpu NAME, variant NAME, arrivals, "
+                            "learning)");
+            }
+            continue;
+        }
+        char *eq = strchr(line, '=');
+        if (!eq)
+            return free(buf), free(profs),
+                   fail(err, file, lineno, "line", "expected 'key = value'");
+        *eq = 0;
+        char *key = trim(line), *val = trim(eq + 1);
+        c.key = key;
+        if (!*val) {
+            fail(err, file, lineno, key, "empty value");
+            goto out;
+        }
+        if (sec == SEC_NONE) {
+            fail(err, file, lineno, key, "key outside a section");
+            goto out;
+        }
+        double v;
+        if (sec == SEC_SCENARIO) {
+            if (!strcmp(key, "name")) {
+                if (strlen(val) >= sizeof sc->name) {
+                    fail(err, file, lineno, key, "longer than %zu bytes", sizeof sc->name - 1);
+                    goto out;
+                }
+                snprintf(sc->name, sizeof sc->name, "%s", val);
+            } else if (!strcmp(key, "seed") || !strcmp(key, "eval_seed")) {
+                if (get_num(&c, val, 0, 9007199254740992.0, &v) || v != floor(v)) {
+                    if (v != floor(v))
+                        fail(err, file, lineno, key, "'%s' is not a whole number", val);
+                    goto out;
+                }
+                *(key[0] == 's' ? &sc->seed : &sc->eval_seed) = (uint64_t)v;
+            } else if (!strcmp(key, "slo_base_ms")) {
+                if (get_num(&c, val, 0, 1e9, &sc->slo_base_ms))
+                    goto out;
+            } else if (!strcmp(key, "slo_per_token_ms")) {
+                if (get_num(&c, val, 0, 1e6, &sc->slo_per_token_ms))
+                    goto out;
+            } else if (!strcmp(key, "miss_penalty")) {
+                if (get_num(&c, val, 0, 1e6, &sc->miss_penalty))
+                    goto out;
+            } else if (!strcmp(key, "warmup_s")) {
+                if (get_num(&c, val, 0, 1e9, &sc->warmup_s))
+                    goto out;
+            } else if (!strcmp(key, "eval_s")) {
+                if (get_num(&c, val, 1e-3, 1e9, &sc->eval_s))
+                    goto out;
+            } else if (!strcmp(key, "window_s")) {
+                if (get_num(&c, val, 1e-3, 1e9, &sc->window_s))
+                    goto out;
+            } else {
+                fail(err, file, lineno, key,
+                     "unknown key in [scenario] (name, seed, eval_seed, slo_base_ms, "
+                     "slo_per_token_ms, miss_penalty, warmup_s, eval_s, window_s)");
+                goto out;
+            }
+        } else if (sec == SEC_GPU) {
+            sim_gpu *g = &sc->gpu[cur];
+            if (!strcmp(key, "count")) {
+                if (get_int(&c, val, 1, SIM_MAX_SERVERS, &g->count))
+                    goto out;
+            } else if (!strcmp(key, "slots")) {
+                if (get_int(&c, val, 1, SIM_MAX_SLOTS, &g->slots))
+                    goto out;
+            } else if (!strcmp(key, "memory_gb")) {
+                if (get_num(&c, val, 0, 1e6, &g->memory_gb))
+                    goto out;
+            } else if (!strcmp(key, "load")) {
+                if (strlen(val) >= sizeof loads[0].text) {
+                    fail(err, file, lineno, key, "too long");
+                    goto out;
+                }
+                loads[n_loads].line = lineno;
+                loads[n_loads].gpu = cur;
+                snprintf(loads[n_loads].text, sizeof loads[0].text, "%s", val);
+                n_loads++;
+            } else {
+                fail(err, file, lineno, key,
+                     "unknown key in [gpu] (count, slots, memory_gb, load)");
+                goto out;
+            }
+        } else if (sec == SEC_VARIANT) {
+            sim_variant *vr = &sc->var[cur];
+            if (!strcmp(key, "accuracy")) {
+                if (get_num(&c, val, 0, 1, &vr->accuracy))
+                    goto out;
+            } else if (!strcmp(key, "memory_gb")) {
+                if (get_num(&c, val, 0, 1e6, &vr->memory_gb))
+                    goto out;
+            } else if (!strncmp(key, "profile", 7) && (key[7] == ' ' || key[7] == '\t')) {
+                char *gname = trim(key + 7);
+                pending_profile *np = realloc(profs, (size_t)(n_profs + 1) * sizeof *profs);
+                if (!np) {
+                    fail(err, file, lineno, key, "out of memory");
+                    goto out;
+                }
+                profs = np;
+                if (strlen(gname) >= SIM_NAME || strlen(val) >= sizeof profs[0].text) {
+                    fail(err, file, lineno, key, "too long");
+                    goto out;
+                }
+                profs[n_profs].line = lineno;
+                profs[n_profs].var = cur;
+                snprintf(profs[n_profs].gpu, SIM_NAME, "%s", gname);
+                snprintf(profs[n_profs].text, sizeof profs[0].text, "%s", val);
+                n_profs++;
+            } else {
+                fail(err, file, lineno, key,
+                     "unknown key in [variant] (accuracy, memory_gb, profile GPU)");
+                goto out;
+            }
+        } else if (sec == SEC_ARRIVALS) {
+            if (!strcmp(key, "process")) {
+                if (!strcmp(val, "poisson"))
+                    sc->process = SIM_ARR_POISSON;
+                else if (!strcmp(val, "mmpp"))
+                    sc->process = SIM_ARR_MMPP;
+                else if (!strcmp(val, "diurnal"))
+                    sc->process = SIM_ARR_DIURNAL;
+                else if (!strcmp(val, "trace"))
+                    sc->process = SIM_ARR_TRACE;
+                else {
+                    fail(err, file, lineno, key,
+                         "'%s' is not one of poisson, mmpp, diurnal, trace", val);
+                    goto out;
+                }
+            } else if (!strcmp(key, "rate")) {
+                if (get_num(&c, val, 1e-9, 1e9, &sc->rate))
+                    goto out;
+                have_rate = 1;
+            } else if (!strcmp(key, "load")) {
+                if (get_num(&c, val, 1e-6, 100, &sc->load))
+                    goto out;
+                have_load = 1;
+            } else if (!strcmp(key, "load_variant")) {
+                /* resolved below, after all variants are known */
+                int vi = find_var(sc, val);
+                if (vi < 0) {
+                    fail(err, file, lineno, key, "no variant '%s' declared before this line", val);
+                    goto out;
+                }
+                sc->load_variant = vi;
+            } else if (!strcmp(key, "rates") || !strcmp(key, "load_rates") ||
+                       !strcmp(key, "dwell_s")) {
+                char *tok[SIM_MAX_RATES + 1];
+                int n = split(val, tok, SIM_MAX_RATES);
+                if (n < 1 || n > SIM_MAX_RATES) {
+                    fail(err, file, lineno, key, "expected 1 to %d numbers", SIM_MAX_RATES);
+                    goto out;
+                }
+                double *dst = key[0] == 'd' ? sc->dwell_s : sc->rates;
+                for (int i = 0; i < n; i++)
+                    if (get_num(&c, tok[i], key[0] == 'd' ? 1e-6 : 0, 1e9, &dst[i]))
+                        goto out;
+                if (key[0] == 'd') {
+                    if (sc->n_rates && n != sc->n_rates) {
+                        fail(err, file, lineno, key, "%d values, but rates has %d", n,
+                             sc->n_rates);
+                        goto out;
+                    }
+                    have_dwell = n;
+                } else {
+                    if (have_dwell && n != have_dwell) {
+                        fail(err, file, lineno, key, "%d values, but dwell_s has %d", n,
+                             have_dwell);
+                        goto out;
+                    }
+                    sc->n_rates = n;
+                    sc->mmpp_load = key[0] == 'l';
+                }
+            } else if (!strcmp(key, "amplitude")) {
+                if (get_num(&c, val, 0, 1, &sc->amplitude))
+                    goto out;
+            } else if (!strcmp(key, "period_s")) {
+                if (get_num(&c, val, 1e-3, 1e9, &sc->period_s))
+                    goto out;
+            } else if (!strcmp(key, "input_tokens")) {
+                if (get_dist(&c, val, &sc->in_tokens))
+                    goto out;
+            } else if (!strcmp(key, "output_tokens")) {
+                if (get_dist(&c, val, &sc->out_tokens))
+                    goto out;
+            } else if (!strcmp(key, "trace")) {
+                /* relative to the scenario file's directory */
+                const char *slash = strrchr(file, '/');
+                int dl = (val[0] != '/' && slash) ? (int)(slash - file + 1) : 0;
+                if ((size_t)dl + strlen(val) >= sizeof sc->trace_path) {
+                    fail(err, file, lineno, key, "path too long");
+                    goto out;
+                }
+                snprintf(sc->trace_path, sizeof sc->trace_path, "%.*s%s", dl, file, val);
+                have_trace = 1;
+            } else if (!strcmp(key, "format")) {
+                if (!strcmp(val, "azure"))
+                    sc->trace_format = SIM_TRACE_AZURE;
+                else if (!strcmp(val, "mooncake"))
+                    sc->trace_format = SIM_TRACE_MOONCAKE;
+                else if (!strcmp(val, "csv"))
+                    sc->trace_format = SIM_TRACE_CSV;
+                else {
+                    fail(err, file, lineno, key, "'%s' is not one of azure, mooncake, csv", val);
+                    goto out;
+                }
+            } else if (!strcmp(key, "speedup")) {
+                if (get_num(&c, val, 1e-6, 1e6, &sc->speedup))
+                    goto out;
+            } else if (!strcmp(key, "train_share")) {
+                if (get_num(&c, val, 0, 0.99, &sc->train_share))
+                    goto out;
+            } else if (!strcmp(key, "warmup_passes")) {
+                if (get_int(&c, val, 1, 1000, &sc->warmup_passes))
+                    goto out;
+            } else {
+                fail(err, file, lineno, key,
+                     "unknown key in [arrivals] (process, rate, load, load_variant, rates, "
+                     "load_rates, dwell_s, amplitude, period_s, input_tokens, output_tokens, "
+                     "trace, format, speedup, train_share, warmup_passes)");
+                goto out;
+            }
+        } else if (sec == SEC_LEARNING) {
+            if (!strcmp(key, "dqn") || !strcmp(key, "qtable")) {
+                char *dst = key[0] == 'd' ? sc->dqn_config : sc->qtable_config;
+                if (strlen(val) >= sizeof sc->dqn_config) {
+                    fail(err, file, lineno, key, "longer than %zu bytes",
+                         sizeof sc->dqn_config - 1);
+                    goto out;
+                }
+                snprintf(dst, sizeof sc->dqn_config, "%s", val);
+            } else if (!strcmp(key, "apprentice")) {
+                if (get_num(&c, val, 0, 1e12, &v) || v != floor(v)) {
+                    if (v != floor(v))
+                        fail(err, file, lineno, key, "'%s' is not a whole number", val);
+                    goto out;
+                }
+                sc->apprentice = (uint64_t)v;
+            } else if (!strcmp(key, "dqn_actions")) {
+                if (!strcmp(val, "server"))
+                    sc->dqn_class = 0;
+                else if (!strcmp(val, "class"))
+                    sc->dqn_class = 1;
+                else {
+                    fail(err, file, lineno, key, "'%s' is not one of server, class", val);
+                    goto out;
+                }
+            } else {
+                fail(err, file, lineno, key,
+                     "unknown key in [learning] (dqn, qtable, apprentice, dqn_actions)");
+                goto out;
+            }
+        }
+    }
+    /* cross-references, now that every section is read */
+    if (sc->n_gpu == 0) {
+        fail(err, file, 0, "gpu", "no [gpu NAME] section");
+        goto out;
+    }
+    if (sc->n_var == 0) {
+        fail(err, file, 0, "variant", "no [variant NAME] section");
+        goto out;
+    }
+    for (int i = 0; i < n_loads; i++) {
+        char *tok[SIM_MAX_VAR + 1];
+        int n = split(loads[i].text, tok, SIM_MAX_VAR);
+        sim_gpu *g = &sc->gpu[loads[i].gpu];
+        double mem = 0;
+        if (n < 1 || n > SIM_MAX_VAR) {
+            fail(err, file, loads[i].line, "load", "expected 1 to %d variant names", SIM_MAX_VAR);
+            goto out;
+        }
+        for (int k = 0; k < n; k++) {
+            int vi = find_var(sc, tok[k]);
+            if (vi < 0) {
+                fail(err, file, loads[i].line, "load", "no variant '%s'", tok[k]);
+                goto out;
+            }
+            g->load_mask |= 1u << vi;
+            mem += sc->var[vi].memory_gb;
+        }
+        if (mem > g->memory_gb) {
+            fail(err, file, loads[i].line, "load",
+                 "the variants need %g GB but gpu %s has memory_gb = %g", mem, g->name,
+                 g->memory_gb);
+            goto out;
+        }
+    }
+    for (int i = 0; i < n_profs; i++) {
+        char *tok[5];
+        int gi = find_gpu(sc, profs[i].gpu);
+        ctx c = {file, profs[i].line, "profile", err};
+        if (gi < 0) {
+            fail(err, file, profs[i].line, "profile", "no gpu '%s'", profs[i].gpu);
+            goto out;
+        }
+        int n = split(profs[i].text, tok, 4);
+        if (n != 4) {
+            fail(err, file, profs[i].line, "profile",
+                 "expected 4 numbers: overhead_ms prefill_tokens_per_s tpot_ms growth");
+            goto out;
+        }
+        sim_profile *pr = &sc->var[profs[i].var].prof[gi];
+        double tps;
+        if (get_num(&c, tok[0], 0, 1e7, &pr->overhead_ms) || get_num(&c, tok[1], 1e-3, 1e12, &tps) ||
+            get_num(&c, tok[2], 0, 1e7, &pr->tpot_ms) || get_num(&c, tok[3], 0, 100, &pr->growth))
+            goto out;
+        pr->prefill_tps = tps / 1000.0; /* tokens per ms */
+        pr->set = 1;
+    }
+    sc->n_servers = 0;
+    for (int g = 0; g < sc->n_gpu; g++) {
+        if (!sc->gpu[g].load_mask) {
+            fail(err, file, 0, "load", "gpu %s loads no variant", sc->gpu[g].name);
+            goto out;
+        }
+        for (int vi = 0; vi < sc->n_var; vi++)
+            if ((sc->gpu[g].load_mask >> vi & 1) && !sc->var[vi].prof[g].set) {
+                fail(err, file, 0, "profile", "variant %s is loaded on gpu %s but has no "
+                     "'profile %s' line", sc->var[vi].name, sc->gpu[g].name, sc->gpu[g].name);
+                goto out;
+            }
+        sc->n_servers += sc->gpu[g].count;
+    }
+    if (sc->n_servers > SIM_MAX_SERVERS) {
+        fail(err, file, 0, "count", "%d servers in all, at most %d", sc->n_servers,
+             SIM_MAX_SERVERS);
+        goto out;
+    }
+    if (sc->process == SIM_ARR_TRACE && !have_trace) {
+        fail(err, file, 0, "trace", "process = trace needs a 'trace = FILE' line");
+        goto out;
+    }
+    if (sc->process == SIM_ARR_MMPP && (!sc->n_rates || have_dwell != sc->n_rates)) {
+        fail(err, file, 0, "rates", "process = mmpp needs 'rates' (or 'load_rates') and "
+             "'dwell_s' with one value per state");
+        goto out;
+    }
+    if ((sc->process == SIM_ARR_POISSON || sc->process == SIM_ARR_DIURNAL) && !have_rate &&
+        !have_load) {
+        fail(err, file, 0, "rate", "process = %s needs 'rate' or 'load'",
+             sc->process == SIM_ARR_POISSON ? "poisson" : "diurnal");
+        goto out;
+    }
+    if (sc->process == SIM_ARR_DIURNAL && sc->period_s <= 0) {
+        fail(err, file, 0, "period_s", "process = diurnal needs 'period_s'");
+        goto out;
+    }
+    if (have_rate && have_load) {
+        fail(err, file, 0, "load", "give 'rate' or 'load', not both");
+        goto out;
+    }
+    if (sc->process == SIM_ARR_TRACE && have_rate) {
+        fail(err, file, 0, "rate", "process = trace takes 'speedup' or 'load', not 'rate'");
+        goto out;
+    }
+    if (!(sc->load_variant >= 0 && (sc->load_variant < sc->n_var)))
+        sc->load_variant = 0;
+    rc = sim_scenario_finish(sc, err);
+out:
+    free(buf);
+    free(profs);
+    return rc;
+}
+
+int sim_scenario_load(const char *path, sim_scenario *sc, sim_err *err)
+{
+    memset(sc, 0, sizeof *sc);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
+    size_t cap = 4096, len = 0;
+    char *text = malloc(cap);
+    size_t n;
+    while (text && (n = fread(text + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (len + 1 == cap) {
+            if (cap > (1u << 24)) {
+                free(text);
+                fclose(f);
+                return fail(err, path, 0, "file", "larger than 16 MiB");
+            }
+            char *nt = realloc(text, cap *= 2);
+            if (!nt)
+                free(text);
+            text = nt;
+        }
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (!text)
+        return fail(err, path, 0, "file", "out of memory");
+    if (rerr) {
+        free(text);
+        return fail(err, path, 0, "file", "read error");
+    }
+    text[len] = 0;
+    if (memchr(text, 0, len)) {
+        free(text);
+        return fail(err, path, 0, "file", "contains a NUL byte: not a text file");
+    }
+    int rc = sim_scenario_parse(text, path, sc, err);
+    free(text);
+    return rc;
+}
+
+void sim_scenario_free(sim_scenario *sc)
+{
+    free(sc->trace);
+    sc->trace = NULL;
+    sc->n_trace = 0;
+}
+
+/* mean solo service time (ms) of a request of variant v on gpu g */
+static double mean_service_ms(const sim_scenario *sc, int v, int g, double in, double out)
+{
+    const sim_profile *p = &sc->var[v].prof[g];
+    return p->overhead_ms + in / p->prefill_tps +
+           out * p->tpot_ms * (1 + p->growth * (sc->gpu[g].slots - 1));
+}
+
+int sim_scenario_finish(sim_scenario *sc, sim_err *err)
+{
+    double in = sim_dist_mean(&sc->in_tokens), out = sim_dist_mean(&sc->out_tokens);
+    if (sc->process == SIM_ARR_TRACE) {
+        if (sim_trace_load(sc->trace_path, sc->trace_format, &sc->trace, &sc->n_trace, err))
+            return -1;
+        double si = 0, so = 0;
+        for (size_t i = 0; i < sc->n_trace; i++)
+            si += sc->trace[i].in, so += sc->trace[i].out;
+        in = si / (double)sc->n_trace;
+        out = so / (double)sc->n_trace;
+    }
+    /* capacity: every server full (slots busy) with the reference variant,
+       or the fastest variant it has loaded when the reference is absent */
+    double cap = 0;
+    for (int g = 0; g < sc->n_gpu; g++) {
+        int v = sc->load_variant;
+        if (!(sc->gpu[g].load_mask >> v & 1)) {
+            double best = INFINITY;
+            for (int k = 0; k < sc->n_var; k++)
+                if (sc->gpu[g].load_mask >> k & 1) {
+                    double s = mean_service_ms(sc, k, g, in, out);
+                    if (s < best)
+                        best = s, v = k;
+                }
+        }
+        double s = mean_service_ms(sc, v, g, in, out);
+        cap += sc->gpu[g].count * sc->gpu[g].slots * 1000.0 / (s > 0 ? s : 1e-9);
+    }
+    sc->capacity = cap;
+    if (sc->load > 0 && sc->process != SIM_ARR_TRACE)
+        sc->rate = sc->load * cap;
+    if (sc->process == SIM_ARR_MMPP) {
+        double num = 0, den = 0;
+        for (int i = 0; i < sc->n_rates; i++) {
+            if (sc->mmpp_load)
+                sc->rates[i] *= cap;
+            num += sc->rates[i] * sc->dwell_s[i];
+            den += sc->dwell_s[i];
+        }
+        sc->rate = num / den; /* the long-run mean */
+    }
+    if (sc->process == SIM_ARR_TRACE) {
+        double span = sc->trace[sc->n_trace - 1].t - sc->trace[0].t;
+        double native = span > 0 ? (double)sc->n_trace / span : 1;
+        if (sc->load > 0)
+            sc->speedup = sc->load * cap / native;
+        else if (sc->speedup <= 0)
+            sc->speedup = 1;
+        sc->rate = native * sc->speedup;
+    }
+    return 0;
+}
+
+/* ---- traces ------------------------------------------------------------- */
+
+/* "2023-11-16 18:17:03.9799600" -> seconds within the day (the trace spans
+   one hour of one day; a day change is handled by adding 86400) */
+static int parse_clock(const char *s, double *out)
+{
+    int y, mo, d, h, mi;
+    double sec;
+    int used = 0;
+    if (sscanf(s, "%4d-%2d-%2d %2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
+        s[used] || h > 23 || mi > 59 || sec < 0 || sec >= 61)
+        return -1;
+    *out = (double)d * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
+    return 0;
+}
+
+/* value of "key": NUMBER in a flat JSON object line; -1 if absent/bad */
+static int json_num(const char *line, const char *key, double *out)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        return -1;
+    p += strlen(pat);
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p++ != ':')
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(p, &end);
+    if (end == p || errno || !isfinite(v))
+        return -1;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end != ',' && *end != '}')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_t *n_out,
+                   sim_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
+    size_t cap = 1024, n = 0, lineno = 0;
+    sim_trace_row *rows = malloc(cap * sizeof *rows);
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    int rc = -1;
+    const char *fmt = format == SIM_TRACE_AZURE ? "azure"
+                      : format == SIM_TRACE_MOONCAKE ? "mooncake" : "csv";
+    if (!rows) {
+        fail(err, path, 0, "file", "out of memory");
+        goto out;
+    }
+    while ((len = getline(&line, &lcap, f)) > 0) {
+        lineno++;
+        if ((size_t)len != strlen(line)) {
+            fail(err, path, lineno, "line", "contains a NUL byte");
+            goto out;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        sim_trace_row r;
+        if (format == SIM_TRACE_MOONCAKE) {
+            if (*s != '{') {
+                fail(err, path, lineno, "line", "expected a JSON object (format mooncake)");
+                goto out;
+            }
+            if (json_num(s, "timestamp", &r.t)) {
+                fail(err, path, lineno, "timestamp", "missing or not a number");
+                goto out;
+            }
+            if (json_num(s, "input_length", &r.in)) {
+                fail(err, path, lineno, "input_length", "missing or not a number");
+                goto out;
+            }
+            if (json_num(s, "output_length", &r.out)) {
+                fail(err, path, lineno, "output_length", "missing or not a number");
+                goto out;
+            }
+            r.t /= 1000.0; /* ms */
+        } else {
+            char *f3[4];
+            int k = 0;
+            for (char *q = s; k < 4;) {
+                f3[k++] = q;
+                char *comma = strchr(q, ',');
+                if (!comma)
+                    break;
+                *comma = 0;
+                q = comma + 1;
+            }
+            static const char *const azure_cols[3] = {"TIMESTAMP", "ContextTokens",
+                                                      "GeneratedTokens"};
+            static const char *const csv_cols[3] = {"arrival_s", "input_tokens",
+                                                    "output_tokens"};
+            const char *const *cols = format == SIM_TRACE_AZURE ? azure_cols : csv_cols;
+            if (n == 0 && k >= 1 && !strcmp(trim(f3[0]), cols[0])) {
+                /* header line: check it names the columns this format expects */
+                if (k != 3 || strcmp(trim(f3[1]), cols[1]) || strcmp(trim(f3[2]), cols[2])) {
+                    fail(err, path, lineno, "header", "expected '%s,%s,%s' (format %s)", cols[0],
+                         cols[1], cols[2], fmt);
+                    goto out;
+                }
+                continue;
+            }
+            if (k != 3) {
+                fail(err, path, lineno, "line", "expected 3 comma-separated fields (%s,%s,%s), "
+                     "got %d", cols[0], cols[1], cols[2], k);
+                goto out;
+            }
+            if (format == SIM_TRACE_AZURE ? parse_clock(trim(f3[0]), &r.t)
+                                          : num(trim(f3[0]), &r.t)) {
+                fail(err, path, lineno, cols[0], "'%s' is not a %s", trim(f3[0]),
+                     format == SIM_TRACE_AZURE ? "time 'YYYY-MM-DD HH:MM:SS.fffffff'"
+                                               : "number of seconds");
+                goto out;
+            }
+            if (num(trim(f3[1]), &r.in)) {
+                fail(err, path, lineno, cols[1], "'%s' is not a number", trim(f3[1]));
+                goto out;
+            }
+            if (num(trim(f3[2]), &r.out)) {
+                fail(err, path, lineno, cols[2], "'%s' is not a number", trim(f3[2]));
+                goto out;
+            }
+        }
+        if (r.in < 0 || r.out < 0) {
+            fail(err, path, lineno, r.in < 0 ? "input tokens" : "output tokens",
+                 "negative token count");
+            goto out;
+        }
+        if (n && r.t < rows[n - 1].t) {
+            fail(err, path, lineno, format == SIM_TRACE_MOONCAKE ? "timestamp"
+                                    : format == SIM_TRACE_AZURE ? "TIMESTAMP" : "arrival_s",
+                 "arrival time goes backwards (rows must be sorted by time)");
+            goto out;
+        }
+        if (n == cap) {
+            sim_trace_row *nr = realloc(rows, 2 * cap * sizeof *rows);
+            if (!nr) {
+                fail(err, path, lineno, "line", "out of memory");
+                goto out;
+            }
+            rows = nr;
+            cap *= 2;
+        }
+        rows[n++] = r;
+    }
+    if (ferror(f)) {
+        fail(err, path, lineno, "file", "read error");
+        goto out;
+    }
+    if (n < 2) {
+        fail(err, path, 0, "file", "fewer than 2 requests (format %s)", fmt);
+        goto out;
+    }
+    double t0 = rows[0].t;
+    for (size_t i = 0; i < n; i++)
+        rows[i].t -= t0;
+    if (format == SIM_TRACE_MOONCAKE) {
+        /* timestamps come in ~3 s ticks: spread each tick's requests evenly
+           over the gap to the next tick (at most 3 s) */
+        for (size_t i = 0; i < n;) {
+            size_t j = i;
+            while (j < n && rows[j].t == rows[i].t)
+                j++;
+            double gap = j < n ? rows[j].t - rows[i].t : 3.0;
+            if (gap > 3.0)
+                gap = 3.0;
+            for (size_t k = i; k < j; k++)
+                rows[k].t += gap * (double)(k - i) / (double)(j - i);
+            i = j;
+        }
+    }
+    *rows_out = rows;
+    *n_out = n;
+    rows = NULL;
+    rc = 0;
+out:
+    free(rows);
+    free(line);
+    fclose(f);
+    return rc;
+}

@@ -1,0 +1,171 @@
+/*
+ * sim.h - dlsched-sim: a discrete-event simulator of an LLM inference
+ * cluster that drives libdlsched exactly as a server would (act when a
+ * request arrives, observe through the ticket when it completes).
+ *
+ * Latency model (per request r, variant v, GPU type g; see dlsched-sim(1)):
+ *   prefill  = overhead_ms[v][g] + in_tokens / prefill_rate[v][g]
+ *   decode   = out_tokens * tpot_ms[v][g] * (1 + growth[v][g] * (n - 1))
+ * where n is the number of requests active on the server (its batch) while
+ * the tokens are generated; the decode part of every request on a server is
+ * advanced with one virtual clock, so n may change during a request's life.
+ * A server runs at most `slots` requests at once; the rest wait in its FIFO.
+ */
+#ifndef DLSCHED_SIM_H
+#define DLSCHED_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SIM_MAX_GPU 8
+#define SIM_MAX_VAR 8
+#define SIM_MAX_SERVERS 64
+#define SIM_MAX_SLOTS 256
+#define SIM_NAME 32
+#define SIM_PATH 1024
+#define SIM_MAX_RATES 8
+
+/* a size distribution for input or output tokens */
+enum { SIM_DIST_CONST, SIM_DIST_EXP, SIM_DIST_LOGNORMAL, SIM_DIST_UNIFORM };
+typedef struct {
+    int kind;
+    double a, b;  /* const: a; exp: mean a; lognormal: median a, sigma b; uniform: a..b */
+    double max;   /* clamp (0 = none) */
+} sim_dist;
+
+typedef struct {
+    int set;
+    double overhead_ms, prefill_tps, tpot_ms, growth;
+} sim_profile;
+
+typedef struct {
+    char name[SIM_NAME];
+    int count, slots;
+    double memory_gb;
+    uint32_t load_mask; /* variants loaded on each server of this type */
+} sim_gpu;
+
+typedef struct {
+    char name[SIM_NAME];
+    double accuracy, memory_gb;
+    sim_profile prof[SIM_MAX_GPU];
+} sim_variant;
+
+enum { SIM_ARR_POISSON, SIM_ARR_MMPP, SIM_ARR_DIURNAL, SIM_ARR_TRACE };
+enum { SIM_TRACE_AZURE, SIM_TRACE_MOONCAKE, SIM_TRACE_CSV };
+
+/* one request of a trace (times in seconds from the trace's start) */
+typedef struct {
+    double t, in, out;
+} sim_trace_row;
+
+typedef struct {
+    char name[64];
+    char path[SIM_PATH];
+    uint64_t seed, eval_seed;
+    double slo_base_ms, slo_per_token_ms, miss_penalty;
+    double warmup_s, eval_s, window_s;
+    int n_gpu, n_var;
+    sim_gpu gpu[SIM_MAX_GPU];
+    sim_variant var[SIM_MAX_VAR];
+    /* arrivals */
+    int process;
+    double rate, load;           /* load > 0: rate = load * capacity */
+    int load_variant;            /* reference variant for `load` */
+    int n_rates;
+    double rates[SIM_MAX_RATES], dwell_s[SIM_MAX_RATES]; /* mmpp; rates as load
+                                                            multiples when mmpp_load */
+    int mmpp_load;               /* rates are given as load (x capacity) */
+    double amplitude, period_s;  /* diurnal */
+    sim_dist in_tokens, out_tokens;
+    char trace_path[SIM_PATH];
+    int trace_format;
+    double speedup, train_share;
+    int warmup_passes;
+    /* learned policies */
+    char dqn_config[1024], qtable_config[1024];
+    uint64_t apprentice;
+    int dqn_class;               /* dqn actions: 0 = (server, variant), 1 = (GPU type, variant) */
+    /* filled by sim_scenario_finish() */
+    sim_trace_row *trace;
+    size_t n_trace;
+    double capacity;             /* req/s the cluster serves with load_variant */
+    int n_servers;
+} sim_scenario;
+
+/* error reporting for scenario and trace files: "file:line: field: what" */
+typedef struct {
+    char msg[512];
+} sim_err;
+
+int sim_scenario_load(const char *path, sim_scenario *sc, sim_err *err);
+int sim_scenario_parse(const char *text, const char *name, sim_scenario *sc, sim_err *err);
+void sim_scenario_free(sim_scenario *sc);
+/* loads the trace (if any), derives capacity and rates; called by load/parse */
+int sim_scenario_finish(sim_scenario *sc, sim_err *err);
+int sim_trace_load(const char *path, int format, sim_trace_row **rows, size_t *n, sim_err *err);
+double sim_dist_mean(const sim_dist *d);
+
+/* ---- policies ---- */
+enum {
+    SIM_POL_RANDOM, SIM_POL_RR, SIM_POL_JSQ, SIM_POL_LWL, SIM_POL_P2C, SIM_POL_SED,
+    SIM_POL_GREEDY, SIM_POL_QTABLE, SIM_POL_DQN, SIM_POL_COUNT
+};
+extern const char *const sim_policy_names[SIM_POL_COUNT];
+
+typedef struct {
+    char name[48];
+    int kind;
+    int variant; /* fixed variant for the heuristics; -1 for greedy/learned */
+} sim_policy_spec;
+
+/* ---- results ---- */
+typedef struct {
+    char name[48];
+    uint64_t n, met, submitted;
+    double duration_s;
+    double p50_ms, p95_ms, p99_ms, mean_ms;
+    double slo_attainment, goodput, weighted_goodput, mean_accuracy;
+    double util[SIM_MAX_GPU];
+    double decision_ns;
+    uint64_t variant_count[SIM_MAX_VAR];
+    /* per window: SLO attainment (by arrival time) */
+    size_t n_windows;
+    double *window_attain;
+    /* learned: per warm-up window: mean reward, SLO attainment */
+    size_t n_learn;
+    double *learn_reward, *learn_attain;
+    double train_s;
+} sim_result;
+
+void sim_result_free(sim_result *r);
+
+typedef struct {
+    int quiet;       /* no progress on stderr */
+    int time_decisions;
+    double scale;    /* multiplies warmup_s/eval_s (and trace passes) */
+    uint32_t learned_threads; /* unused: learning is inline (deterministic) */
+    /* test hook: called once per completed request */
+    void (*on_complete)(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
+                        int variant);
+    void *user;
+} sim_options;
+
+/* Runs one policy on the scenario: learned policies train on the warm-up
+   stream first; every policy is then measured on the evaluation stream. */
+int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_options *opt,
+                   sim_result *out, sim_err *err);
+
+/* the policies worth running on a scenario: each heuristic with each
+   variant, greedy, qtable, dqn. Returns the count (<= cap). */
+size_t sim_default_policies(const sim_scenario *sc, sim_policy_spec *out, size_t cap);
+int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *out, sim_err *err);
+
+/* ---- reports ---- */
+void sim_print_table(FILE *f, const sim_scenario *sc, const sim_result *r, size_t n);
+int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t n);
+int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r, size_t n,
+                    int run_gnuplot, char *msg, size_t msg_len);
+
+#endif
