@@ -24,6 +24,7 @@ Suite *suite_serving(void);
 Suite *suite_checkpoint(void);
 Suite *suite_threads(void);
 Suite *suite_meta(void);
+Suite *suite_cuda(void);
 
 /* An agent from a config spec; fails the test with the library's message
    when creation fails. */

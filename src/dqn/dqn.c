@@ -611,9 +611,12 @@ static size_t dqn_memory(const void *impl)
 static int dqn_sync(void *impl)
 {
     dls_dqn *d = impl;
-    if (!d->gpu || !d->gpu_stale_all)
+    if (!d->gpu)
         return DLSCHED_OK;
+    /* after a failure the device's state is unknown: nothing to save */
     DLS_FAIL_IF(d->gpu_failed, DLSCHED_EBACKEND, "%s", d->gpu_err);
+    if (!d->gpu_stale_all)
+        return DLSCHED_OK;
     if (d->gpu->get_state(d->gctx, d->theta, d->theta_t, d->adam_m, d->adam_v) != 0) {
         dqn_gpu_fail(d, "copying the model back from the GPU");
         return dls_fail(DLSCHED_EBACKEND, "%s", d->gpu_err);
