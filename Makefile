@@ -131,6 +131,13 @@ $(CUDA_PLUGIN): $(CUDA_OBJ)
 	$(NVCC) -shared -cudart static -Xlinker --no-undefined -Xlinker -rpath,$(CUDA_HOME)/lib64 \
 	    -o $@ $< -L$(CUDA_HOME)/lib64 -lcublas
 
+# the GPU benchmark links cuBLAS itself for its GEMM floor (bench/gpu/run.sh)
+CUDA_BENCH := build/$(VARIANT)/bench/bench_cuda
+$(CUDA_BENCH): bench/gpu/bench_cuda.c bench/bench.h src/core/plugin.h src/dqn/gpu_ops.h $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -isystem $(CUDA_HOME)/include -o $@ $< $(ALIB) $(LDLIBS_CORE) \
+	    -L$(CUDA_HOME)/lib64 -lcublas -lcudart -Wl,-rpath,$(CUDA_HOME)/lib64
+
 $(ALIB): $(LIB_OBJS)
 	@mkdir -p $(OUT)
 	rm -f $@

@@ -365,7 +365,8 @@ static void cu_pair_new(cu_pair *p, const dls_gpu_ops *gpu, const char *spec)
         v[i] = (float)(1e-6 * tst_unif(&cu_rng));
         tt[i] = th[i] + (float)(0.05 * (tst_unif(&cu_rng) - 0.5));
     }
-    ck_assert_msg(gpu->set_state(p->g, th, tt, m, v, 3) == 0, "%s", gpu->error(p->g));
+    ck_assert_msg(gpu->set_state(p->g, th, tt, m, v, dls_dqn_steps(p->d)) == 0, "%s",
+                  gpu->error(p->g));
 }
 
 static void cu_pair_free(cu_pair *p)
@@ -424,7 +425,7 @@ static void cu_batch_free(cu_batch *b)
 static const char *const cu_parity_specs[] = {
     /* the default head: double DQN, hard target copies */
     "algo=dqn n_features=16 n_actions=8 hidden=256,256 batch=256 replay=512 "
-    "target_update=2",
+    "target_update=1",
     /* dueling, plain target max, Polyak, clipping active, three layers */
     "algo=dqn n_features=7 n_actions=5 hidden=64,32,48 batch=100 replay=512 dueling=1 "
     "double=0 target_update=0.05 grad_clip=0.01 huber_delta=0.5",
@@ -509,7 +510,7 @@ START_TEST(test_parity_adam_step)
     ck_assert_msg(gpu->apply(p.g) == 0, "%s", gpu->error(p.g));
     ck_assert_msg(gpu->get_state(p.g, th, tt, m, v) == 0, "%s", gpu->error(p.g));
 
-    /* the reference: step t = 4 (set_state gave 3 steps done) */
+    /* the reference: the first step, t = 1 */
     dlsched_config *cfg = NULL;
     ck_assert_int_eq(dlsched_config_new(&cfg), DLSCHED_OK);
     ck_assert_int_eq(dlsched_config_parse(cfg, cu_parity_specs[_i]), DLSCHED_OK);
@@ -527,7 +528,7 @@ START_TEST(test_parity_adam_step)
     float *rth = malloc(n * sizeof(float)), *rtt = malloc(n * sizeof(float));
     float *rm = malloc(n * sizeof(float)), *rv = malloc(n * sizeof(float));
     float *du = malloc(n * sizeof(float)), *rdu = malloc(n * sizeof(float));
-    int t = 4;
+    int t = 1;
     for (size_t i = 0; i < n; i++) {
         double gi = g[i] * scale;
         double mi = b1 * m0[i] + (1 - b1) * gi, vi = b2 * v0[i] + (1 - b2) * gi * gi;
@@ -551,6 +552,77 @@ START_TEST(test_parity_adam_step)
     free(g), free(th), free(tt), free(m), free(v);
     free(rth), free(rtt), free(rm), free(rv), free(du), free(rdu);
     cu_batch_free(&b);
+    cu_pair_free(&p);
+}
+END_TEST
+
+/* One step of the captured graph: sampling from the device ring (count = 1:
+   every row is transition 0), normalisation, the gradient, Adam and the
+   target, against the CPU DQN's step on B copies of that transition. */
+START_TEST(test_parity_graph_step)
+{
+    const dls_gpu_ops *gpu = cu_gpu();
+    if (!gpu)
+        return;
+    cu_rng = 900 + (uint64_t)_i;
+    cu_pair p;
+    cu_pair_new(&p, gpu, cu_parity_specs[_i]);
+    uint64_t cap = dls_dqn_replay(p.d)->cap;
+    cu_batch ring;
+    cu_batch_make(&ring, (uint32_t)cap, p.nf, p.na, 1);
+    ring.disc[0] = 0.9f; /* transition 0 bootstraps, through a partial mask */
+    memset(ring.mask, 1, p.na);
+    ring.mask[0] = 0;
+    if (p.na == 1)
+        ring.mask[0] = 1;
+    ck_assert_msg(gpu->put_replay(p.g, 0, cap, ring.s, ring.s2, ring.a, ring.ret, ring.disc,
+                                  ring.mask) == 0,
+                  "%s", gpu->error(p.g));
+    float *nmean = malloc(p.nf * sizeof(float)), *ninv = malloc(p.nf * sizeof(float));
+    for (uint32_t j = 0; j < p.nf; j++) {
+        nmean[j] = (float)(tst_unif(&cu_rng) - 0.5);
+        ninv[j] = (float)(0.5 + 8 * tst_unif(&cu_rng)); /* some values clamp at +-10 */
+    }
+    dls_gpu_train_args args = {1, 1, 12345, nmean, ninv};
+    double lg = -1;
+    ck_assert_msg(gpu->train(p.g, &args, &lg) == 0, "%s", gpu->error(p.g));
+
+    /* the CPU: B normalised copies of transition 0 */
+    cu_batch b;
+    cu_batch_make(&b, p.B, p.nf, p.na, 0);
+    for (uint32_t i = 0; i < p.B; i++) {
+        for (uint32_t j = 0; j < p.nf; j++) {
+            float z = (ring.s[j] - nmean[j]) * ninv[j], z2 = (ring.s2[j] - nmean[j]) * ninv[j];
+            b.s[(size_t)i * p.nf + j] = z > 10 ? 10 : (z < -10 ? -10 : z);
+            b.s2[(size_t)i * p.nf + j] = z2 > 10 ? 10 : (z2 < -10 ? -10 : z2);
+        }
+        b.a[i] = ring.a[0];
+        b.ret[i] = ring.ret[0];
+        b.disc[i] = ring.disc[0];
+        memcpy(b.mask + (size_t)i * p.na, ring.mask, p.na);
+    }
+    dls_batch cb = {p.B, b.s, b.a, b.ret, b.disc, b.s2, b.mask, NULL};
+    double lc = dls_dqn_grad(p.d, &cb, NULL);
+    dls_dqn_apply(p.d);
+    ck_assert_msg(fabs(lg - lc) <= 1e-5 * fabs(lc) + 1e-12, "loss %.9g on the GPU, %.9g on the CPU",
+                  lg, lc);
+    size_t n = p.n;
+    float *th = malloc(n * sizeof(float)), *tt = malloc(n * sizeof(float));
+    float *m = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
+    ck_assert_msg(gpu->get_state(p.g, th, tt, m, v) == 0, "%s", gpu->error(p.g));
+    double et = cu_relerr(th, dls_dqn_params(p.d), n), ett = cu_relerr(tt, dls_dqn_target(p.d), n);
+    double em = cu_relerr(m, dls_dqn_adam_m(p.d), n), ev = cu_relerr(v, dls_dqn_adam_v(p.d), n);
+    ck_assert_msg(et < 1e-4 && ett < 1e-4 && em < 1e-4 && ev < 1e-4,
+                  "%s: graph step relative errors theta %g target %g m %g v %g",
+                  cu_parity_specs[_i], et, ett, em, ev);
+    /* more steps run and stay finite */
+    args.steps = 5;
+    args.count = cap;
+    ck_assert_msg(gpu->train(p.g, &args, &lg) == 0, "%s", gpu->error(p.g));
+    ck_assert(isfinite(lg));
+    free(th), free(tt), free(m), free(v), free(nmean), free(ninv);
+    cu_batch_free(&b);
+    cu_batch_free(&ring);
     cu_pair_free(&p);
 }
 END_TEST
@@ -736,12 +808,19 @@ END_TEST
 Suite *suite_cuda(void)
 {
     Suite *s = suite_create("cuda");
-    TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_cuda_gpu);
+    /* the device math alone, small: bench/gpu/run.sh runs this case under
+       compute-sanitizer */
+    TCase *tc = tcase_create("parity");
+    tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_parity_forward, 0, 3);
     tcase_add_loop_test(tc, test_parity_gradient, 0, 3);
     tcase_add_loop_test(tc, test_parity_adam_step, 0, 3);
+    tcase_add_loop_test(tc, test_parity_graph_step, 0, 3);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_cuda_gpu);
     tcase_add_test(tc, test_learn_bandit_cuda);
     tcase_add_test(tc, test_checkpoint_and_determinism_cuda);
     tcase_add_test(tc, test_learner_thread_cuda);

@@ -707,7 +707,9 @@ static int cu_setup(dls_gpu *g, const dls_gpu_desc *d)
     CU_CK(g, cudaMallocHost((void **)&g->h_norm, 2 * nf * fs));
     memset(g->h_call, 0, sizeof(cu_call));
     CU_CK(g, cudaDeviceSynchronize());
-    return 0;
+    /* the step as a graph, captured while the stream is idle; it reads its
+       per-call values (seed, count, normaliser) from device memory */
+    return cu_capture(g);
 }
 
 static int cu_create(const dls_gpu_desc *d, dls_gpu **out, char *err, size_t len)
@@ -823,8 +825,6 @@ static int cu_train(dls_gpu *g, const dls_gpu_train_args *args, double *loss)
         CU_CK(g, cudaMemcpyAsync(g->ninv, g->h_norm + nf, nf * fs, cudaMemcpyHostToDevice,
                                  g->stream));
     }
-    if (!g->have_graph && cu_capture(g) != 0)
-        return -1;
     for (uint64_t k = 0; k < args->steps; k++)
         CU_CK(g, cudaGraphLaunch(g->graph, g->stream));
     CU_CK(g, cudaMemcpyAsync(g->h_loss, g->loss, sizeof(double), cudaMemcpyDeviceToHost,
