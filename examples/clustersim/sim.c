@@ -442,7 +442,6 @@ static double slo_of(const sim_scenario *sc, double out)
     return sc->slo_base_ms + sc->slo_per_token_ms * out;
 }
 
-static double greedy_margin(void) { const char *e = getenv("GM"); return e ? atof(e) : 1.0; }
 /* greedy: the most accurate variant whose predicted latency meets the SLO,
    on the server with the earliest predicted finish; if none meets it, the
    (server, variant) with the earliest predicted finish */
@@ -462,7 +461,7 @@ static void pick_greedy(const sim_run *s, double in, double out, const double *w
             double t = predict(s, si, v, in, out, work[si]);
             if (t < fb_t)
                 fb_t = t, fb_s = si, fb_v = v;
-            if (t <= slo * greedy_margin()) {
+            if (t <= slo) {
                 double acc = sc->var[v].accuracy;
                 if (acc > best_acc || (acc == best_acc && t < best_t))
                     best_acc = acc, best_t = t, best_s = si, best_v = v;
@@ -602,12 +601,25 @@ static int dqn_n_features(const sim_scenario *sc)
    each GPU type the occupancy of its least loaded server); an action is a
    (GPU type, variant) pair, the host routes within the type to the server
    with the earliest predicted finish */
-static int qt_features(sim_run *s, double out)
+static int qt_features(sim_run *s, double in, double out, const double *work)
 {
     const sim_scenario *sc = s->sc;
     int k = 0;
     s->feat[k++] = (float)clampd(s->rate_est / sc->capacity, 0, 1.999);
-    s->feat[k++] = (float)clampd(log1p(out) / log(1000.0), 0, 0.999);
+    /* output size on a log scale: 20 tokens or fewer .. 1000 or more */
+    s->feat[k++] = (float)clampd((log1p(out) - log(21.0)) / (log(1001.0) - log(21.0)), 0, 0.999);
+    /* predicted slack of the most accurate variant on its best server */
+    int top = 0;
+    for (int v = 1; v < sc->n_var; v++)
+        if (sc->var[v].accuracy > sc->var[top].accuracy)
+            top = v;
+    double slo = slo_of(sc, out), best = -INFINITY;
+    for (int si = 0; si < s->ns; si++)
+        if (loaded(s, si, top)) {
+            double sl = (slo - predict(s, si, top, in, out, work[si])) / slo;
+            best = sl > best ? sl : best;
+        }
+    s->feat[k++] = (float)clampd(best, -0.5, 0.499);
     for (int g = 0; g < sc->n_gpu; g++) {
         double best = INFINITY;
         for (int si = 0; si < s->ns; si++)
@@ -695,7 +707,7 @@ static int decide(sim_run *s, req *r)
                     s->mask[si * sc->n_var + v] = (uint8_t)loaded(s, si, v);
             st.hint = gs * sc->n_var + gv;
         } else {
-            nf = qt_features(s, r->out);
+            nf = qt_features(s, r->in, r->out, work);
             for (int g = 0; g < sc->n_gpu; g++)
                 for (int v = 0; v < sc->n_var; v++)
                     s->mask[g * sc->n_var + v] = (uint8_t)(sc->gpu[g].load_mask >> v & 1);
@@ -1033,9 +1045,9 @@ static int make_agent(sim_run *s, sim_err *err)
                  s->n_feat, s->n_act, (unsigned long long)sc->apprentice,
                  (unsigned long long)sc->seed, sc->dqn_config);
     } else {
-        s->n_feat = 2 + sc->n_gpu;
+        s->n_feat = 3 + sc->n_gpu;
         s->n_act = sc->n_gpu * sc->n_var;
-        char bins[256] = "4,3", lo[256] = "0,0", hi[256] = "2,1";
+        char bins[256] = "4,5,4", lo[256] = "0,0,-0.5", hi[256] = "2,1,0.5";
         for (int g = 0; g < sc->n_gpu; g++) {
             strcat(bins, ",3");
             strcat(lo, ",0");
@@ -1043,7 +1055,7 @@ static int make_agent(sim_run *s, sim_err *err)
         }
         snprintf(spec, sizeof spec,
                  "algo=qtable n_features=%d n_actions=%d bins=%s feature_low=%s feature_high=%s "
-                 "lr=0.05 gamma=0.9 epsilon_start=0.2 epsilon_end=0.02 epsilon_decay_steps=100000 "
+                 "lr=0.05 gamma=0 epsilon_start=0.2 epsilon_end=0.02 epsilon_decay_steps=100000 "
                  "apprentice=%llu apprentice_agreement=1 seed=%llu %s",
                  s->n_feat, s->n_act, bins, lo, hi, (unsigned long long)sc->apprentice,
                  (unsigned long long)sc->seed, sc->qtable_config);
