@@ -301,8 +301,8 @@ DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
  * (unknown, expired or already-observed ticket) or DLSCHED_EBACKEND
  * (learner=inline on the GPU: the transition was stored but the training
  * it triggered failed; see dlsched_train()). On a failure other than
- * DLSCHED_EBACKEND nothing changes: a ticket whose observe was rejected for bad input can still be
- * observed. Thread safety: as dlsched_act(); the ticket may be observed on
+ * DLSCHED_EBACKEND nothing changes: a ticket whose observe was rejected
+ * for bad input can still be observed. Thread safety: as dlsched_act(); the ticket may be observed on
  * any thread, in any order relative to other tickets. Does not allocate.
  * Since 1.0.
  */
@@ -382,7 +382,9 @@ DLSCHED_API int dlsched_q_values(dlsched_agent *agent, const dlsched_state_t *st
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument, empty or too long
  * path), DLSCHED_EIO (the file system refused; the message names the path,
  * the step and errno's text), DLSCHED_EBACKEND (the model holds non-finite
- * values: training diverged; nothing is written, the previous file stays)
+ * values: training diverged; or, training on a GPU, the model could not be
+ * copied back or training there failed; nothing is written, the previous
+ * file stays)
  * or DLSCHED_ENOMEM.
  * Thread safety: may run concurrently with act, observe, observe_transition,
  * q_values, stats and train on the same agent (it holds the agent's locks
@@ -481,11 +483,12 @@ typedef struct dlsched_stats_t {
                                     yet taken in by the learner */
     uint64_t published_version;  /* learner=thread: the model acting reads
                                     (its training steps); else model_version */
-    char     backend_reason[256]; /* since 1.0 with the CUDA backend: why
-                                    learning runs on the CPU although
-                                    device=auto (e.g. "no usable CUDA backend:
-                                    ..."), NUL-terminated; "" when learning
-                                    runs where asked */
+    char     backend_reason[256]; /* why learning runs on the CPU although
+                                    device=auto allowed the GPU (e.g. "no
+                                    usable CUDA backend: ..."), NUL-terminated;
+                                    "" when learning runs where asked. Added
+                                    with the CUDA backend: a caller passing
+                                    the older, smaller size gets none */
 } dlsched_stats_t;
 
 /*

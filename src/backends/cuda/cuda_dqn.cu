@@ -752,12 +752,15 @@ static int cu_set_state(dls_gpu *g, const float *theta, const float *theta_t, co
     CU_ENTER(g);
     size_t bytes = g->n_params * sizeof(float);
     unsigned long long t = steps;
+    /* copies in the context's stream (a plain cudaMemcpy would not be
+       ordered with it: the stream does not block on the default one) */
+    cudaMemcpyKind h2d = cudaMemcpyHostToDevice;
+    CU_CK(g, cudaMemcpyAsync(g->theta, theta, bytes, h2d, g->stream));
+    CU_CK(g, cudaMemcpyAsync(g->theta_t, theta_t, bytes, h2d, g->stream));
+    CU_CK(g, cudaMemcpyAsync(g->m, m, bytes, h2d, g->stream));
+    CU_CK(g, cudaMemcpyAsync(g->v, v, bytes, h2d, g->stream));
+    CU_CK(g, cudaMemcpyAsync(g->t, &t, sizeof t, h2d, g->stream));
     CU_CK(g, cudaStreamSynchronize(g->stream));
-    CU_CK(g, cudaMemcpy(g->theta, theta, bytes, cudaMemcpyHostToDevice));
-    CU_CK(g, cudaMemcpy(g->theta_t, theta_t, bytes, cudaMemcpyHostToDevice));
-    CU_CK(g, cudaMemcpy(g->m, m, bytes, cudaMemcpyHostToDevice));
-    CU_CK(g, cudaMemcpy(g->v, v, bytes, cudaMemcpyHostToDevice));
-    CU_CK(g, cudaMemcpy(g->t, &t, sizeof t, cudaMemcpyHostToDevice));
     return 0;
 }
 
@@ -765,15 +768,16 @@ static int cu_get_state(dls_gpu *g, float *theta, float *theta_t, float *m, floa
 {
     CU_ENTER(g);
     size_t bytes = g->n_params * sizeof(float);
-    CU_CK(g, cudaStreamSynchronize(g->stream));
+    cudaMemcpyKind d2h = cudaMemcpyDeviceToHost;
     if (theta)
-        CU_CK(g, cudaMemcpy(theta, g->theta, bytes, cudaMemcpyDeviceToHost));
+        CU_CK(g, cudaMemcpyAsync(theta, g->theta, bytes, d2h, g->stream));
     if (theta_t)
-        CU_CK(g, cudaMemcpy(theta_t, g->theta_t, bytes, cudaMemcpyDeviceToHost));
+        CU_CK(g, cudaMemcpyAsync(theta_t, g->theta_t, bytes, d2h, g->stream));
     if (m)
-        CU_CK(g, cudaMemcpy(m, g->m, bytes, cudaMemcpyDeviceToHost));
+        CU_CK(g, cudaMemcpyAsync(m, g->m, bytes, d2h, g->stream));
     if (v)
-        CU_CK(g, cudaMemcpy(v, g->v, bytes, cudaMemcpyDeviceToHost));
+        CU_CK(g, cudaMemcpyAsync(v, g->v, bytes, d2h, g->stream));
+    CU_CK(g, cudaStreamSynchronize(g->stream));
     return 0;
 }
 
