@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -131,7 +132,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "dlsched-sim: %s: %zu policies, offered %.1f req/s (capacity %.1f)\n",
                     sc.name, np, sc.rate, sc.capacity);
         sim_result *res = calloc(np, sizeof *res);
-        sim_options opt = {.quiet = quiet, .time_decisions = 1, .scale = scale};
+        sim_options opt = {.quiet = quiet, .progress = isatty(2), .time_decisions = 1,
+                           .scale = scale};
         size_t done = 0;
         for (; res && done < np; done++)
             if (sim_run_policy(&sc, &specs[done], &opt, &res[done], &err)) {

@@ -44,6 +44,14 @@ void sim_print_table(FILE *f, const sim_scenario *sc, const sim_result *r, size_
     }
     fprintf(f, "(goodput: SLO-meeting requests/s; w.goodput: the same weighted by the variant's "
             "accuracy; GPU columns: slot utilisation; * best heuristic)\n");
+    for (size_t i = 0; i < n && best < n; i++)
+        if (!strncmp(r[i].name, "qtable", 6) || !strncmp(r[i].name, "dqn", 3))
+            fprintf(f, "%s vs the best heuristic (%s): weighted goodput %+.1f%%, SLO attainment "
+                    "%.2f%% vs %.2f%%\n", r[i].name, r[best].name,
+                    r[best].weighted_goodput > 0
+                        ? 100 * (r[i].weighted_goodput / r[best].weighted_goodput - 1)
+                        : 0.0,
+                    100 * r[i].slo_attainment, 100 * r[best].slo_attainment);
 }
 
 static void json_str(FILE *f, const char *s)

@@ -597,7 +597,8 @@ static int dqn_n_features(const sim_scenario *sc)
     return sc->n_servers * (4 + sc->n_var) + 3;
 }
 
-/* qtable: a coarse state (arrival rate level, output size class, and for
+/* qtable: a coarse state (arrival rate level, output size class, the
+   predicted slack of the most accurate variant on its best server, and for
    each GPU type the occupancy of its least loaded server); an action is a
    (GPU type, variant) pair, the host routes within the type to the server
    with the earliest predicted finish */
@@ -613,13 +614,13 @@ static int qt_features(sim_run *s, double in, double out, const double *work)
     for (int v = 1; v < sc->n_var; v++)
         if (sc->var[v].accuracy > sc->var[top].accuracy)
             top = v;
-    double slo = slo_of(sc, out), best = -INFINITY;
+    double slo = slo_of(sc, out), slack = -INFINITY;
     for (int si = 0; si < s->ns; si++)
         if (loaded(s, si, top)) {
             double sl = (slo - predict(s, si, top, in, out, work[si])) / slo;
-            best = sl > best ? sl : best;
+            slack = sl > slack ? sl : slack;
         }
-    s->feat[k++] = (float)clampd(best, -0.5, 0.499);
+    s->feat[k++] = (float)clampd(slack, -0.5, 0.499);
     for (int g = 0; g < sc->n_gpu; g++) {
         double best = INFINITY;
         for (int si = 0; si < s->ns; si++)
@@ -903,7 +904,7 @@ static void simulate(sim_run *s, stream *st, const char *phase)
             have = stream_next(st, &t, &in, &out);
             if (have)
                 heap_push(s, t, EV_ARRIVAL, 0, 0);
-            if (!s->opt->quiet && phase && (n_arr & 4095) == 0 && st->t_end > 0) {
+            if (!s->opt->quiet && phase && s->opt->progress && (n_arr & 4095) == 0) {
                 double frac = s->sc->process == SIM_ARR_TRACE
                                   ? (double)(st->pass * (st->hi - st->lo) + st->i - st->lo) /
                                         (double)((st->hi - st->lo) * (size_t)(st->passes ? st->passes : 1))

@@ -142,7 +142,8 @@ typedef struct {
 void sim_result_free(sim_result *r);
 
 typedef struct {
-    int quiet;       /* no progress on stderr */
+    int quiet;       /* nothing on stderr */
+    int progress;    /* percentages on stderr (a terminal), else one line per phase */
     int time_decisions;
     double scale;    /* multiplies warmup_s/eval_s (and trace passes) */
     uint32_t learned_threads; /* unused: learning is inline (deterministic) */
