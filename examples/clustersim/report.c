@@ -122,6 +122,9 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
     return ferror(f) ? -1 : 0;
 }
 
+/* the learning curve is plotted as a moving average over this many windows */
+#define LEARN_SMOOTH 15
+
 /* file-name-safe copy of the scenario name */
 static void safe_name(const char *in, char *out, size_t cap)
 {
@@ -191,11 +194,19 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
     for (size_t i = 0; i < n; i++) {
         if (!r[i].n_learn)
             continue;
-        fprintf(f, "# %s: window_start_s mean_reward slo_attainment_%%\n", r[i].name);
-        for (size_t w = 0; w < r[i].n_learn; w++)
+        fprintf(f, "# %s: window_start_s mean_reward slo_attainment_%% "
+                "mean_reward_over_the_last_%d_windows\n", r[i].name, LEARN_SMOOTH);
+        double sum = 0;
+        int cnt = 0;
+        for (size_t w = 0; w < r[i].n_learn; w++) {
             if (isfinite(r[i].learn_reward[w]))
-                fprintf(f, "%g %g %g\n", (double)w * sc->window_s, r[i].learn_reward[w],
-                        100 * r[i].learn_attain[w]);
+                sum += r[i].learn_reward[w], cnt++;
+            if (w >= LEARN_SMOOTH && isfinite(r[i].learn_reward[w - LEARN_SMOOTH]))
+                sum -= r[i].learn_reward[w - LEARN_SMOOTH], cnt--;
+            if (isfinite(r[i].learn_reward[w]))
+                fprintf(f, "%g %g %g %g\n", (double)w * sc->window_s, r[i].learn_reward[w],
+                        100 * r[i].learn_attain[w], cnt ? sum / cnt : 0.0);
+        }
         fputs("\n\n", f);
         lblocks++;
     }
@@ -225,13 +236,14 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
     }
     fputs("\n", f);
     if (lblocks) {
-        fprintf(f, "set output '%s-learning.png'\nset title 'Learning curve (warm-up, online): "
-                "%s'\nset ylabel 'mean reward per request'\nset autoscale y\n", name, sc->name);
+        fprintf(f, "set output '%s-learning.png'\nset title 'Learning curve (warm-up, online; "
+                "moving average over %g s): %s'\nset ylabel 'mean reward per request'\n"
+                "set autoscale y\n", name, LEARN_SMOOTH * sc->window_s, sc->name);
         fprintf(f, "plot ");
         size_t lb = 0;
         for (size_t i = 0; i < n; i++)
             if (r[i].n_learn) {
-                fprintf(f, "%s'%s-learning.dat' index %zu using 1:2 with lines lw 2 title '%s'",
+                fprintf(f, "%s'%s-learning.dat' index %zu using 1:4 with lines lw 2 title '%s'",
                         lb ? ", \\\n     " : "", name, lb, r[i].name);
                 lb++;
             }
