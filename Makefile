@@ -118,7 +118,7 @@ $(SOLIB): $(LIB_OBJS) src/dlsched.map
 # CUDA=1 without a toolkit stops here, saying what is missing
 cuda: $(CUDA_PLUGIN)
 
-$(CUDA_OBJ): src/backends/cuda/cuda_dqn.cu src/dqn/gpu_ops.h
+$(CUDA_OBJ): src/backends/cuda/cuda_dqn.cu src/dqn/gpu_ops.h src/dqn/layout.h
 	@test -x $(NVCC) || { echo "CUDA=1 but $(NVCC) is missing: install the CUDA toolkit or set CUDA_HOME" >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	$(NVCC) -O3 -std=c++17 $(CUDA_GENCODE) -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra \
@@ -189,6 +189,20 @@ $(SIM_BIN): $(OBJDIR)/examples/clustersim/main.o $(SIM_LIB) $(ALIB)
 
 sim: $(SIM_BIN)
 
+# the simulator's tests: their own program (tests/sim, outside the main
+# suite's tests/check_*.c), run by `make check` after the main suite
+SIM_TEST_BIN := build/$(VARIANT)/tests/check_sim
+$(SIM_TEST_BIN): tests/sim/check_sim.c $(SIM_LIB) $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -o $@ $< $(SIM_LIB) $(ALIB) \
+	    $(CHECK_LIBS) $(LDLIBS_CORE)
+
+# bench_sim measures the simulator: it links it too (explicit rule: wins
+# over the bench/%.c pattern)
+build/$(VARIANT)/bench/bench_sim: bench/bench_sim.c bench/bench.h $(SIM_LIB) $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Isrc -Iexamples/clustersim -o $@ $< $(SIM_LIB) $(ALIB) $(LDLIBS_CORE)
+
 # ---- tests ------------------------------------------------------------------
 deps-build:
 	@sh scripts/ensure-deps.sh build
@@ -228,10 +242,11 @@ build/$(VARIANT)/tests/plugins/fail/libdlsched_cuda.so: tests/plugins/fake_plugi
 # DLSCHED_PLUGIN_PATH is cleared: suites that want the CUDA plugin (cuda)
 # set it themselves to DLSCHED_CUDA_PLUGIN when that was built
 check: deps-check
-	$(MAKE) --no-print-directory lib $(TEST_BIN) man $(TOOL) $(TEST_PLUGINS)
+	$(MAKE) --no-print-directory lib $(TEST_BIN) $(SIM_TEST_BIN) man $(TOOL) $(TEST_PLUGINS)
 	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) DLSCHED_PLUGIN_PATH= \
 	    DLSCHED_TEST_PLUGINS=$(CURDIR)/build/$(VARIANT)/tests/plugins \
 	    DLSCHED_CUDA_PLUGIN=$(if $(wildcard $(CUDA_PLUGIN)),$(CURDIR)/$(CUDA_PLUGIN)) ./$(TEST_BIN)
+	DLSCHED_TOP=$(CURDIR) ./$(SIM_TEST_BIN)
 	sh tests/cli/run.sh ./$(TOOL)
 ifeq ($(SANITIZE),)
 	$(MAKE) --no-print-directory $(NOALLOC_BIN)
@@ -254,6 +269,8 @@ build/$(VARIANT)/bench/%: bench/%.c bench/bench.h $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
 
+.PHONY: deps-demo examples sim targets
+
 # the main job: the simulator on scenarios (b) and (c); DEMO_SCALE < 1 runs
 # a shortened version (CI)
 DEMO_SCALE ?= 1
@@ -267,6 +284,14 @@ demo: deps-demo
 
 deps-demo:
 	@sh scripts/ensure-deps.sh demo
+
+# the targets of the three shipped scenarios (a, b, c) at full length, checked
+# from the JSON (deterministic: seeded, learning inline)
+targets: $(SIM_BIN)
+	@mkdir -p $(DEMO_DIR)
+	./$(SIM_BIN) --json $(DEMO_DIR)/targets.json data/scenarios/a-homogeneous.scn \
+	    data/scenarios/b-hetero-bursty.scn data/scenarios/c-trace-azure-conv.scn
+	python3 tests/sim/check_targets.py $(DEMO_DIR)/targets.json
 
 # the three example host programs of examples/
 examples: deps-build
