@@ -629,16 +629,6 @@ END_TEST
 
 /* ---- learning with device=cuda through the public API ------------------------ */
 
-#define CB_NC 4
-#define CB_NA 5
-static const float cb_mean[CB_NC][CB_NA] = {
-    {0.2f, 0.8f, 0.4f, 0.3f, 0.5f},
-    {0.5f, 0.1f, 0.3f, 0.85f, 0.45f},
-    {0.75f, 0.4f, 0.2f, 0.45f, 0.3f},
-    {0.3f, 0.5f, 0.1f, 0.2f, 0.9f},
-};
-static const int cb_best[CB_NC] = {1, 3, 0, 4};
-
 /* the contextual bandit of check_dqn_learn.c on the device: greedy hits of
    the best arm out of `evals` after `train` decisions */
 static int cu_bandit(const char *extra, int train, int evals)
@@ -653,14 +643,13 @@ static int cu_bandit(const char *extra, int train, int evals)
     ck_assert_uint_eq(tst_stats(ag).backend, DLSCHED_BACKEND_CUDA);
     uint64_t r = 77;
     for (int i = 0; i < train; i++) {
-        int c = (int)tst_below(&r, CB_NC);
-        float x[CB_NC];
-        for (int j = 0; j < CB_NC; j++)
-            x[j] = (j == c ? 1.0f : 0.0f) + (float)(0.2 * tst_unif(&r) - 0.1);
-        dlsched_state_t st = tst_state(x, CB_NC);
+        int c = (int)tst_below(&r, TST_CB_NC);
+        float x[TST_CB_NC];
+        tst_cb_context(x, c, &r);
+        dlsched_state_t st = tst_state(x, TST_CB_NC);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &st, 0, &d), DLSCHED_OK);
-        float rw = cb_mean[c][d.action] + (float)(tst_unif(&r) - 0.5);
+        float rw = tst_cb_mean(c, d.action) + (float)(tst_unif(&r) - 0.5);
         int rc = dlsched_observe(ag, d.ticket, rw, NULL, DLSCHED_OBS_TERMINAL);
         ck_assert_msg(rc == DLSCHED_OK, "observe: %s", dlsched_last_error());
     }
@@ -670,14 +659,13 @@ static int cu_bandit(const char *extra, int train, int evals)
     /* count greedy hits on fresh contexts */
     int hits = 0;
     for (int i = 0; i < evals; i++) {
-        int c = (int)tst_below(&r, CB_NC);
-        float x[CB_NC];
-        for (int j = 0; j < CB_NC; j++)
-            x[j] = (j == c ? 1.0f : 0.0f) + (float)(0.2 * tst_unif(&r) - 0.1);
-        dlsched_state_t s = tst_state(x, CB_NC);
+        int c = (int)tst_below(&r, TST_CB_NC);
+        float x[TST_CB_NC];
+        tst_cb_context(x, c, &r);
+        dlsched_state_t s = tst_state(x, TST_CB_NC);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &s, DLSCHED_ACT_GREEDY, &d), DLSCHED_OK);
-        hits += d.action == cb_best[c];
+        hits += d.action == tst_cb_best(c);
     }
     dlsched_agent_free(ag);
     return hits;

@@ -241,25 +241,8 @@ END_TEST
 
 /* ---- b, e. contextual bandit ----------------------------------------------- */
 
-#define CB_NC 4
-#define CB_NA 5
-
-/* mean reward per context and arm; the best arm differs per context and
-   leads the second best by 0.3 or more */
-static const float cb_mean[CB_NC][CB_NA] = {
-    {0.2f, 0.8f, 0.4f, 0.3f, 0.5f},
-    {0.5f, 0.1f, 0.3f, 0.85f, 0.45f},
-    {0.75f, 0.4f, 0.2f, 0.45f, 0.3f},
-    {0.3f, 0.5f, 0.1f, 0.2f, 0.9f},
-};
-static const int cb_best[CB_NC] = {1, 3, 0, 4};
-
-/* context c as a one-hot vector with +-0.1 jitter on every feature */
-static void cb_context(float *x, int c)
-{
-    for (int j = 0; j < CB_NC; j++)
-        x[j] = (j == c ? 1.0f : 0.0f) + (float)(0.2 * tl_unif() - 0.1);
-}
+#define CB_NC TST_CB_NC
+#define CB_NA TST_CB_NA
 
 /* trains with egreedy act + terminal observe, then returns how many of
    `evals` greedy decisions pick the best arm */
@@ -277,12 +260,12 @@ static int cb_run(const char *extra, int train, int evals)
     for (int i = 0; i < train; i++) {
         int c = (int)tl_below(CB_NC);
         float x[CB_NC];
-        cb_context(x, c);
+        tst_cb_context(x, c, &tl_rng);
         dlsched_state_t st = tst_state(x, CB_NC);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &st, 0, &d), DLSCHED_OK);
         ck_assert(d.action >= 0 && d.action < CB_NA);
-        float rw = cb_mean[c][d.action] + (float)(tl_unif() - 0.5); /* noise +-0.5 */
+        float rw = tst_cb_mean(c, d.action) + (float)(tl_unif() - 0.5); /* noise +-0.5 */
         ck_assert_int_eq(dlsched_observe(ag, d.ticket, rw, NULL, DLSCHED_OBS_TERMINAL),
                          DLSCHED_OK);
     }
@@ -295,14 +278,14 @@ static int cb_run(const char *extra, int train, int evals)
     for (int i = 0; i < evals; i++) {
         int c = (int)tl_below(CB_NC);
         float x[CB_NC];
-        cb_context(x, c);
+        tst_cb_context(x, c, &tl_rng);
         dlsched_state_t s = tst_state(x, CB_NC);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &s, DLSCHED_ACT_GREEDY, &d), DLSCHED_OK);
         ck_assert_uint_eq(d.ticket, 0);
         ck_assert_uint_eq(d.flags & DLSCHED_DECISION_EXPLORED, 0);
-        hits += d.action == cb_best[c];
-        per_ctx[c] += d.action == cb_best[c];
+        hits += d.action == tst_cb_best(c);
+        per_ctx[c] += d.action == tst_cb_best(c);
     }
     /* greedy decisions keep no ticket and do not move epsilon */
     st = tst_stats(ag);

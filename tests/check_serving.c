@@ -1079,23 +1079,7 @@ END_TEST
 
 /* ---- 8. the background learner learns ----------------------------------------- */
 
-#define CB_NC 4
-#define CB_NA 5
-
-/* mean reward per context and arm (as in check_dqn_learn.c) */
-static const float cb_mean[CB_NC][CB_NA] = {
-    {0.2f, 0.8f, 0.4f, 0.3f, 0.5f},
-    {0.5f, 0.1f, 0.3f, 0.85f, 0.45f},
-    {0.75f, 0.4f, 0.2f, 0.45f, 0.3f},
-    {0.3f, 0.5f, 0.1f, 0.2f, 0.9f},
-};
-static const int cb_best[CB_NC] = {1, 3, 0, 4};
-
-static void cb_context(float *x, int c, uint64_t *rng)
-{
-    for (int j = 0; j < CB_NC; j++)
-        x[j] = (j == c ? 1.0f : 0.0f) + (float)(0.2 * tst_unif(rng) - 0.1);
-}
+#define CB_NC TST_CB_NC
 
 START_TEST(test_thread_learner_bandit)
 {
@@ -1109,11 +1093,11 @@ START_TEST(test_thread_learner_bandit)
     for (int i = 0; i < TRAIN; i++) {
         int c = (int)tst_below(&rng, CB_NC);
         float x[CB_NC];
-        cb_context(x, c, &rng);
+        tst_cb_context(x, c, &rng);
         dlsched_state_t st = tst_state(x, CB_NC);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &st, 0, &d), DLSCHED_OK);
-        float rw = cb_mean[c][d.action] + (float)(tst_unif(&rng) - 0.5);
+        float rw = tst_cb_mean(c, d.action) + (float)(tst_unif(&rng) - 0.5);
         ck_assert_int_eq(dlsched_observe(ag, d.ticket, rw, NULL, DLSCHED_OBS_TERMINAL),
                          DLSCHED_OK);
     }
@@ -1126,11 +1110,11 @@ START_TEST(test_thread_learner_bandit)
     for (int i = 0; i < EVALS; i++) {
         int c = (int)tst_below(&rng, CB_NC);
         float x[CB_NC];
-        cb_context(x, c, &rng);
+        tst_cb_context(x, c, &rng);
         dlsched_state_t st = tst_state(x, CB_NC);
         dlsched_decision_t d;
         ck_assert_int_eq(dlsched_act(ag, &st, DLSCHED_ACT_GREEDY, &d), DLSCHED_OK);
-        hits += d.action == cb_best[c];
+        hits += d.action == tst_cb_best(c);
     }
     ck_assert_msg(hits * 100 >= EVALS * 95, "best arm chosen %d of %d greedy decisions", hits,
                   EVALS);

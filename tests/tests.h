@@ -114,6 +114,36 @@ static inline int tst_argmax_f(const float *q, int n)
     return b;
 }
 
+/* The contextual bandit of the learning tests: TST_CB_NC contexts, each a
+   one-hot vector with +-0.1 jitter on every feature, and TST_CB_NA arms
+   whose mean reward differs per context; the best arm leads the second
+   best by 0.3 or more. */
+#define TST_CB_NC 4
+#define TST_CB_NA 5
+
+static inline float tst_cb_mean(int c, int a)
+{
+    static const float mean[TST_CB_NC][TST_CB_NA] = {
+        {0.2f, 0.8f, 0.4f, 0.3f, 0.5f},
+        {0.5f, 0.1f, 0.3f, 0.85f, 0.45f},
+        {0.75f, 0.4f, 0.2f, 0.45f, 0.3f},
+        {0.3f, 0.5f, 0.1f, 0.2f, 0.9f},
+    };
+    return mean[c][a];
+}
+
+static inline int tst_cb_best(int c)
+{
+    static const int best[TST_CB_NC] = {1, 3, 0, 4};
+    return best[c];
+}
+
+static inline void tst_cb_context(float *x, int c, uint64_t *rng)
+{
+    for (int j = 0; j < TST_CB_NC; j++)
+        x[j] = (j == c ? 1.0f : 0.0f) + (float)(0.2 * tst_unif(rng) - 0.1);
+}
+
 /* last_error must mention needle */
 #define tst_assert_error_has(needle)                                                     \
     ck_assert_msg(strstr(dlsched_last_error(), (needle)) != NULL,                          \

@@ -22,6 +22,7 @@
 #include "../core/ckpt.h"
 #include "../core/config.h"
 #include "gpu_ops.h"
+#include "layout.h"
 
 #define DLS_NORM_EPS 1e-8
 #define DLS_NORM_CLIP 10.0f
@@ -44,7 +45,7 @@ struct dls_dqn {
     int dueling, dbl;
     size_t n_params;
     size_t *offW, *offb; /* trunk offsets */
-    size_t offWq, offbq, offWv, offbv, offWa, offba;
+    dls_layout hd; /* the head's offsets */
     float *theta, *theta_t, *grad, *adam_m, *adam_v;
     uint64_t steps; /* gradient steps applied */
     /* hyper-parameters */
@@ -124,15 +125,15 @@ static void dqn_forward(dls_dqn *d, const float *p, const float *x, int rows, fl
     }
     int h = (int)d->w[d->L], na = (int)d->na;
     if (!d->dueling) {
-        o->gemm(0, 1, rows, na, h, 1.0f, in, h, p + d->offWq, h, 0.0f, q, na);
-        o->bias_act(rows, na, p + d->offbq, q, 0);
+        o->gemm(0, 1, rows, na, h, 1.0f, in, h, p + d->hd.offWq, h, 0.0f, q, na);
+        o->bias_act(rows, na, p + d->hd.offbq, q, 0);
         return;
     }
     /* Q = V + A - mean(A) */
-    o->gemm(0, 1, rows, 1, h, 1.0f, in, h, p + d->offWv, h, 0.0f, v, 1);
-    o->bias_act(rows, 1, p + d->offbv, v, 0);
-    o->gemm(0, 1, rows, na, h, 1.0f, in, h, p + d->offWa, h, 0.0f, q, na);
-    o->bias_act(rows, na, p + d->offba, q, 0);
+    o->gemm(0, 1, rows, 1, h, 1.0f, in, h, p + d->hd.offWv, h, 0.0f, v, 1);
+    o->bias_act(rows, 1, p + d->hd.offbv, v, 0);
+    o->gemm(0, 1, rows, na, h, 1.0f, in, h, p + d->hd.offWa, h, 0.0f, q, na);
+    o->bias_act(rows, na, p + d->hd.offba, q, 0);
     for (int r = 0; r < rows; r++) {
         float *qr = q + (size_t)r * na;
         float mean = 0;
@@ -158,12 +159,12 @@ static void dqn_forward1(const dls_dqn *d, const float *p, const float *x, float
     }
     int h = (int)d->w[d->L], na = (int)d->na;
     if (!d->dueling) {
-        o->dense1(na, h, p + d->offWq, p + d->offbq, in, q, 0);
+        o->dense1(na, h, p + d->hd.offWq, p + d->hd.offbq, in, q, 0);
         return;
     }
     float v;
-    o->dense1(1, h, p + d->offWv, p + d->offbv, in, &v, 0);
-    o->dense1(na, h, p + d->offWa, p + d->offba, in, a1, 0);
+    o->dense1(1, h, p + d->hd.offWv, p + d->hd.offbv, in, &v, 0);
+    o->dense1(na, h, p + d->hd.offWa, p + d->hd.offba, in, a1, 0);
     float mean = 0;
     for (int a = 0; a < na; a++)
         mean += a1[a];
@@ -220,10 +221,10 @@ static double dqn_grad_core(dls_dqn *d, uint32_t B, const int32_t *a, const floa
     float *dH = d->dh0, *dHn = d->dh1;
     if (!d->dueling) {
         /* dWq = dQ^T H, dbq = colsum dQ, dH = dQ Wq */
-        o->gemm(1, 0, na, h, (int)B, 1.0f, d->dq, na, H, h, 0.0f, gr + d->offWq, h);
-        o->bias_act_grad((int)B, na, NULL, d->dq, gr + d->offbq, 0);
+        o->gemm(1, 0, na, h, (int)B, 1.0f, d->dq, na, H, h, 0.0f, gr + d->hd.offWq, h);
+        o->bias_act_grad((int)B, na, NULL, d->dq, gr + d->hd.offbq, 0);
         if (d->L)
-            o->gemm(0, 0, (int)B, h, na, 1.0f, d->dq, na, p + d->offWq, h, 0.0f, dH, h);
+            o->gemm(0, 0, (int)B, h, na, 1.0f, d->dq, na, p + d->hd.offWq, h, 0.0f, dH, h);
     } else {
         /* dV_i = sum_a dQ_ia;  dA_ib = dQ_ib - dV_i / na */
         for (uint32_t i = 0; i < B; i++) {
@@ -235,14 +236,14 @@ static double dqn_grad_core(dls_dqn *d, uint32_t B, const int32_t *a, const floa
             for (int k = 0; k < na; k++)
                 dqi[k] -= s / (float)na;
         }
-        o->gemm(1, 0, 1, h, (int)B, 1.0f, d->dv, 1, H, h, 0.0f, gr + d->offWv, h);
-        o->bias_act_grad((int)B, 1, NULL, d->dv, gr + d->offbv, 0);
-        o->gemm(1, 0, na, h, (int)B, 1.0f, d->dq, na, H, h, 0.0f, gr + d->offWa, h);
-        o->bias_act_grad((int)B, na, NULL, d->dq, gr + d->offba, 0);
+        o->gemm(1, 0, 1, h, (int)B, 1.0f, d->dv, 1, H, h, 0.0f, gr + d->hd.offWv, h);
+        o->bias_act_grad((int)B, 1, NULL, d->dv, gr + d->hd.offbv, 0);
+        o->gemm(1, 0, na, h, (int)B, 1.0f, d->dq, na, H, h, 0.0f, gr + d->hd.offWa, h);
+        o->bias_act_grad((int)B, na, NULL, d->dq, gr + d->hd.offba, 0);
         if (d->L) {
             /* dH = dV Wv + dA Wa */
-            o->gemm(0, 0, (int)B, h, 1, 1.0f, d->dv, 1, p + d->offWv, h, 0.0f, dH, h);
-            o->gemm(0, 0, (int)B, h, na, 1.0f, d->dq, na, p + d->offWa, h, 1.0f, dH, h);
+            o->gemm(0, 0, (int)B, h, 1, 1.0f, d->dv, 1, p + d->hd.offWv, h, 0.0f, dH, h);
+            o->gemm(0, 0, (int)B, h, na, 1.0f, d->dq, na, p + d->hd.offWa, h, 1.0f, dH, h);
         }
     }
     for (uint32_t l = d->L; l-- > 0;) {
@@ -1013,33 +1014,9 @@ int dls_dqn_new_on(const dlsched_config *cfg, dls_rng *rng, const dls_gpu_ops *g
         if (*c == ',')
             c++;
     }
-    d->maxw = d->na;
-    size_t n = 0;
-    for (uint32_t l = 0; l < L; l++) {
-        d->offW[l] = n;
-        n += (size_t)d->w[l + 1] * d->w[l];
-        d->offb[l] = n;
-        n += d->w[l + 1];
-    }
-    for (uint32_t l = 0; l <= L; l++)
-        if (d->w[l] > d->maxw)
-            d->maxw = d->w[l];
+    size_t n = dls_layout_compute(L, d->w, d->na, d->dueling, d->offW, d->offb, &d->hd);
+    d->maxw = d->hd.maxw;
     uint32_t h = d->w[L], na = d->na, nf = d->nf, B = d->B;
-    if (!d->dueling) {
-        d->offWq = n;
-        n += (size_t)na * h;
-        d->offbq = n;
-        n += na;
-    } else {
-        d->offWv = n;
-        n += h;
-        d->offbv = n;
-        n += 1;
-        d->offWa = n;
-        n += (size_t)na * h;
-        d->offba = n;
-        n += na;
-    }
     d->n_params = n;
 
     size_t fs = sizeof(float);
@@ -1109,10 +1086,10 @@ int dls_dqn_new_on(const dlsched_config *cfg, dls_rng *rng, const dls_gpu_ops *g
     for (uint32_t l = 0; l < L; l++)
         dqn_init_dense(d, rng, d->offW[l], d->w[l + 1], d->w[l]);
     if (!d->dueling) {
-        dqn_init_dense(d, rng, d->offWq, na, h);
+        dqn_init_dense(d, rng, d->hd.offWq, na, h);
     } else {
-        dqn_init_dense(d, rng, d->offWv, 1, h);
-        dqn_init_dense(d, rng, d->offWa, na, h);
+        dqn_init_dense(d, rng, d->hd.offWv, 1, h);
+        dqn_init_dense(d, rng, d->hd.offWa, na, h);
     }
     memcpy(d->theta_t, d->theta, n * fs);
     d->inline_train = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_INLINE;

@@ -30,6 +30,7 @@
 
 extern "C" {
 #include "../../dqn/gpu_ops.h"
+#include "../../dqn/layout.h"
 }
 
 #define CU_THREADS 256
@@ -53,7 +54,7 @@ struct dls_gpu {
     uint64_t cap;
     size_t n_params;
     size_t *offW, *offb;
-    size_t offWq, offbq, offWv, offbv, offWa, offba;
+    dls_layout hd; /* the head's offsets */
     cudaStream_t stream;
     cublasHandle_t blas;
     cudaGraphExec_t graph;
@@ -404,14 +405,14 @@ static int cu_forward(dls_gpu *g, const float *p, const float *x, uint32_t rows,
     }
     int h = (int)g->w[g->L], na = (int)g->na;
     if (!g->dueling)
-        return cu_gemm(g, 0, 1, (int)rows, na, h, in, h, p + g->offWq, h, 0.0f, q, na) ||
-                       cu_bias(g, rows, (uint32_t)na, p + g->offbq, q, 0)
+        return cu_gemm(g, 0, 1, (int)rows, na, h, in, h, p + g->hd.offWq, h, 0.0f, q, na) ||
+                       cu_bias(g, rows, (uint32_t)na, p + g->hd.offbq, q, 0)
                    ? -1
                    : 0;
-    if (cu_gemm(g, 0, 1, (int)rows, 1, h, in, h, p + g->offWv, h, 0.0f, v, 1) ||
-        cu_bias(g, rows, 1, p + g->offbv, v, 0) ||
-        cu_gemm(g, 0, 1, (int)rows, na, h, in, h, p + g->offWa, h, 0.0f, q, na) ||
-        cu_bias(g, rows, (uint32_t)na, p + g->offba, q, 0))
+    if (cu_gemm(g, 0, 1, (int)rows, 1, h, in, h, p + g->hd.offWv, h, 0.0f, v, 1) ||
+        cu_bias(g, rows, 1, p + g->hd.offbv, v, 0) ||
+        cu_gemm(g, 0, 1, (int)rows, na, h, in, h, p + g->hd.offWa, h, 0.0f, q, na) ||
+        cu_bias(g, rows, (uint32_t)na, p + g->hd.offba, q, 0))
         return -1;
     k_dueling<<<cu_blocks(rows), CU_THREADS, 0, g->stream>>>(rows, g->na, v, q);
     CU_LAUNCHED(g, "k_dueling");
@@ -446,20 +447,20 @@ static int cu_grad_core(dls_gpu *g, uint32_t n, const uint8_t *mask)
     int B = (int)n;
     if (!g->dueling) {
         /* dWq = dQ^T H, dbq = colsum dQ, dH = dQ Wq */
-        if (cu_gemm(g, 1, 0, na, h, B, g->dq, na, H, h, 0.0f, gr + g->offWq, h) ||
-            cu_colsum(g, n, (uint32_t)na, NULL, g->dq, gr + g->offbq, 0))
+        if (cu_gemm(g, 1, 0, na, h, B, g->dq, na, H, h, 0.0f, gr + g->hd.offWq, h) ||
+            cu_colsum(g, n, (uint32_t)na, NULL, g->dq, gr + g->hd.offbq, 0))
             return -1;
-        if (g->L && cu_gemm(g, 0, 0, B, h, na, g->dq, na, p + g->offWq, h, 0.0f, dH, h))
+        if (g->L && cu_gemm(g, 0, 0, B, h, na, g->dq, na, p + g->hd.offWq, h, 0.0f, dH, h))
             return -1;
     } else {
-        if (cu_gemm(g, 1, 0, 1, h, B, g->dv, 1, H, h, 0.0f, gr + g->offWv, h) ||
-            cu_colsum(g, n, 1, NULL, g->dv, gr + g->offbv, 0) ||
-            cu_gemm(g, 1, 0, na, h, B, g->dq, na, H, h, 0.0f, gr + g->offWa, h) ||
-            cu_colsum(g, n, (uint32_t)na, NULL, g->dq, gr + g->offba, 0))
+        if (cu_gemm(g, 1, 0, 1, h, B, g->dv, 1, H, h, 0.0f, gr + g->hd.offWv, h) ||
+            cu_colsum(g, n, 1, NULL, g->dv, gr + g->hd.offbv, 0) ||
+            cu_gemm(g, 1, 0, na, h, B, g->dq, na, H, h, 0.0f, gr + g->hd.offWa, h) ||
+            cu_colsum(g, n, (uint32_t)na, NULL, g->dq, gr + g->hd.offba, 0))
             return -1;
         /* dH = dV Wv + dA Wa */
-        if (g->L && (cu_gemm(g, 0, 0, B, h, 1, g->dv, 1, p + g->offWv, h, 0.0f, dH, h) ||
-                     cu_gemm(g, 0, 0, B, h, na, g->dq, na, p + g->offWa, h, 1.0f, dH, h)))
+        if (g->L && (cu_gemm(g, 0, 0, B, h, 1, g->dv, 1, p + g->hd.offWv, h, 0.0f, dH, h) ||
+                     cu_gemm(g, 0, 0, B, h, na, g->dq, na, p + g->hd.offWa, h, 1.0f, dH, h)))
             return -1;
     }
     for (uint32_t l = g->L; l-- > 0;) {
@@ -578,21 +579,16 @@ static void cu_destroy(dls_gpu *g)
                    g->dh0, g->dh1, g->dq, g->dv, g->lossrow, g->ba, g->bret, g->bdisc,
                    g->bmask, g->nmean, g->ninv, g->partial, g->loss, g->t, g->call,
                    g->workspace};
+    /* cudaFree and cudaFreeHost take NULL as a no-op */
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
-        if (dev[i])
-            cudaFree(dev[i]);
+        cudaFree(dev[i]);
     for (uint32_t l = 0; l < g->L; l++) {
-        if (g->act_on && g->act_on[l])
-            cudaFree(g->act_on[l]);
-        if (g->act_t && g->act_t[l])
-            cudaFree(g->act_t[l]);
+        cudaFree(g->act_on ? g->act_on[l] : NULL);
+        cudaFree(g->act_t ? g->act_t[l] : NULL);
     }
-    if (g->h_call)
-        cudaFreeHost(g->h_call);
-    if (g->h_loss)
-        cudaFreeHost(g->h_loss);
-    if (g->h_norm)
-        cudaFreeHost(g->h_norm);
+    cudaFreeHost(g->h_call);
+    cudaFreeHost(g->h_loss);
+    cudaFreeHost(g->h_norm);
     if (g->stream)
         cudaStreamDestroy(g->stream);
     free(g->act_on);
@@ -637,36 +633,12 @@ static int cu_setup(dls_gpu *g, const dls_gpu_desc *d)
     g->act_t = (float **)calloc(d->L + 1, sizeof *g->act_t);
     if (!g->w || !g->offW || !g->offb || !g->act_on || !g->act_t)
         return cu_fail(g, "out of host memory for the CUDA context");
-    /* the layout of dqn.h */
-    size_t n = 0;
-    g->maxw = g->na;
-    for (uint32_t l = 0; l <= d->L; l++) {
+    for (uint32_t l = 0; l <= d->L; l++)
         g->w[l] = d->w[l];
-        if (g->w[l] > g->maxw)
-            g->maxw = g->w[l];
-    }
-    for (uint32_t l = 0; l < g->L; l++) {
-        g->offW[l] = n;
-        n += (size_t)g->w[l + 1] * g->w[l];
-        g->offb[l] = n;
-        n += g->w[l + 1];
-    }
-    size_t h = g->w[g->L], na = g->na, nf = g->nf, B = g->B, fs = sizeof(float);
-    if (!g->dueling) {
-        g->offWq = n;
-        n += na * h;
-        g->offbq = n;
-        n += na;
-    } else {
-        g->offWv = n;
-        n += h;
-        g->offbv = n;
-        n += 1;
-        g->offWa = n;
-        n += na * h;
-        g->offba = n;
-        n += na;
-    }
+    /* the layout of dqn.h */
+    size_t n = dls_layout_compute(g->L, g->w, g->na, g->dueling, g->offW, g->offb, &g->hd);
+    g->maxw = g->hd.maxw;
+    size_t na = g->na, nf = g->nf, B = g->B, fs = sizeof(float);
     g->n_params = n;
 
     CU_CK(g, cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
