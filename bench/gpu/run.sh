@@ -11,7 +11,10 @@
 # build.log (environment and build), test_cuda.log (both suites),
 # memcheck.log, bench_cuda.jsonl, torch_step.jsonl, bench.err, summary.txt
 # (the summary and the table). Exit status: 0 when every step passed.
-#   bash bench/gpu/run.sh
+# Where the GPU machine lacks OpenBLAS, Check or make (it reaches no package
+# registry), run bench/gpu/fetch-deps.sh here first and carry .gpu-deps:
+#   bash bench/gpu/fetch-deps.sh                      (here)
+#   bash bench/gpu/run.sh                             (there, .gpu-deps carried)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-build/gpu-run}
@@ -37,9 +40,47 @@ note "environment"
     command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>&1
 } | tee "$OUT/build.log"
 
+# Build dependencies (OpenBLAS, Check, zlib headers, make): the machine's
+# own, else the .deb packages of .gpu-deps/ (bench/gpu/fetch-deps.sh, carried
+# along), unpacked under /tmp and passed to make explicitly.
+note "build dependencies"
+MAKE=make
+MAKEVARS=()
+have() { # header, link flags
+    printf '#include <%s>\nint main(void) { return 0; }\n' "$1" |
+        cc -x c - -o /dev/null $2 >/dev/null 2>&1
+}
+if [ "${DLSCHED_USE_DEBS:-0}" = 1 ] || ! command -v make >/dev/null || ! have cblas.h -lopenblas ||
+    ! have check.h "" || ! have zlib.h -lz; then
+    if ls .gpu-deps/*.deb >/dev/null 2>&1; then
+        D=/tmp/dlsched-deps
+        A=$D/usr/lib/x86_64-linux-gnu
+        mkdir -p "$D"
+        for f in .gpu-deps/*.deb; do
+            if command -v dpkg >/dev/null; then
+                dpkg -x "$f" "$D"
+            else
+                (cd "$D" && ar p "$OLDPWD/$f" data.tar.xz | tar -xJ)
+            fi
+        done
+        export LD_LIBRARY_PATH="$A/openblas-pthread:$A${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        command -v make >/dev/null || MAKE=$D/usr/bin/make
+        MAKEVARS=("BLAS_CFLAGS=-I$D/usr/include/x86_64-linux-gnu/openblas-pthread -I$D/usr/include"
+            "BLAS_LIBS=-L$A/openblas-pthread -lopenblas -L$A -Wl,-rpath-link,$A"
+            "ZLIB_LIBS=-L$A -lz" "CHECK_CFLAGS=-I$D/usr/include"
+            "CHECK_LIBS=-L$A -lcheck_pic -lsubunit -lrt -lm -lpthread")
+        echo "using the carried packages of .gpu-deps/, unpacked in $D"
+    else
+        echo "OpenBLAS, Check, zlib headers or make are missing and .gpu-deps/ was not carried:"
+        echo "run bench/gpu/fetch-deps.sh on the development machine and carry .gpu-deps"
+    fi
+else
+    echo "the machine's own OpenBLAS, Check and zlib"
+fi
+
 note "build (CUDA=1, -Werror)"
 TESTS_PLUGINS="build/default/tests/plugins/libdlsched_cuda.so build/default/tests/plugins/abi/libdlsched_cuda.so build/default/tests/plugins/size/libdlsched_cuda.so build/default/tests/plugins/fail/libdlsched_cuda.so"
-timeout 240 make -j"$J" CUDA=1 WERROR=1 all build/default/tests/check_dlsched \
+timeout 240 "$MAKE" -j"$J" CUDA=1 WERROR=1 ${MAKEVARS[@]+"${MAKEVARS[@]}"} all build/default/tests/check_dlsched \
     build/default/bench/bench_cuda $TESTS_PLUGINS >>"$OUT/build.log" 2>&1
 rc=$?
 tail -5 "$OUT/build.log"
