@@ -211,6 +211,10 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     int n_profs = 0;
     int sec = SEC_NONE, cur = -1, rc = -1;
     int have_rate = 0, have_load = 0, have_dwell = 0, have_trace = 0;
+    /* where things were said: cross-reference errors name these lines */
+    size_t gpu_line[SIM_MAX_GPU] = {0}, count_line[SIM_MAX_GPU] = {0};
+    size_t var_line[SIM_MAX_VAR] = {0};
+    size_t arr_line = 0, process_line = 0, rate_line = 0, load_line = 0;
     size_t lineno = 0;
     char *save = NULL;
     /* strtok_r on "\n" would skip empty lines: walk by hand to count them */
@@ -243,24 +247,26 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             if (!strcmp(tok[0], "scenario") && n == 1)
                 sec = SEC_SCENARIO;
             else if (!strcmp(tok[0], "arrivals") && n == 1)
-                sec = SEC_ARRIVALS;
+                sec = SEC_ARRIVALS, arr_line = arr_line ? arr_line : lineno;
             else if (!strcmp(tok[0], "learning") && n == 1)
                 sec = SEC_LEARNING;
             else if ((!strcmp(tok[0], "gpu") || !strcmp(tok[0], "variant")) && n == 2) {
                 int is_gpu = tok[0][0] == 'g';
                 if (strlen(tok[1]) >= SIM_NAME)
-                    return free(buf), free(profs),
-                           fail(err, file, lineno, tok[0], "name '%s' is longer than %d bytes",
-                                tok[1], SIM_NAME - 1);
+                    /* tok[] points into buf: format the message, then free */
+                    return fail(err, file, lineno, tok[0], "name '%s' is longer than %d bytes",
+                                tok[1], SIM_NAME - 1),
+                           free(buf), free(profs), -1;
                 if (is_gpu) {
                     if (find_gpu(sc, tok[1]) >= 0)
-                        return free(buf), free(profs),
-                               fail(err, file, lineno, "gpu", "'%s' is declared twice", tok[1]);
+                        return fail(err, file, lineno, "gpu", "'%s' is declared twice", tok[1]),
+                               free(buf), free(profs), -1;
                     if (sc->n_gpu == SIM_MAX_GPU)
                         return free(buf), free(profs),
                                fail(err, file, lineno, "gpu", "more than %d GPU types",
                                     SIM_MAX_GPU);
                     cur = sc->n_gpu++;
+                    gpu_line[cur] = count_line[cur] = lineno;
                     snprintf(sc->gpu[cur].name, SIM_NAME, "%s", tok[1]);
                     sc->gpu[cur].count = 1;
                     sc->gpu[cur].slots = 8;
@@ -268,14 +274,15 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     sec = SEC_GPU;
                 } else {
                     if (find_var(sc, tok[1]) >= 0)
-                        return free(buf), free(profs),
-                               fail(err, file, lineno, "variant", "'%s' is declared twice",
-                                    tok[1]);
+                        return fail(err, file, lineno, "variant", "'%s' is declared twice",
+                                    tok[1]),
+                               free(buf), free(profs), -1;
                     if (sc->n_var == SIM_MAX_VAR)
                         return free(buf), free(profs),
                                fail(err, file, lineno, "variant", "more than %d variants",
                                     SIM_MAX_VAR);
                     cur = sc->n_var++;
+                    var_line[cur] = lineno;
                     snprintf(sc->var[cur].name, SIM_NAME, "%s", tok[1]);
                     sc->var[cur].accuracy = 1;
                     sec = SEC_VARIANT;
@@ -304,7 +311,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             fail(err, file, lineno, key, "key outside a section");
             goto out;
         }
-        double v;
+        double v = 0; /* read after a failed get_num (seed, apprentice) */
         if (sec == SEC_SCENARIO) {
             if (!strcmp(key, "name")) {
                 if (strlen(val) >= sizeof sc->name) {
@@ -348,6 +355,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             if (!strcmp(key, "count")) {
                 if (get_int(&c, val, 1, SIM_MAX_SERVERS, &g->count))
                     goto out;
+                count_line[cur] = lineno;
             } else if (!strcmp(key, "slots")) {
                 if (get_int(&c, val, 1, SIM_MAX_SLOTS, &g->slots))
                     goto out;
@@ -355,6 +363,13 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 if (get_num(&c, val, 0, 1e6, &g->memory_gb))
                     goto out;
             } else if (!strcmp(key, "load")) {
+                /* one load line per GPU type (also bounds loads[]) */
+                for (int i = 0; i < n_loads; i++)
+                    if (loads[i].gpu == cur) {
+                        fail(err, file, lineno, key, "given twice for gpu %s (line %zu)",
+                             g->name, loads[i].line);
+                        goto out;
+                    }
                 if (strlen(val) >= sizeof loads[0].text) {
                     fail(err, file, lineno, key, "too long");
                     goto out;
@@ -400,6 +415,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             }
         } else if (sec == SEC_ARRIVALS) {
             if (!strcmp(key, "process")) {
+                process_line = lineno;
                 if (!strcmp(val, "poisson"))
                     sc->process = SIM_ARR_POISSON;
                 else if (!strcmp(val, "mmpp"))
@@ -417,10 +433,12 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 if (get_num(&c, val, 1e-9, 1e9, &sc->rate))
                     goto out;
                 have_rate = 1;
+                rate_line = lineno;
             } else if (!strcmp(key, "load")) {
                 if (get_num(&c, val, 1e-6, 100, &sc->load))
                     goto out;
                 have_load = 1;
+                load_line = lineno;
             } else if (!strcmp(key, "load_variant")) {
                 /* resolved below, after all variants are known */
                 int vi = find_var(sc, val);
@@ -597,47 +615,53 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     sc->n_servers = 0;
     for (int g = 0; g < sc->n_gpu; g++) {
         if (!sc->gpu[g].load_mask) {
-            fail(err, file, 0, "load", "gpu %s loads no variant", sc->gpu[g].name);
+            fail(err, file, gpu_line[g], "load", "gpu %s loads no variant", sc->gpu[g].name);
             goto out;
         }
         for (int vi = 0; vi < sc->n_var; vi++)
             if ((sc->gpu[g].load_mask >> vi & 1) && !sc->var[vi].prof[g].set) {
-                fail(err, file, 0, "profile", "variant %s is loaded on gpu %s but has no "
-                     "'profile %s' line", sc->var[vi].name, sc->gpu[g].name, sc->gpu[g].name);
+                fail(err, file, var_line[vi], "profile",
+                     "variant %s is loaded on gpu %s but has no 'profile %s' line",
+                     sc->var[vi].name, sc->gpu[g].name, sc->gpu[g].name);
                 goto out;
             }
         sc->n_servers += sc->gpu[g].count;
+        if (sc->n_servers > SIM_MAX_SERVERS) {
+            fail(err, file, count_line[g], "count", "%d servers in all, at most %d",
+                 sc->n_servers, SIM_MAX_SERVERS);
+            goto out;
+        }
     }
-    if (sc->n_servers > SIM_MAX_SERVERS) {
-        fail(err, file, 0, "count", "%d servers in all, at most %d", sc->n_servers,
-             SIM_MAX_SERVERS);
-        goto out;
-    }
+    /* arrival errors: at the process line, else the [arrivals] section */
+    size_t pl = process_line ? process_line : arr_line;
     if (sc->process == SIM_ARR_TRACE && !have_trace) {
-        fail(err, file, 0, "trace", "process = trace needs a 'trace = FILE' line");
+        fail(err, file, pl, "trace", "process = trace needs a 'trace = FILE' line");
         goto out;
     }
     if (sc->process == SIM_ARR_MMPP && (!sc->n_rates || have_dwell != sc->n_rates)) {
-        fail(err, file, 0, "rates", "process = mmpp needs 'rates' (or 'load_rates') and "
+        fail(err, file, pl, sc->n_rates ? "dwell_s" : "rates",
+             "process = mmpp needs 'rates' (or 'load_rates') and "
              "'dwell_s' with one value per state");
         goto out;
     }
     if ((sc->process == SIM_ARR_POISSON || sc->process == SIM_ARR_DIURNAL) && !have_rate &&
         !have_load) {
-        fail(err, file, 0, "rate", "process = %s needs 'rate' or 'load'",
+        fail(err, file, pl, "rate", "process = %s needs 'rate' or 'load'",
              sc->process == SIM_ARR_POISSON ? "poisson" : "diurnal");
         goto out;
     }
     if (sc->process == SIM_ARR_DIURNAL && sc->period_s <= 0) {
-        fail(err, file, 0, "period_s", "process = diurnal needs 'period_s'");
+        fail(err, file, pl, "period_s", "process = diurnal needs 'period_s'");
         goto out;
     }
     if (have_rate && have_load) {
-        fail(err, file, 0, "load", "give 'rate' or 'load', not both");
+        fail(err, file, rate_line > load_line ? rate_line : load_line,
+             rate_line > load_line ? "rate" : "load", "give 'rate' or 'load', not both");
         goto out;
     }
     if (sc->process == SIM_ARR_TRACE && have_rate) {
-        fail(err, file, 0, "rate", "process = trace takes 'speedup' or 'load', not 'rate'");
+        fail(err, file, rate_line, "rate",
+             "process = trace takes 'speedup' or 'load', not 'rate'");
         goto out;
     }
     if (!(sc->load_variant >= 0 && (sc->load_variant < sc->n_var)))
@@ -894,8 +918,12 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
             }
         }
         if (r.in < 0 || r.out < 0) {
-            fail(err, path, lineno, r.in < 0 ? "input tokens" : "output tokens",
-                 "negative token count");
+            /* the column as the format names it */
+            static const char *const col[3][2] = {{"ContextTokens", "GeneratedTokens"},
+                                                  {"input_length", "output_length"},
+                                                  {"input_tokens", "output_tokens"}};
+            int fi = format == SIM_TRACE_AZURE ? 0 : format == SIM_TRACE_MOONCAKE ? 1 : 2;
+            fail(err, path, lineno, col[fi][r.in < 0 ? 0 : 1], "negative token count");
             goto out;
         }
         if (n && r.t < rows[n - 1].t) {

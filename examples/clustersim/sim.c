@@ -439,7 +439,10 @@ static int loaded(const sim_run *s, int si, int v)
 /* ---- policies ---------------------------------------------------------------- */
 static double slo_of(const sim_scenario *sc, double out)
 {
-    return sc->slo_base_ms + sc->slo_per_token_ms * out;
+    /* floored at 1 us: the features and the latency EWMA divide by it, and
+       an SLO of 0 (slo_base_ms = 0, no output tokens) made them NaN */
+    double slo = sc->slo_base_ms + sc->slo_per_token_ms * out;
+    return slo > 1e-3 ? slo : 1e-3;
 }
 
 /* greedy: the most accurate variant whose predicted latency meets the SLO,
@@ -896,6 +899,10 @@ static void simulate(sim_run *s, stream *st, const char *phase)
         heap_push(s, t, EV_ARRIVAL, 0, 0);
     while (s->nh && !s->failed) {
         event e = heap_pop(s);
+        /* a superseded decode event must not move the clock: after the last
+           completion it would stretch t_end (the utilisation's span) */
+        if (e.kind == EV_DECODE && e.b != s->srv[e.a].ver)
+            continue;
         s->now = e.t;
         if (e.kind == EV_ARRIVAL) {
             arrive(s, t, in, out);
