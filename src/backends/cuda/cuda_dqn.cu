@@ -179,7 +179,7 @@ __global__ void k_sample(uint32_t B, uint32_t nf, uint32_t na, const cu_call *ca
     }
 }
 
-/* explicit batches (tests): the same normalisation is the caller's */
+/* Y[rows x n] += b (each row), then ReLU when relu */
 __global__ void k_bias_act(size_t rows, uint32_t n, const float *b, float *y, int relu)
 {
     size_t total = rows * n;
