@@ -35,6 +35,10 @@ extern "C" {
 
 #define CU_THREADS 256
 #define CU_SUMSQ_BLOCKS 128
+/* column sums split the rows into at most this many chunks of at least
+   CU_COLSUM_ROWS rows (enough blocks to fill the GPU at large batches) */
+#define CU_COLSUM_CHUNKS 64
+#define CU_COLSUM_ROWS 64
 #define CU_WORKSPACE (32u << 20) /* cuBLAS workspace: NVIDIA's figure for Hopper */
 
 /* values the host sets before a train() call's graph launches */
@@ -75,6 +79,7 @@ struct dls_gpu {
     uint8_t *bmask;
     float *nmean, *ninv;
     double *partial;         /* CU_SUMSQ_BLOCKS */
+    float *colpart;          /* CU_COLSUM_CHUNKS x maxw: column sums per chunk */
     double *loss;            /* the last step's loss */
     unsigned long long *t;   /* steps applied */
     cu_call *call;
@@ -248,16 +253,19 @@ __global__ void k_target_loss(uint32_t n, uint32_t na, int dbl, int dueling, flo
     }
 }
 
-/* dY *= [Y > 0] when relu (Y may be NULL without relu); db = column sums
-   of dY. Block: 32 columns x 8 row groups, reduced in shared memory in a
-   fixed order (deterministic). */
-__global__ void k_colsum(uint32_t rows, uint32_t n, const float *y, float *dy, float *db, int relu)
+/* dY *= [Y > 0] when relu (Y may be NULL without relu), and the column
+   sums of dY over the rows of chunk blockIdx.y (chunk rows each) into
+   out[blockIdx.y * n + col]. Block: 32 columns x 8 row groups, reduced in
+   shared memory in a fixed order (deterministic). */
+__global__ void k_colsum(uint32_t rows, uint32_t chunk, uint32_t n, const float *y, float *dy,
+                         float *out, int relu)
 {
     __shared__ float part[8][33];
     uint32_t col = blockIdx.x * 32 + threadIdx.x;
+    uint32_t r0 = blockIdx.y * chunk, r1 = r0 + chunk < rows ? r0 + chunk : rows;
     float s = 0.0f;
     if (col < n) {
-        for (uint32_t r = threadIdx.y; r < rows; r += 8) {
+        for (uint32_t r = r0 + threadIdx.y; r < r1; r += 8) {
             size_t e = (size_t)r * n + col;
             float d = dy[e];
             if (relu) {
@@ -273,8 +281,20 @@ __global__ void k_colsum(uint32_t rows, uint32_t n, const float *y, float *dy, f
         float t = 0.0f;
         for (int k = 0; k < 8; k++)
             t += part[k][threadIdx.x];
-        db[col] = t;
+        out[(size_t)blockIdx.y * n + col] = t;
     }
+}
+
+/* db[col] = the sum of the chunks' column sums, in chunk order */
+__global__ void k_colsum_chunks(uint32_t chunks, uint32_t n, const float *part, float *db)
+{
+    uint32_t col = blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= n)
+        return;
+    float t = 0.0f;
+    for (uint32_t c = 0; c < chunks; c++)
+        t += part[(size_t)c * n + col];
+    db[col] = t;
 }
 
 /* partial sums of squares (double), one per block */
@@ -305,17 +325,20 @@ __global__ void k_adam_target(size_t n, float *p, const float *g, float *m, floa
                               const unsigned long long *t)
 {
     __shared__ float s_scale;
-    if (threadIdx.x == 0) {
-        float gscale = 1.0f;
-        if (clip > 0.0f) {
-            double ss = 0;
-            for (int k = 0; k < CU_SUMSQ_BLOCKS; k++)
+    if (threadIdx.x < 32) { /* the first warp: lanes, then a fixed shuffle tree */
+        double ss = 0;
+        if (clip > 0.0f)
+            for (int k = threadIdx.x; k < CU_SUMSQ_BLOCKS; k += 32)
                 ss += partial[k];
+        for (int off = 16; off > 0; off >>= 1)
+            ss += __shfl_down_sync(0xffffffffu, ss, off);
+        if (threadIdx.x == 0) {
+            float gscale = 1.0f;
             double norm = sqrt(ss);
-            if (norm > clip)
+            if (clip > 0.0f && norm > clip)
                 gscale = (float)(clip / norm);
+            s_scale = gscale;
         }
-        s_scale = gscale;
     }
     __syncthreads();
     float gscale = s_scale;
@@ -419,11 +442,22 @@ static int cu_forward(dls_gpu *g, const float *p, const float *x, uint32_t rows,
     return 0;
 }
 
+/* db = column sums of dY (after the ReLU mask when relu): one pass when
+   the rows are few, else in row chunks and a second pass over the chunks */
 static int cu_colsum(dls_gpu *g, uint32_t rows, uint32_t n, const float *y, float *dy, float *db,
                      int relu)
 {
-    k_colsum<<<(n + 31) / 32, dim3(32, 8), 0, g->stream>>>(rows, n, y, dy, db, relu);
+    uint32_t chunks = (rows + CU_COLSUM_ROWS - 1) / CU_COLSUM_ROWS;
+    chunks = chunks < 1 ? 1 : (chunks > CU_COLSUM_CHUNKS ? CU_COLSUM_CHUNKS : chunks);
+    uint32_t chunk = (rows + chunks - 1) / chunks;
+    k_colsum<<<dim3((n + 31) / 32, chunks), dim3(32, 8), 0, g->stream>>>(
+        rows, chunk, n, y, dy, chunks == 1 ? db : g->colpart, relu);
     CU_LAUNCHED(g, "k_colsum");
+    if (chunks > 1) {
+        k_colsum_chunks<<<(n + CU_THREADS - 1) / CU_THREADS, CU_THREADS, 0, g->stream>>>(
+            chunks, n, g->colpart, db);
+        CU_LAUNCHED(g, "k_colsum_chunks");
+    }
     return 0;
 }
 
@@ -577,7 +611,7 @@ static void cu_destroy(dls_gpu *g)
     void *dev[] = {g->theta, g->theta_t, g->grad, g->m, g->v, g->rs, g->rs2, g->rret,
                    g->rdisc, g->ra, g->rmask, g->xb, g->q_on, g->q_t, g->v_on, g->v_t,
                    g->dh0, g->dh1, g->dq, g->dv, g->lossrow, g->ba, g->bret, g->bdisc,
-                   g->bmask, g->nmean, g->ninv, g->partial, g->loss, g->t, g->call,
+                   g->bmask, g->nmean, g->ninv, g->partial, g->colpart, g->loss, g->t, g->call,
                    g->workspace};
     /* cudaFree and cudaFreeHost take NULL as a no-op */
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
@@ -667,6 +701,7 @@ static int cu_setup(dls_gpu *g, const dls_gpu_desc *d)
         cu_alloc(g, &g->bmask, B * na) || cu_alloc(g, &g->nmean, nf * fs) ||
         cu_alloc(g, &g->ninv, nf * fs) ||
         cu_alloc(g, &g->partial, CU_SUMSQ_BLOCKS * sizeof(double)) ||
+        cu_alloc(g, &g->colpart, (size_t)CU_COLSUM_CHUNKS * g->maxw * fs) ||
         cu_alloc(g, &g->loss, sizeof(double)) ||
         cu_alloc(g, &g->t, sizeof(unsigned long long)) || cu_alloc(g, &g->call, sizeof(cu_call)))
         return -1;
