@@ -297,14 +297,11 @@ __global__ void k_colsum_chunks(uint32_t chunks, uint32_t n, const float *part, 
     db[col] = t;
 }
 
-/* partial sums of squares (double), one per block */
-__global__ void k_sumsq(size_t n, const float *x, double *partial)
+/* the sum of every thread's s over a block of CU_THREADS threads, in a
+   fixed tree order (deterministic); the result is valid in thread 0 */
+__device__ static double cu_block_sum(double s)
 {
     __shared__ double sh[CU_THREADS];
-    double s = 0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        s += (double)x[i] * x[i];
     sh[threadIdx.x] = s;
     __syncthreads();
     for (unsigned k = blockDim.x / 2; k > 0; k >>= 1) {
@@ -312,8 +309,19 @@ __global__ void k_sumsq(size_t n, const float *x, double *partial)
             sh[threadIdx.x] += sh[threadIdx.x + k];
         __syncthreads();
     }
+    return sh[0];
+}
+
+/* partial sums of squares (double), one per block */
+__global__ void k_sumsq(size_t n, const float *x, double *partial)
+{
+    double s = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * x[i];
+    s = cu_block_sum(s);
     if (threadIdx.x == 0)
-        partial[blockIdx.x] = sh[0];
+        partial[blockIdx.x] = s;
 }
 
 /* Clip to the global norm (g *= min(1, clip / ||g||)), Adam at step t+1,
@@ -369,19 +377,12 @@ __global__ void k_adam_target(size_t n, float *p, const float *g, float *m, floa
 __global__ void k_finish(uint32_t n, const double *lossrow, double *loss, unsigned long long *t,
                          int advance)
 {
-    __shared__ double sh[CU_THREADS];
     double s = 0;
     for (uint32_t i = threadIdx.x; i < n; i += blockDim.x)
         s += lossrow[i];
-    sh[threadIdx.x] = s;
-    __syncthreads();
-    for (unsigned k = blockDim.x / 2; k > 0; k >>= 1) {
-        if (threadIdx.x < k)
-            sh[threadIdx.x] += sh[threadIdx.x + k];
-        __syncthreads();
-    }
+    s = cu_block_sum(s);
     if (threadIdx.x == 0) {
-        *loss = sh[0] / n;
+        *loss = s / n;
         if (advance)
             *t += 1;
     }
