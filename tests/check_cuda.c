@@ -451,6 +451,7 @@ START_TEST(test_parity_forward)
     for (uint32_t r = 0; r < rows; r++)
         dls_dqn_forward1(p.d, x + (size_t)r * p.nf, qc + (size_t)r * p.na);
     double e = cu_relerr(qg, qc, (size_t)rows * p.na);
+    fprintf(stderr, "check_cuda: parity %d forward rel err %.3g (< 1e-5)\n", _i, e);
     ck_assert_msg(e < 1e-5, "%s: forward relative error %g", cu_parity_specs[_i], e);
     free(x), free(qg), free(qc);
     cu_pair_free(&p);
@@ -479,6 +480,9 @@ START_TEST(test_parity_gradient)
                                                         "the CPU",
                       cu_parity_specs[_i], lg, lc);
         double e = cu_relerr(gg, dls_dqn_grads(p.d), p.n);
+        fprintf(stderr, "check_cuda: parity %d masked=%d loss %.9g vs %.9g, gradient rel err %.3g "
+                        "(< 1e-4)\n",
+                _i, masked, lg, lc, e);
         ck_assert_msg(e < 1e-4, "%s masked=%d: gradient relative error %g",
                       cu_parity_specs[_i], masked, e);
         free(gg);
@@ -544,6 +548,9 @@ START_TEST(test_parity_adam_step)
     }
     double em = cu_relerr(m, rm, n), ev = cu_relerr(v, rv, n), et = cu_relerr(th, rth, n);
     double ett = cu_relerr(tt, rtt, n), eu = cu_relerr(du, rdu, n);
+    fprintf(stderr, "check_cuda: parity %d Adam rel err m %.3g v %.3g theta %.3g target %.3g "
+                    "update %.3g\n",
+            _i, em, ev, et, ett, eu);
     ck_assert_msg(em < 1e-5 && ev < 1e-5 && et < 1e-5 && ett < 1e-5,
                   "%s: Adam relative errors m %g v %g theta %g target %g", cu_parity_specs[_i],
                   em, ev, et, ett);
@@ -612,6 +619,9 @@ START_TEST(test_parity_graph_step)
     ck_assert_msg(gpu->get_state(p.g, th, tt, m, v) == 0, "%s", gpu->error(p.g));
     double et = cu_relerr(th, dls_dqn_params(p.d), n), ett = cu_relerr(tt, dls_dqn_target(p.d), n);
     double em = cu_relerr(m, dls_dqn_adam_m(p.d), n), ev = cu_relerr(v, dls_dqn_adam_v(p.d), n);
+    fprintf(stderr, "check_cuda: parity %d graph step loss %.9g vs %.9g, rel err theta %.3g "
+                    "target %.3g m %.3g v %.3g\n",
+            _i, lg, lc, et, ett, em, ev);
     ck_assert_msg(et < 1e-4 && ett < 1e-4 && em < 1e-4 && ev < 1e-4,
                   "%s: graph step relative errors theta %g target %g m %g v %g",
                   cu_parity_specs[_i], et, ett, em, ev);

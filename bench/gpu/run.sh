@@ -123,7 +123,7 @@ for suite in cuda meta; do
     CK_RUN_SUITE=$suite timeout 300 ./build/default/tests/check_dlsched >"$OUT/suite.tmp" 2>&1
     rc=$?
     cat "$OUT/suite.tmp" >>"$OUT/test_cuda.log"
-    grep -E '^[0-9]+%|:[FE]:|skipped' "$OUT/suite.tmp"
+    grep -E '^[0-9]+%|:[FE]:|skipped|check_cuda:' "$OUT/suite.tmp"
     record "tests: $suite" "$rc" "$(grep -E '^[0-9]+%' "$OUT/suite.tmp" | tail -1)"
     rm -f "$OUT/suite.tmp"
 done
