@@ -1,5 +1,6 @@
-/* check_dqn_learn.c - the DQN (algo=dqn, device=cpu) learns, through the
-   public API only, against oracles computed in the test: bit-exact
+/* check_dqn_learn.c - the DQN (algo=dqn, device=cpu; bench/gpu/run.sh runs
+   it again with DLSCHED_TEST_DEVICE=cuda, see tst_agent()) learns, through
+   the public API only, against oracles computed in the test: bit-exact
    reproducibility by seed, a noisy contextual bandit, Q* of a random
    stochastic MDP by value iteration, a sparse-reward chain, a variant head
    and replay (dueling, prioritized, normalized), and the action masks in

@@ -27,16 +27,26 @@ Suite *suite_meta(void);
 Suite *suite_cuda(void);
 
 /* An agent from a config spec; fails the test with the library's message
-   when creation fails. */
+   when creation fails. With DLSCHED_TEST_DEVICE set (bench/gpu/run.sh sets
+   "cuda" for the dqn_learn suite), an algo=dqn spec's agent learns on that
+   device instead, but for per=1 specs: prioritized replay is CPU-only. */
 static inline dlsched_agent *tst_agent(const char *spec)
 {
     dlsched_config *cfg = NULL;
     ck_assert_int_eq(dlsched_config_new(&cfg), DLSCHED_OK);
     int rc = dlsched_config_parse(cfg, spec);
     ck_assert_msg(rc == DLSCHED_OK, "parse '%s': %s", spec, dlsched_last_error());
+    const char *dev = getenv("DLSCHED_TEST_DEVICE");
+    if (!(dev && *dev && strstr(spec, "algo=dqn") && !strstr(spec, "per=1")))
+        dev = NULL;
+    if (dev) {
+        rc = dlsched_config_set(cfg, "device", dev);
+        ck_assert_msg(rc == DLSCHED_OK, "DLSCHED_TEST_DEVICE=%s: %s", dev, dlsched_last_error());
+    }
     dlsched_agent *ag = NULL;
     rc = dlsched_agent_new(cfg, &ag);
-    ck_assert_msg(rc == DLSCHED_OK, "agent_new '%s': %s", spec, dlsched_last_error());
+    ck_assert_msg(rc == DLSCHED_OK, "agent_new '%s'%s%s: %s", spec,
+                  dev ? " with device=" : "", dev ? dev : "", dlsched_last_error());
     dlsched_config_free(cfg);
     return ag;
 }

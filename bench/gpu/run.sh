@@ -3,7 +3,8 @@
 # (meant to finish well under 6 minutes on one H100/H200):
 #   1. build the library, the CUDA plugin (CUDA=1), the tests and bench_cuda
 #   2. the cuda test suite (parity with the CPU DQN, learning, checkpoints,
-#      error paths) and the meta suite (the core links no CUDA library)
+#      error paths), the meta suite (the core links no CUDA library) and the
+#      dqn_learn suite with its agents on the GPU
 #   3. compute-sanitizer memcheck over the small parity case
 #   4. bench_cuda (steps/s and the GEMM floor) and PyTorch's same step
 #   5. a short table, last
@@ -127,6 +128,15 @@ for suite in cuda meta; do
     record "tests: $suite" "$rc" "$(grep -E '^[0-9]+%' "$OUT/suite.tmp" | tail -1)"
     rm -f "$OUT/suite.tmp"
 done
+# the DQN learning suite again, its agents on the GPU (tst_agent() of
+# tests/tests.h; per=1 specs stay on the CPU)
+DLSCHED_TEST_DEVICE=cuda DLSCHED_PLUGIN_PATH=$DLSCHED_CUDA_PLUGIN CK_RUN_SUITE=dqn_learn \
+    timeout 300 ./build/default/tests/check_dlsched >"$OUT/suite.tmp" 2>&1
+rc=$?
+cat "$OUT/suite.tmp" >>"$OUT/test_cuda.log"
+grep -E '^[0-9]+%|:[FE]:|bandit' "$OUT/suite.tmp"
+record "tests: dqn_learn on the GPU" "$rc" "$(grep -E '^[0-9]+%' "$OUT/suite.tmp" | tail -1)"
+rm -f "$OUT/suite.tmp"
 if grep -q 'GPU tests skipped' "$OUT/test_cuda.log"; then
     record "GPU present for the tests" 1 "the cuda suite skipped its GPU tests"
 fi
