@@ -121,7 +121,7 @@ export DLSCHED_TOP=$PWD DLSCHED_SO=$PWD/lib/libdlsched.so.1 DLSCHED_PLUGIN_PATH=
 note "cuda and meta test suites"
 : >"$OUT/test_cuda.log"
 for suite in cuda meta; do
-    CK_RUN_SUITE=$suite timeout 300 ./build/default/tests/check_dlsched >"$OUT/suite.tmp" 2>&1
+    CK_RUN_SUITE=$suite timeout 180 ./build/default/tests/check_dlsched >"$OUT/suite.tmp" 2>&1
     rc=$?
     cat "$OUT/suite.tmp" >>"$OUT/test_cuda.log"
     grep -E '^[0-9]+%|:[FE]:|skipped|check_cuda:' "$OUT/suite.tmp"
@@ -131,7 +131,7 @@ done
 # the DQN learning suite again, its agents on the GPU (tst_agent() of
 # tests/tests.h; per=1 specs stay on the CPU)
 DLSCHED_TEST_DEVICE=cuda DLSCHED_PLUGIN_PATH=$DLSCHED_CUDA_PLUGIN CK_RUN_SUITE=dqn_learn \
-    timeout 300 ./build/default/tests/check_dlsched >"$OUT/suite.tmp" 2>&1
+    timeout 180 ./build/default/tests/check_dlsched >"$OUT/suite.tmp" 2>&1
 rc=$?
 cat "$OUT/suite.tmp" >>"$OUT/test_cuda.log"
 grep -E '^[0-9]+%|:[FE]:|bandit' "$OUT/suite.tmp"
@@ -144,7 +144,7 @@ fi
 note "compute-sanitizer memcheck: cuda suite, parity case"
 CS=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
 if [ -x "$CS" ]; then
-    CK_RUN_SUITE=cuda CK_RUN_CASE=parity CK_FORK=no timeout 200 "$CS" --tool memcheck \
+    CK_RUN_SUITE=cuda CK_RUN_CASE=parity CK_FORK=no timeout 150 "$CS" --tool memcheck \
         --leak-check no --error-exitcode 99 ./build/default/tests/check_dlsched \
         >"$OUT/memcheck.log" 2>&1
     rc=$?
