@@ -94,7 +94,7 @@ TOOL := build/$(VARIANT)/bin/dlsched
 MAN1 := $(wildcard man/man1/*.1)
 MAN5 := $(wildcard man/man5/*.5)
 
-all: lib $(PCFILE) man $(TOOL) $(if $(filter 1,$(CUDA_BUILD)),cuda)
+all: lib $(PCFILE) man $(TOOL) $(SIM_BIN) $(if $(filter 1,$(CUDA_BUILD)),cuda)
 
 lib: $(SOLIB) $(ALIB)
 
