@@ -260,17 +260,28 @@ static void run_fail(sim_run *s, const char *fmt, ...)
     va_end(ap);
 }
 
+/* doubles the array p of *cap elements (first: the first size) and returns
+   it; on failure returns NULL (p stays valid) and the run fails naming
+   `what` */
+static void *grow(sim_run *s, void *p, size_t *cap, size_t elem, size_t first, const char *what)
+{
+    size_t nc = *cap ? 2 * *cap : first;
+    void *np = realloc(p, nc * elem);
+    if (!np) {
+        run_fail(s, "out of memory (%s)", what);
+        return NULL;
+    }
+    *cap = nc;
+    return np;
+}
+
 static void heap_push(sim_run *s, double t, uint32_t kind, uint32_t a, uint32_t b)
 {
     if (s->nh == s->heap_cap) {
-        size_t nc = s->heap_cap ? 2 * s->heap_cap : 256;
-        event *nh = realloc(s->heap, nc * sizeof *nh);
-        if (!nh) {
-            run_fail(s, "out of memory (event heap)");
+        event *nh = grow(s, s->heap, &s->heap_cap, sizeof *nh, 256, "event heap");
+        if (!nh)
             return;
-        }
         s->heap = nh;
-        s->heap_cap = nc;
     }
     event e = {t, s->seq++, kind, a, b};
     size_t i = s->nh++;
@@ -771,14 +782,10 @@ static void account(sim_run *s, req *r)
     if (s->opt->on_complete)
         s->opt->on_complete(s->opt->user, r->id, r->arrive, s->now, r->server, r->variant);
     if (s->nlat == s->lat_cap) {
-        size_t nc = s->lat_cap ? 2 * s->lat_cap : 4096;
-        float *nl = realloc(s->lat, nc * sizeof *nl);
-        if (!nl) {
-            run_fail(s, "out of memory (latencies)");
+        float *nl = grow(s, s->lat, &s->lat_cap, sizeof *nl, 4096, "latencies");
+        if (!nl)
             return;
-        }
         s->lat = nl;
-        s->lat_cap = nc;
     }
     s->lat[s->nlat++] = (float)lat;
     size_t w = (size_t)((r->arrive - s->t_first) / (sc->window_s * 1000.0));
