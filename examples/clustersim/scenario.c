@@ -257,6 +257,13 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     return fail(err, file, lineno, tok[0], "name '%s' is longer than %d bytes",
                                 tok[1], SIM_NAME - 1),
                            free(buf), free(profs), -1;
+                /* names end up in policy names (jsq:NAME, comma lists), file
+                   names and JSON: letters, digits, '_', '-', '.' */
+                if (strspn(tok[1], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789_-.") != strlen(tok[1]))
+                    return fail(err, file, lineno, tok[0], "name '%s': use only letters, "
+                                "digits, '_', '-' and '.'", tok[1]),
+                           free(buf), free(profs), -1;
                 if (is_gpu) {
                     if (find_gpu(sc, tok[1]) >= 0)
                         return fail(err, file, lineno, "gpu", "'%s' is declared twice", tok[1]),

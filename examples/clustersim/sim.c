@@ -442,6 +442,14 @@ static double predict(const sim_run *s, int si, int v, double in, double out, do
     return wait + pf + dec * slow(sc, v, sv->type, nb);
 }
 
+static int variant_loaded(const sim_scenario *sc, int v)
+{
+    for (int g = 0; g < sc->n_gpu; g++)
+        if (sc->gpu[g].load_mask >> v & 1)
+            return 1;
+    return 0;
+}
+
 static int loaded(const sim_run *s, int si, int v)
 {
     return (int)(s->sc->gpu[s->srv[si].type].load_mask >> v & 1);
@@ -1099,9 +1107,16 @@ static int make_agent(sim_run *s, sim_err *err)
 int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_options *opt,
                    sim_result *out, sim_err *err)
 {
-    sim_run *s = malloc(sizeof *s);
+    sim_run *s;
     stream st;
     memset(out, 0, sizeof *out);
+    if (p->kind < SIM_POL_GREEDY &&
+        (p->variant < 0 || p->variant >= sc->n_var || !variant_loaded(sc, p->variant))) {
+        snprintf(err->msg, sizeof err->msg, "policy '%s': its variant is loaded on no GPU type",
+                 p->name);
+        return -1;
+    }
+    s = malloc(sizeof *s);
     if (!s) {
         snprintf(err->msg, sizeof err->msg, "out of memory");
         return -1;
@@ -1213,6 +1228,7 @@ void sim_result_free(sim_result *r)
 }
 
 /* ---- policy names: "jsq:small", "greedy", "dqn" ----------------------------- */
+
 int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *out, sim_err *err)
 {
     char base[48];
@@ -1246,6 +1262,11 @@ int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *
         return 0;
     }
     if (!colon) {
+        if (sc->n_var == 1 && !variant_loaded(sc, 0)) {
+            snprintf(err->msg, sizeof err->msg, "policy '%s': no GPU type loads variant '%s'",
+                     name, sc->var[0].name);
+            return -1;
+        }
         if (sc->n_var != 1) {
             snprintf(err->msg, sizeof err->msg, "policy '%s': name a variant, e.g. %s:%s", name,
                      base, sc->var[0].name);
@@ -1262,6 +1283,11 @@ int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *
                  colon + 1);
         return -1;
     }
+    if (!variant_loaded(sc, out->variant)) {
+        snprintf(err->msg, sizeof err->msg, "policy '%s': no GPU type loads variant '%s'", name,
+                 colon + 1);
+        return -1;
+    }
     return 0;
 }
 
@@ -1270,6 +1296,8 @@ size_t sim_default_policies(const sim_scenario *sc, sim_policy_spec *out, size_t
     size_t n = 0;
     for (int k = 0; k < SIM_POL_GREEDY; k++)
         for (int v = 0; v < sc->n_var; v++) {
+            if (!variant_loaded(sc, v))
+                continue; /* a fixed-variant heuristic would have no server */
             if (n == cap)
                 return n;
             out[n].kind = k;

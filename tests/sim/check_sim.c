@@ -589,6 +589,9 @@ static const bad_case bad_scenarios[] = {
     {11, "[gpu big]", "t.scn:11: gpu:", "twice"},
     {20, "[variant small]", "t.scn:20: variant:", "twice"},
     {11, "[gpu abcdefghijklmnopqrstuvwxyz0123456789]", "t.scn:11: gpu:", "longer"},
+    /* names become policy names (jsq:NAME, comma lists), file names, JSON */
+    {20, "[variant s:mall]", "t.scn:20: variant:", "letters"},
+    {11, "[gpu a,b]", "t.scn:11: gpu:", "letters"},
     {14, "load = small huge", "t.scn:14: load:", "huge"},
     {13, "memory_gb = 10", "t.scn:14: load:", "memory_gb"},
     {13, "load = small", "t.scn:14: load:", "twice"},
@@ -946,6 +949,34 @@ static void greedy_case(double slo, double rate, double secs, sim_result *r)
     run_ok(&sc, "greedy", &opt, r);
 }
 
+/* a variant that no GPU type loads: no fixed-variant heuristic for it (its
+   server list would be empty), by name or in the default list */
+START_TEST(test_variant_loaded_nowhere)
+{
+    static const char text[] = "[gpu g]\nload = a\n[variant a]\nprofile g = 1 1000 1 0\n"
+                               "[variant b]\nprofile g = 1 1000 1 0\n"
+                               "[arrivals]\nrate = 10\n";
+    sim_scenario sc;
+    sim_err e = {{0}};
+    ck_assert_msg(sim_scenario_parse(text, "t.scn", &sc, &e) == 0, "%s", e.msg);
+    sim_policy_spec p, list[64];
+    ck_assert_int_eq(sim_policy_parse(&sc, "jsq:b", &p, &e), -1);
+    ck_assert_msg(strstr(e.msg, "no GPU type loads variant 'b'") != NULL, "%s", e.msg);
+    ck_assert_int_eq(sim_policy_parse(&sc, "jsq:a", &p, &e), 0);
+    size_t n = sim_default_policies(&sc, list, 64);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(list[i].kind >= SIM_POL_GREEDY || list[i].variant == 0, "%s",
+                      list[i].name);
+    ck_assert_uint_eq(n, 6 + 3); /* six heuristics with a, greedy, qtable, dqn */
+    p.variant = 1;               /* built by hand: refused by the run */
+    sim_options opt = {.quiet = 1, .scale = 0.01};
+    sim_result r;
+    ck_assert_int_eq(sim_run_policy(&sc, &p, &opt, &r, &e), -1);
+    ck_assert_msg(strstr(e.msg, "loaded on no GPU type") != NULL, "%s", e.msg);
+    sim_scenario_free(&sc);
+}
+END_TEST
+
 START_TEST(test_greedy_by_hand)
 {
     sim_result r;
@@ -1092,6 +1123,7 @@ static Suite *suite_sim(void)
     Suite *s = suite_create("sim");
     TCase *tc = tcase_create("files");
     tcase_add_test(tc, test_scenario_base_is_valid);
+    tcase_add_test(tc, test_variant_loaded_nowhere);
     tcase_add_loop_test(tc, test_scenario_errors, 0,
                         (int)(sizeof bad_scenarios / sizeof *bad_scenarios));
     tcase_add_test(tc, test_scenario_file_error_names_path);
