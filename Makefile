@@ -317,8 +317,9 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LDLIBS_CORE)
 
-# the simulator's scenario parser (and its engine on small scenarios)
-build/fuzz/fuzz_scenario: tests/fuzz/fuzz_scenario.c $(SIM_SRCS) $(LIB_SRCS)
+# the simulator's scenario parser (and its engine on small scenarios), its trace loader
+build/fuzz/fuzz_scenario build/fuzz/fuzz_trace: build/fuzz/%: tests/fuzz/%.c $(SIM_SRCS) \
+                                                  $(LIB_SRCS)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -Iexamples/clustersim -o $@ $< $(SIM_SRCS) $(LIB_SRCS) $(LDLIBS_CORE)
 
