@@ -94,7 +94,7 @@ TOOL := build/$(VARIANT)/bin/dlsched
 MAN1 := $(wildcard man/man1/*.1)
 MAN5 := $(wildcard man/man5/*.5)
 
-all: lib $(PCFILE) man $(TOOL) $(SIM_BIN) $(if $(filter 1,$(CUDA_BUILD)),cuda)
+all: lib $(PCFILE) man $(TOOL) $(if $(filter 1,$(CUDA_BUILD)),cuda)
 
 lib: $(SOLIB) $(ALIB)
 
@@ -188,6 +188,9 @@ $(SIM_BIN): $(OBJDIR)/examples/clustersim/main.o $(SIM_LIB) $(ALIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(SIM_LIB) $(ALIB) $(LDLIBS_CORE)
 
 sim: $(SIM_BIN)
+
+# (a prerequisite list is expanded where it is read: SIM_BIN is defined here)
+all: $(SIM_BIN)
 
 # the simulator's tests: their own program (tests/sim, outside the main
 # suite's tests/check_*.c), run by `make check` after the main suite

@@ -117,6 +117,15 @@ int main(int argc, char **argv)
             sim_scenario_free(&sc);
             break;
         }
+        for (size_t i = 0; check && !status && i < np; i++)
+            if (sim_check_learning(&sc, &specs[i], &err)) {
+                fprintf(stderr, "dlsched-sim: %s: %s\n", argv[a], err.msg);
+                status = 2;
+            }
+        if (status) {
+            sim_scenario_free(&sc);
+            break;
+        }
         if (check) {
             printf("%s: scenario %s, %d GPU types, %d servers, %d variants, capacity %.2f "
                    "req/s, offered %.2f req/s, %zu policies%s\n",

@@ -447,7 +447,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 have_load = 1;
                 load_line = lineno;
             } else if (!strcmp(key, "load_variant")) {
-                /* resolved below, after all variants are known */
+                /* the variant must be declared above this line */
                 int vi = find_var(sc, val);
                 if (vi < 0) {
                     fail(err, file, lineno, key, "no variant '%s' declared before this line", val);
@@ -671,6 +671,15 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
              "process = trace takes 'speedup' or 'load', not 'rate'");
         goto out;
     }
+    if (sc->process == SIM_ARR_TRACE && have_load && sc->speedup > 0) {
+        fail(err, file, load_line, "load", "give 'speedup' or 'load', not both");
+        goto out;
+    }
+    if (sc->process == SIM_ARR_MMPP && (have_rate || have_load)) {
+        fail(err, file, have_rate ? rate_line : load_line, have_rate ? "rate" : "load",
+             "process = mmpp takes its rates from 'rates' or 'load_rates'");
+        goto out;
+    }
     if (!(sc->load_variant >= 0 && (sc->load_variant < sc->n_var)))
         sc->load_variant = 0;
     rc = sim_scenario_finish(sc, err);
@@ -792,17 +801,30 @@ int sim_scenario_finish(sim_scenario *sc, sim_err *err)
 
 /* ---- traces ------------------------------------------------------------- */
 
-/* "2023-11-16 18:17:03.9799600" -> seconds within the day (the trace spans
-   one hour of one day; a day change is handled by adding 86400) */
+/* days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's
+   days_from_civil) */
+static long days_from_civil(long y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long)doe - 719468;
+}
+
+/* "2023-11-16 18:17:03.9799600" -> seconds since 1970 (no time zone) */
 static int parse_clock(const char *s, double *out)
 {
     int y, mo, d, h, mi;
     double sec;
     int used = 0;
     if (sscanf(s, "%4d-%2d-%2d %2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6 ||
-        s[used] || h > 23 || mi > 59 || sec < 0 || sec >= 61)
+        s[used] || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || !(sec >= 0 && sec < 61))
         return -1;
-    *out = (double)d * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
+    *out = (double)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400.0 + h * 3600.0 +
+           mi * 60.0 + sec;
     return 0;
 }
 

@@ -712,8 +712,9 @@ static int decide(sim_run *s, req *r)
     if (kind == SIM_POL_GREEDY) {
         pick_greedy(s, r->in, r->out, work, &r->server, &r->variant);
     } else if (kind == SIM_POL_DQN || kind == SIM_POL_QTABLE) {
-        int gs, gv;
-        pick_greedy(s, r->in, r->out, work, &gs, &gv);
+        int gs = 0, gv = 0;
+        if (s->learning) /* the apprentice's hint; not used in evaluation */
+            pick_greedy(s, r->in, r->out, work, &gs, &gv);
         dlsched_state_t st = {0};
         int nf;
         int by_class = kind == SIM_POL_QTABLE || sc->dqn_class;
@@ -1091,8 +1092,8 @@ static int make_agent(sim_run *s, sim_err *err)
         rc = dlsched_agent_new(cfg, &s->agent);
     dlsched_config_free(cfg);
     if (rc) {
-        snprintf(err->msg, sizeof err->msg, "%.200s: [learning] %s: %.250s", sc->path,
-                 dqn ? "dqn" : "qtable", dlsched_last_error());
+        snprintf(err->msg, sizeof err->msg, "[learning] %s: %.400s", dqn ? "dqn" : "qtable",
+                 dlsched_last_error());
         return -1;
     }
     s->feat = calloc((size_t)s->n_feat, sizeof *s->feat);
@@ -1102,6 +1103,23 @@ static int make_agent(sim_run *s, sim_err *err)
         return -1;
     }
     return 0;
+}
+
+int sim_check_learning(const sim_scenario *sc, const sim_policy_spec *p, sim_err *err)
+{
+    if (p->kind != SIM_POL_DQN && p->kind != SIM_POL_QTABLE)
+        return 0;
+    sim_options opt = {.quiet = 1};
+    sim_run *s = malloc(sizeof *s);
+    if (!s) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
+    }
+    run_init(s, sc, &opt, p, err);
+    int rc = make_agent(s, err);
+    run_free(s);
+    free(s);
+    return rc;
 }
 
 int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_options *opt,

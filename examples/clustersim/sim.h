@@ -158,6 +158,10 @@ typedef struct {
 int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_options *opt,
                    sim_result *out, sim_err *err);
 
+/* creates (and frees) a learned policy's agent: the [learning] keys are
+   valid. 0 for the other policies. */
+int sim_check_learning(const sim_scenario *sc, const sim_policy_spec *p, sim_err *err);
+
 /* the policies worth running on a scenario: each heuristic with each
    variant, greedy, qtable, dqn. Returns the count (<= cap). */
 size_t sim_default_policies(const sim_scenario *sc, sim_policy_spec *out, size_t cap);

@@ -215,7 +215,7 @@ static int dls_parse_value(const dls_key_info *k, const char *text, dls_value *o
             while (el > 0 && isspace((unsigned char)e[el - 1]))
                 e[--el] = '\0';
             char elem[48];
-            snprintf(elem, sizeof elem, "element %u ", idx);
+            snprintf(elem, sizeof elem, "element %u: ", idx);
             int64_t iv = 0;
             double fv = 0;
             rc = dls_parse_number(k, k->type == DLS_T_INTLIST, e, elem, &iv, &fv);

@@ -589,6 +589,9 @@ static const bad_case bad_scenarios[] = {
     {11, "[gpu big]", "t.scn:11: gpu:", "twice"},
     {20, "[variant small]", "t.scn:20: variant:", "twice"},
     {11, "[gpu abcdefghijklmnopqrstuvwxyz0123456789]", "t.scn:11: gpu:", "longer"},
+    /* a rate for mmpp would be silently ignored: refused */
+    {25, "process = mmpp\nload = 0.5\nrates = 1 2\ndwell_s = 1 1", "t.scn:26: load:",
+     "mmpp"},
     /* names become policy names (jsq:NAME, comma lists), file names, JSON */
     {20, "[variant s:mall]", "t.scn:20: variant:", "letters"},
     {11, "[gpu a,b]", "t.scn:11: gpu:", "letters"},
@@ -949,6 +952,28 @@ static void greedy_case(double slo, double rate, double secs, sim_result *r)
     run_ok(&sc, "greedy", &opt, r);
 }
 
+/* azure timestamps across a month and a year boundary: whole dates count */
+START_TEST(test_azure_dates)
+{
+    char path[256];
+    temp_file(path, sizeof path, "azure",
+              "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+              "2023-11-30 23:59:59.0000000,10,1\n"
+              "2023-12-01 00:00:01.5000000,10,1\n"
+              "2024-01-01 00:00:00.0000000,10,1\n");
+    sim_trace_row *rows = NULL;
+    size_t n = 0;
+    sim_err e = {{0}};
+    ck_assert_msg(sim_trace_load(path, SIM_TRACE_AZURE, &rows, &n, &e) == 0, "%s", e.msg);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_double_eq_tol(rows[1].t, 2.5, 1e-6);
+    /* 2023-12-01 00:00:01.5 -> 2024-01-01 00:00:00: 31 days less 1.5 s */
+    ck_assert_double_eq_tol(rows[2].t - rows[1].t, 31 * 86400.0 - 1.5, 1e-6);
+    free(rows);
+    unlink(path);
+}
+END_TEST
+
 /* a variant that no GPU type loads: no fixed-variant heuristic for it (its
    server list would be empty), by name or in the default list */
 START_TEST(test_variant_loaded_nowhere)
@@ -1124,6 +1149,7 @@ static Suite *suite_sim(void)
     TCase *tc = tcase_create("files");
     tcase_add_test(tc, test_scenario_base_is_valid);
     tcase_add_test(tc, test_variant_loaded_nowhere);
+    tcase_add_test(tc, test_azure_dates);
     tcase_add_loop_test(tc, test_scenario_errors, 0,
                         (int)(sizeof bad_scenarios / sizeof *bad_scenarios));
     tcase_add_test(tc, test_scenario_file_error_names_path);
