@@ -813,8 +813,9 @@ static long days_from_civil(long y, unsigned m, unsigned d)
     return era * 146097 + (long)doe - 719468;
 }
 
-/* "2023-11-16 18:17:03.9799600" -> seconds since 1970 (no time zone) */
-static int parse_clock(const char *s, double *out)
+/* "2023-11-16 18:17:03.9799600" -> days since 1970 and seconds within the
+   day (no time zone); kept apart so that the 100 ns digits survive */
+static int parse_clock(const char *s, long *days, double *out)
 {
     int y, mo, d, h, mi;
     double sec;
@@ -823,8 +824,8 @@ static int parse_clock(const char *s, double *out)
         s[used] || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
         mi > 59 || !(sec >= 0 && sec < 61))
         return -1;
-    *out = (double)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400.0 + h * 3600.0 +
-           mi * 60.0 + sec;
+    *days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    *out = h * 3600.0 + mi * 60.0 + sec;
     return 0;
 }
 
@@ -861,6 +862,7 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
     if (!f)
         return fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
     size_t cap = 1024, n = 0, lineno = 0;
+    long base_days = 0;
     sim_trace_row *rows = malloc(cap * sizeof *rows);
     char *line = NULL;
     size_t lcap = 0;
@@ -930,12 +932,18 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
                      "got %d", cols[0], cols[1], cols[2], k);
                 goto out;
             }
-            if (format == SIM_TRACE_AZURE ? parse_clock(trim(f3[0]), &r.t)
+            long days = 0;
+            if (format == SIM_TRACE_AZURE ? parse_clock(trim(f3[0]), &days, &r.t)
                                           : num(trim(f3[0]), &r.t)) {
                 fail(err, path, lineno, cols[0], "'%s' is not a %s", trim(f3[0]),
                      format == SIM_TRACE_AZURE ? "time 'YYYY-MM-DD HH:MM:SS.fffffff'"
                                                : "number of seconds");
                 goto out;
+            }
+            if (format == SIM_TRACE_AZURE) {
+                if (n == 0)
+                    base_days = days; /* times count from the first row's day */
+                r.t += (double)(days - base_days) * 86400.0;
             }
             if (num(trim(f3[1]), &r.in)) {
                 fail(err, path, lineno, cols[1], "'%s' is not a number", trim(f3[1]));
