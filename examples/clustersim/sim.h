@@ -146,7 +146,6 @@ typedef struct {
     int progress;    /* percentages on stderr (a terminal), else one line per phase */
     int time_decisions;
     double scale;    /* multiplies warmup_s/eval_s (and trace passes) */
-    uint32_t learned_threads; /* unused: learning is inline (deterministic) */
     /* test hook: called once per completed request */
     void (*on_complete)(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
                         int variant);
