@@ -54,58 +54,6 @@ static int tl_greedy_onehot(dlsched_agent *ag, uint32_t n, uint32_t s)
     return d.action;
 }
 
-/*
- * Value iteration in double:
- *   Q(s,a) = R(s,a) + gamma * sum_s' P(s'|s,a) * max_{a' allowed} Q(s',a')
- * p is ns x na x ns; a row summing to less than 1 terminates with the
- * missing mass. nmask (ns x na x na, or NULL for "all allowed") is the mask
- * the next state carries after (s,a): the max runs over its allowed a' only.
- */
-static void tl_value_iteration(int ns, int na, const double *p, const double *r,
-                               const uint8_t *nmask, double gamma, double *q)
-{
-    ck_assert_int_le(ns, TL_MAXS);
-    ck_assert_int_le(na, TL_MAXA);
-    for (int i = 0; i < ns * na; i++)
-        q[i] = 0;
-    for (int it = 0; it < 100000; it++) {
-        double change = 0;
-        for (int s = 0; s < ns; s++)
-            for (int a = 0; a < na; a++) {
-                const uint8_t *m = nmask ? nmask + (size_t)(s * na + a) * na : NULL;
-                double t = r[s * na + a];
-                for (int s2 = 0; s2 < ns; s2++) {
-                    double pr = p[(s * na + a) * ns + s2];
-                    if (pr == 0.0)
-                        continue;
-                    double v = -INFINITY;
-                    for (int a2 = 0; a2 < na; a2++)
-                        if (!m || m[a2])
-                            v = fmax(v, q[s2 * na + a2]);
-                    t += gamma * pr * v;
-                }
-                change = fmax(change, fabs(t - q[s * na + a]));
-                q[s * na + a] = t;
-            }
-        if (change < 1e-13)
-            return;
-    }
-    ck_abort_msg("value iteration did not converge");
-}
-
-/* smallest gap between the best and the second-best action over states */
-static double tl_min_gap(const double *q, int ns, int na)
-{
-    double g = INFINITY;
-    for (int s = 0; s < ns; s++) {
-        int b = tst_argmax_d(q + s * na, na);
-        for (int a = 0; a < na; a++)
-            if (a != b)
-                g = fmin(g, q[s * na + b] - q[s * na + a]);
-    }
-    return g;
-}
-
 /* ---- a. reproducibility ---------------------------------------------------- */
 
 #define RP_NF 4
@@ -327,25 +275,9 @@ START_TEST(test_stochastic_mdp_qstar)
     static double p[SM_NS * SM_NA * SM_NS], r[SM_NS * SM_NA], qs[SM_NS * SM_NA];
     static double cdf[SM_NS * SM_NA * SM_NS];
     tl_rng = SM_SEED;
-    for (int sa = 0; sa < SM_NS * SM_NA; sa++) {
-        double t = 0;
-        for (int k = 0; k < SM_NS; k++) {
-            double u = tl_unif();
-            p[sa * SM_NS + k] = u * u * u; /* cubed: uneven rows */
-            t += p[sa * SM_NS + k];
-        }
-        for (int k = 0; k < SM_NS; k++)
-            p[sa * SM_NS + k] /= t;
-        r[sa] = 2 * tl_unif() - 1;
-    }
-    for (int sa = 0; sa < SM_NS * SM_NA; sa++) {
-        double c = 0;
-        for (int k = 0; k < SM_NS; k++)
-            cdf[sa * SM_NS + k] = (c += p[sa * SM_NS + k]);
-        cdf[sa * SM_NS + SM_NS - 1] = 1.0;
-    }
-    tl_value_iteration(SM_NS, SM_NA, p, r, NULL, SM_GAMMA, qs);
-    double gap = tl_min_gap(qs, SM_NS, SM_NA);
+    tst_random_mdp(SM_NS, SM_NA, &tl_rng, p, r, cdf);
+    tst_value_iteration(SM_NS, SM_NA, p, r, NULL, SM_GAMMA, qs);
+    double gap = tst_min_gap(qs, SM_NS, SM_NA);
     ck_assert_msg(gap > 0.3, "the MDP's optimal action gap %g is too small", gap);
     /* the optimal policy is not trivial: at least two actions are used */
     int used[SM_NA] = {0}, n_used = 0;
@@ -363,10 +295,7 @@ START_TEST(test_stochastic_mdp_qstar)
     enum { N_TR = 20000, N_TRAIN = 15000 };
     for (int i = 0; i < N_TR; i++) {
         int s = (int)tl_below(SM_NS), a = (int)tl_below(SM_NA);
-        double u = tl_unif();
-        int s2 = 0;
-        while (u >= cdf[(s * SM_NA + a) * SM_NS + s2])
-            s2++;
+        int s2 = tst_mdp_next(cdf, SM_NS, SM_NA, s, a, tl_unif());
         float x[SM_NS], x2[SM_NS];
         tl_onehot(x, SM_NS, (uint32_t)s);
         tl_onehot(x2, SM_NS, (uint32_t)s2);
@@ -432,7 +361,7 @@ static void ch_run(const char *extra)
             else
                 p[(s * 2 + a) * CH_N + s2] = 1.0;
         }
-    tl_value_iteration(CH_N, 2, p, r, NULL, CH_GAMMA, qs);
+    tst_value_iteration(CH_N, 2, p, r, NULL, CH_GAMMA, qs);
     for (int s = 0; s < CH_N - 1; s++) {
         ck_assert_double_eq_tol(qs[s * 2 + 1], pow(CH_GAMMA, 8 - s), 1e-9);
         ck_assert(qs[s * 2 + 1] > qs[s * 2]);
@@ -632,7 +561,7 @@ static void nm_run(const char *extra)
     r[A * 2 + 1] = 2.0;
     r[B * 2 + 0] = 10.0;
     r[B * 2 + 1] = 1.0;
-    tl_value_iteration(2, 2, p, r, nmask, 0.9, qs);
+    tst_value_iteration(2, 2, p, r, nmask, 0.9, qs);
     ck_assert_double_eq_tol(qs[A * 2 + 0], 0.9, 1e-12);
     ck_assert_double_eq_tol(qs[A * 2 + 1], 2.0, 1e-12);
     ck_assert_double_eq_tol(qs[B * 2 + 0], 10.0, 1e-12);

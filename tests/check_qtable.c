@@ -34,37 +34,6 @@ static const float det_rew[DS][DA] = {
 /* Q* of the deterministic MDP, computed by the fixture */
 static double det_qstar[DS][DA];
 
-/* Value iteration in double: Q(s,a) = R + gamma * sum_s' P(s'|s,a) max Q(s').
-   P rows may sum to less than 1: the missing mass is termination. */
-static void tq_value_iteration(int ns, int na, const double *p, const double *r, double gamma,
-                               double *q)
-{
-    double v[16];
-    ck_assert_int_le(ns, 16);
-    for (int i = 0; i < ns * na; i++)
-        q[i] = 0;
-    for (int it = 0; it < 100000; it++) {
-        for (int s = 0; s < ns; s++) {
-            v[s] = q[s * na];
-            for (int a = 1; a < na; a++)
-                if (q[s * na + a] > v[s])
-                    v[s] = q[s * na + a];
-        }
-        double change = 0;
-        for (int s = 0; s < ns; s++)
-            for (int a = 0; a < na; a++) {
-                double t = r[s * na + a];
-                for (int s2 = 0; s2 < ns; s2++)
-                    t += gamma * p[(s * na + a) * ns + s2] * v[s2];
-                change = fmax(change, fabs(t - q[s * na + a]));
-                q[s * na + a] = t;
-            }
-        if (change < 1e-13)
-            return;
-    }
-    ck_abort_msg("value iteration did not converge");
-}
-
 static void det_setup(void)
 {
     static double p[DS * DA * DS], r[DS * DA];
@@ -75,7 +44,7 @@ static void det_setup(void)
             if (det_next[s][a] != TQ_TERM)
                 p[(s * DA + a) * DS + det_next[s][a]] = 1.0;
         }
-    tq_value_iteration(DS, DA, p, r, 0.9, &det_qstar[0][0]);
+    tst_value_iteration(DS, DA, p, r, NULL, 0.9, &det_qstar[0][0]);
     tq_rng = 12345;
 }
 
@@ -128,26 +97,13 @@ static double det_max_error(dlsched_agent *ag)
     return err;
 }
 
-/* smallest gap between the best and the second-best action over states */
-static double tq_min_gap(const double *q, int ns, int na)
-{
-    double g = INFINITY;
-    for (int s = 0; s < ns; s++) {
-        int b = tst_argmax_d(q + s * na, na);
-        for (int a = 0; a < na; a++)
-            if (a != b)
-                g = fmin(g, q[s * na + b] - q[s * na + a]);
-    }
-    return g;
-}
-
 /* ---- core: oracles ------------------------------------------------------- */
 
 START_TEST(test_det_mdp_sweeps_reach_qstar)
 {
     /* the oracle itself: a few hand-checked values */
     ck_assert_double_eq_tol(det_qstar[5][1], 1.0, 1e-12);
-    ck_assert(tq_min_gap(&det_qstar[0][0], DS, DA) > 0.05);
+    ck_assert(tst_min_gap(&det_qstar[0][0], DS, DA) > 0.05);
 
     dlsched_agent *ag = tst_agent(DET_SPEC("lr=0.5 seed=7"));
     for (int sweep = 0; sweep < 600; sweep++)
@@ -177,25 +133,9 @@ START_TEST(test_stoch_mdp_qstar_and_policy)
     static double p[SS * SA * SS], r[SS * SA], qs[SS * SA];
     static double cdf[SS * SA * SS];
     tq_rng = STOCH_SEED;
-    for (int sa = 0; sa < SS * SA; sa++) {
-        double t = 0;
-        for (int k = 0; k < SS; k++) {
-            double u = tq_unif();
-            p[sa * SS + k] = u * u * u; /* cubed: uneven rows */
-            t += p[sa * SS + k];
-        }
-        for (int k = 0; k < SS; k++)
-            p[sa * SS + k] /= t;
-        r[sa] = 2 * tq_unif() - 1;
-    }
-    for (int sa = 0; sa < SS * SA; sa++) {
-        double c = 0;
-        for (int k = 0; k < SS; k++)
-            cdf[sa * SS + k] = (c += p[sa * SS + k]);
-        cdf[sa * SS + SS - 1] = 1.0;
-    }
-    tq_value_iteration(SS, SA, p, r, 0.9, qs);
-    double gap = tq_min_gap(qs, SS, SA);
+    tst_random_mdp(SS, SA, &tq_rng, p, r, cdf);
+    tst_value_iteration(SS, SA, p, r, NULL, 0.9, qs);
+    double gap = tst_min_gap(qs, SS, SA);
     ck_assert_msg(gap > 0.2, "the MDP's optimal action gap %g is too small", gap);
 
     dlsched_agent *ag = tst_agent("algo=qtable n_features=1 n_actions=3 bins=5 feature_low=0 "
@@ -204,10 +144,7 @@ START_TEST(test_stoch_mdp_qstar_and_policy)
     for (int sweep = 0; sweep < 20000; sweep++)
         for (int s = 0; s < SS; s++)
             for (int a = 0; a < SA; a++) {
-                double u = tq_unif();
-                int s2 = 0;
-                while (u >= cdf[(s * SA + a) * SS + s2])
-                    s2++;
+                int s2 = tst_mdp_next(cdf, SS, SA, s, a, tq_unif());
                 float nx = (float)s2 + 0.5f;
                 tq_learn1(ag, (float)s + 0.5f, a, (float)r[s * SA + a], &nx, 0);
             }

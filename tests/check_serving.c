@@ -1127,54 +1127,13 @@ END_TEST
 #define SM_GAMMA 0.9
 #define SM_SEED 1347 /* as in check_dqn_learn.c: smallest optimal gap 0.54 */
 
-/* Q* of the 12-state MDP by value iteration */
-static void sm_value_iteration(const double *p, const double *r, double *q)
-{
-    for (int i = 0; i < SM_NS * SM_NA; i++)
-        q[i] = 0;
-    for (int it = 0; it < 100000; it++) {
-        double change = 0;
-        for (int s = 0; s < SM_NS; s++)
-            for (int a = 0; a < SM_NA; a++) {
-                double t = r[s * SM_NA + a];
-                for (int s2 = 0; s2 < SM_NS; s2++) {
-                    double v = q[s2 * SM_NA];
-                    for (int a2 = 1; a2 < SM_NA; a2++)
-                        v = fmax(v, q[s2 * SM_NA + a2]);
-                    t += SM_GAMMA * p[(s * SM_NA + a) * SM_NS + s2] * v;
-                }
-                change = fmax(change, fabs(t - q[s * SM_NA + a]));
-                q[s * SM_NA + a] = t;
-            }
-        if (change < 1e-13)
-            return;
-    }
-    ck_abort_msg("value iteration did not converge");
-}
-
 START_TEST(test_thread_learner_mdp)
 {
     static double p[SM_NS * SM_NA * SM_NS], r[SM_NS * SM_NA], qs[SM_NS * SM_NA];
     static double cdf[SM_NS * SM_NA * SM_NS];
     uint64_t rng = SM_SEED;
-    for (int sa = 0; sa < SM_NS * SM_NA; sa++) {
-        double t = 0;
-        for (int k = 0; k < SM_NS; k++) {
-            double u = tst_unif(&rng);
-            p[sa * SM_NS + k] = u * u * u;
-            t += p[sa * SM_NS + k];
-        }
-        for (int k = 0; k < SM_NS; k++)
-            p[sa * SM_NS + k] /= t;
-        r[sa] = 2 * tst_unif(&rng) - 1;
-    }
-    for (int sa = 0; sa < SM_NS * SM_NA; sa++) {
-        double c = 0;
-        for (int k = 0; k < SM_NS; k++)
-            cdf[sa * SM_NS + k] = (c += p[sa * SM_NS + k]);
-        cdf[sa * SM_NS + SM_NS - 1] = 1.0;
-    }
-    sm_value_iteration(p, r, qs);
+    tst_random_mdp(SM_NS, SM_NA, &rng, p, r, cdf);
+    tst_value_iteration(SM_NS, SM_NA, p, r, NULL, SM_GAMMA, qs);
 
     /* smaller than check_dqn_learn.c's inline run (20000 transitions, 24500
        steps of 64) to stay quick under sanitizers: max |Q - Q*| comes out
@@ -1187,10 +1146,7 @@ START_TEST(test_thread_learner_mdp)
     enum { N_TR = 14000, N_TRAIN = 1000 };
     for (int i = 0; i < N_TR; i++) {
         int s = (int)tst_below(&rng, SM_NS), a = (int)tst_below(&rng, SM_NA);
-        double u = tst_unif(&rng);
-        int s2 = 0;
-        while (u >= cdf[(s * SM_NA + a) * SM_NS + s2])
-            s2++;
+        int s2 = tst_mdp_next(cdf, SM_NS, SM_NA, s, a, tst_unif(&rng));
         float x[SM_NS], x2[SM_NS];
         memset(x, 0, sizeof x);
         memset(x2, 0, sizeof x2);

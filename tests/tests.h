@@ -124,6 +124,92 @@ static inline int tst_argmax_f(const float *q, int n)
     return b;
 }
 
+/* The random MDPs of the learning tests (qtable, dqn, serving): ns states,
+   na actions; P(.|s,a) from cubed uniforms, normalised (uneven rows), R
+   uniform in [-1, 1), all drawn from *rng in that order. cdf gets each
+   row's cumulative sums (the last forced to 1) for tst_mdp_next(). */
+static inline void tst_random_mdp(int ns, int na, uint64_t *rng, double *p, double *r,
+                                  double *cdf)
+{
+    for (int sa = 0; sa < ns * na; sa++) {
+        double t = 0;
+        for (int k = 0; k < ns; k++) {
+            double u = tst_unif(rng);
+            p[sa * ns + k] = u * u * u;
+            t += p[sa * ns + k];
+        }
+        for (int k = 0; k < ns; k++)
+            p[sa * ns + k] /= t;
+        r[sa] = 2 * tst_unif(rng) - 1;
+    }
+    for (int sa = 0; sa < ns * na; sa++) {
+        double c = 0;
+        for (int k = 0; k < ns; k++)
+            cdf[sa * ns + k] = (c += p[sa * ns + k]);
+        cdf[sa * ns + ns - 1] = 1.0;
+    }
+}
+
+/* s' of (s, a) for a uniform u in [0, 1), from tst_random_mdp()'s cdf */
+static inline int tst_mdp_next(const double *cdf, int ns, int na, int s, int a, double u)
+{
+    int s2 = 0;
+    while (u >= cdf[(s * na + a) * ns + s2])
+        s2++;
+    return s2;
+}
+
+/*
+ * The oracle of the learning tests, value iteration in double:
+ *   Q(s,a) = R(s,a) + gamma * sum_s' P(s'|s,a) * max_{a' allowed} Q(s',a')
+ * p is ns x na x ns; a row summing to less than 1 terminates with the
+ * missing mass. nmask (ns x na x na, or NULL for "all allowed") is the mask
+ * the next state carries after (s,a): the max runs over its allowed a' only.
+ * Iterates until no value changes by 1e-13.
+ */
+static inline void tst_value_iteration(int ns, int na, const double *p, const double *r,
+                                       const uint8_t *nmask, double gamma, double *q)
+{
+    for (int i = 0; i < ns * na; i++)
+        q[i] = 0;
+    for (int it = 0; it < 100000; it++) {
+        double change = 0;
+        for (int s = 0; s < ns; s++)
+            for (int a = 0; a < na; a++) {
+                const uint8_t *m = nmask ? nmask + (size_t)(s * na + a) * na : NULL;
+                double t = r[s * na + a];
+                for (int s2 = 0; s2 < ns; s2++) {
+                    double pr = p[(s * na + a) * ns + s2];
+                    if (pr == 0.0)
+                        continue;
+                    double v = -INFINITY;
+                    for (int a2 = 0; a2 < na; a2++)
+                        if (!m || m[a2])
+                            v = fmax(v, q[s2 * na + a2]);
+                    t += gamma * pr * v;
+                }
+                change = fmax(change, fabs(t - q[s * na + a]));
+                q[s * na + a] = t;
+            }
+        if (change < 1e-13)
+            return;
+    }
+    ck_abort_msg("value iteration did not converge");
+}
+
+/* smallest gap between the best and the second-best action over states */
+static inline double tst_min_gap(const double *q, int ns, int na)
+{
+    double g = INFINITY;
+    for (int s = 0; s < ns; s++) {
+        int b = tst_argmax_d(q + s * na, na);
+        for (int a = 0; a < na; a++)
+            if (a != b)
+                g = fmin(g, q[s * na + b] - q[s * na + a]);
+    }
+    return g;
+}
+
 /* The contextual bandit of the learning tests: TST_CB_NC contexts, each a
    one-hot vector with +-0.1 jitter on every feature, and TST_CB_NA arms
    whose mean reward differs per context; the best arm leads the second
