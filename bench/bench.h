@@ -148,6 +148,15 @@ static inline double bench_rng_uniform(bench_rng *r)
     return (double)(bench_rng_next(r) >> 11) * 0x1.0p-53;
 }
 
+/* the current UTC time as 2026-11-27T03:04:05Z (left as is on failure) */
+static inline void bench_utc_date(char *buf, size_t n)
+{
+    time_t now = time(NULL);
+    struct tm tmv;
+    if (gmtime_r(&now, &tmv))
+        strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+}
+
 /* ---- machine description -------------------------------------------------- */
 
 typedef struct bench_machine {

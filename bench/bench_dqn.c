@@ -1010,10 +1010,7 @@ static void bench_memory(void)
 int main(void)
 {
     bench_machine_read(&g_machine);
-    time_t now = time(NULL);
-    struct tm tmv;
-    if (gmtime_r(&now, &tmv))
-        strftime(g_date, sizeof g_date, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    bench_utc_date(g_date, sizeof g_date);
     g_cpu = dls_cpu_ops();
     openblas_set_num_threads(1);
 

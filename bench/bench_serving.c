@@ -544,10 +544,7 @@ static void bench_throughput(const float *xs16, const float *xs4)
 int main(void)
 {
     bench_machine_read(&g_machine);
-    time_t now = time(NULL);
-    struct tm tmv;
-    if (gmtime_r(&now, &tmv))
-        strftime(g_date, sizeof g_date, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    bench_utc_date(g_date, sizeof g_date);
     openblas_set_num_threads(1);
 
     bench_line l;

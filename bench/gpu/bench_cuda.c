@@ -245,8 +245,7 @@ int main(int argc, char **argv)
     CK(cudaGetDeviceProperties(&prop, 0));
     snprintf(g_dev, sizeof g_dev, "%.200s (%d SMs, cc %d.%d)", prop.name, prop.multiProcessorCount,
              prop.major, prop.minor);
-    time_t now = time(NULL);
-    strftime(g_date, sizeof g_date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    bench_utc_date(g_date, sizeof g_date);
     bench_machine_read(&g_machine);
 
     bench_line l;
