@@ -137,6 +137,24 @@ static void safe_name(const char *in, char *out, size_t cap)
     out[k] = 0;
 }
 
+/* a plot file for writing; on failure msg names it */
+static FILE *open_out(const char *path, char *msg, size_t msg_len)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        snprintf(msg, msg_len, "%s: %s", path, strerror(errno));
+    return f;
+}
+
+/* closes it; -1 with msg on a write error */
+static int close_out(FILE *f, const char *path, char *msg, size_t msg_len)
+{
+    if (fclose(f) == 0)
+        return 0;
+    snprintf(msg, msg_len, "%s: write error", path);
+    return -1;
+}
+
 /* the policies worth plotting: the best heuristic of each kind, greedy and
    the learned ones (all of them would be unreadable) */
 static int plotted(const sim_result *r, size_t n, size_t i)
@@ -163,12 +181,9 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
     }
     /* data: one block per policy (gnuplot "index") */
     snprintf(path, sizeof path, "%s/%s-slo.dat", dir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(msg, msg_len, "%s: %s", path, strerror(errno));
+    FILE *f = open_out(path, msg, msg_len);
+    if (!f)
         return -1;
-    }
-    size_t blocks = 0;
     for (size_t i = 0; i < n; i++) {
         if (!plotted(r, n, i))
             continue;
@@ -178,18 +193,12 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
                 fprintf(f, "%g %g\n", (double)(w + 0.5) * sc->window_s,
                         100 * r[i].window_attain[w]);
         fputs("\n\n", f);
-        blocks++;
     }
-    if (fclose(f)) {
-        snprintf(msg, msg_len, "%s: write error", path);
+    if (close_out(f, path, msg, msg_len))
         return -1;
-    }
     snprintf(path, sizeof path, "%s/%s-learning.dat", dir, name);
-    f = fopen(path, "w");
-    if (!f) {
-        snprintf(msg, msg_len, "%s: %s", path, strerror(errno));
+    if (!(f = open_out(path, msg, msg_len)))
         return -1;
-    }
     size_t lblocks = 0;
     for (size_t i = 0; i < n; i++) {
         if (!r[i].n_learn)
@@ -210,16 +219,11 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
         fputs("\n\n", f);
         lblocks++;
     }
-    if (fclose(f)) {
-        snprintf(msg, msg_len, "%s: write error", path);
+    if (close_out(f, path, msg, msg_len))
         return -1;
-    }
     snprintf(path, sizeof path, "%s/%s.gp", dir, name);
-    f = fopen(path, "w");
-    if (!f) {
-        snprintf(msg, msg_len, "%s: %s", path, strerror(errno));
+    if (!(f = open_out(path, msg, msg_len)))
         return -1;
-    }
     fprintf(f, "# gnuplot %s.gp (run in %s)\n", name, dir);
     fprintf(f, "set terminal png size 1000,560\nset key outside right\nset grid\n");
     fprintf(f, "set output '%s-slo.png'\nset title 'SLO attainment over the evaluation "
@@ -249,11 +253,8 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
             }
         fputs("\n", f);
     }
-    if (fclose(f)) {
-        snprintf(msg, msg_len, "%s: write error", path);
+    if (close_out(f, path, msg, msg_len))
         return -1;
-    }
-    (void)blocks;
     if (!run_gnuplot) {
         snprintf(msg, msg_len, "%s/%s.gp (gnuplot not run)", dir, name);
         return 0;

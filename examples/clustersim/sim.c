@@ -222,8 +222,9 @@ struct sim_run {
     int rr;
     double rate_est, rate_t; /* arrivals per second, EWMA (tau 5 s) */
     float *feat;
-    uint8_t *mask;
+    uint8_t *mask; /* the learned policy's action mask, the same for every decision */
     int n_feat, n_act;
+    int by_class;  /* actions are (GPU type, variant); else (server, variant) */
     /* Q-learning across decisions: a transition's next state is the state
        of the next decision. nfeat/nmask: per request slot, that state once
        known; last: the request decided last (its next state is not known
@@ -527,12 +528,11 @@ static int pick_heuristic(sim_run *s, int kind, int v, double in, double out, co
             val = (double)(sv->n + sv->qlen) / sv->slots;
         else if (kind == SIM_POL_LWL)
             val = work[cand[k]] / sv->slots;
-        else if (kind == SIM_POL_SED) {
+        else { /* SIM_POL_SED */
             double pf, dec;
             solo_times(sc, v, sv->type, in, out, &pf, &dec);
             val = (double)(sv->n + sv->qlen + 1) / sv->slots * (pf + dec);
-        } else
-            val = predict(s, cand[k], v, in, out, work[cand[k]]);
+        }
         if (val < bv) {
             bv = val, best = cand[k], ties = 1;
         } else if (val == bv && rng_next(&s->r) % (uint64_t)++ties == 0)
@@ -704,8 +704,9 @@ static int decide(sim_run *s, req *r)
     double work[SIM_MAX_SERVERS];
     uint64_t t0 = s->opt->time_decisions ? now_ns() : 0;
     int kind = p->kind;
-    if (kind != SIM_POL_JSQ && kind != SIM_POL_RANDOM && kind != SIM_POL_RR &&
-        kind != SIM_POL_P2C && !(kind == SIM_POL_SED))
+    /* the servers' remaining work: least-work-left, greedy's prediction and
+       the learned policies' features */
+    if (kind == SIM_POL_LWL || kind >= SIM_POL_GREEDY)
         for (int si = 0; si < s->ns; si++)
             work[si] = srv_work(s, &s->srv[si]);
     r->ticket = 0;
@@ -717,26 +718,13 @@ static int decide(sim_run *s, req *r)
             pick_greedy(s, r->in, r->out, work, &gs, &gv);
         dlsched_state_t st = {0};
         int nf;
-        int by_class = kind == SIM_POL_QTABLE || sc->dqn_class;
-        if (kind == SIM_POL_DQN && sc->dqn_class) {
-            nf = class_features(s, r->in, r->out, work);
-            for (int g = 0; g < sc->n_gpu; g++)
-                for (int v = 0; v < sc->n_var; v++)
-                    s->mask[g * sc->n_var + v] = (uint8_t)(sc->gpu[g].load_mask >> v & 1);
-            st.hint = s->srv[gs].type * sc->n_var + gv;
-        } else if (kind == SIM_POL_DQN) {
-            nf = dqn_features(s, r->in, r->out, work);
-            for (int si = 0; si < s->ns; si++)
-                for (int v = 0; v < sc->n_var; v++)
-                    s->mask[si * sc->n_var + v] = (uint8_t)loaded(s, si, v);
-            st.hint = gs * sc->n_var + gv;
-        } else {
+        if (kind == SIM_POL_QTABLE)
             nf = qt_features(s, r->in, r->out, work);
-            for (int g = 0; g < sc->n_gpu; g++)
-                for (int v = 0; v < sc->n_var; v++)
-                    s->mask[g * sc->n_var + v] = (uint8_t)(sc->gpu[g].load_mask >> v & 1);
-            st.hint = s->srv[gs].type * sc->n_var + gv;
-        }
+        else if (s->by_class)
+            nf = class_features(s, r->in, r->out, work);
+        else
+            nf = dqn_features(s, r->in, r->out, work);
+        st.hint = (s->by_class ? s->srv[gs].type : gs) * sc->n_var + gv;
         st.features = s->feat;
         st.n_features = (uint32_t)nf;
         st.mask = s->mask;
@@ -757,7 +745,7 @@ static int decide(sim_run *s, req *r)
             s->has_next[s->last] = 0;
         }
         r->variant = d.action % sc->n_var;
-        if (!by_class)
+        if (!s->by_class)
             r->server = d.action / sc->n_var;
         else
             r->server = qt_server(s, d.action / sc->n_var, r->variant, r->in, r->out, work);
@@ -1102,6 +1090,13 @@ static int make_agent(sim_run *s, sim_err *err)
         snprintf(err->msg, sizeof err->msg, "out of memory");
         return -1;
     }
+    /* the allowed actions never change: (GPU type, variant) or (server,
+       variant) pairs whose variant is loaded there */
+    s->by_class = !dqn || sc->dqn_class;
+    for (int i = 0; i < (s->by_class ? sc->n_gpu : s->ns); i++)
+        for (int v = 0; v < sc->n_var; v++)
+            s->mask[i * sc->n_var + v] = s->by_class ? (uint8_t)(sc->gpu[i].load_mask >> v & 1)
+                                                     : (uint8_t)loaded(s, i, v);
     return 0;
 }
 
