@@ -198,7 +198,7 @@ int main(void)
     bench_header_begin(&l, "sim_header");
     bench_line_num(&l, "pinned_cpu", cpu);
     bench_line_str(&l, "ratio", "value / reference (throughput: <1 is slower)");
-    bench_line_str(&l, "agents", "the simulator's own: qtable (2 + GPU types features, "
+    bench_line_str(&l, "agents", "the simulator's own: qtable (3 + GPU types features, "
                                  "(GPU type, variant) actions); dqn hidden=64,64 "
                                  "(8 x (4 + 2) + 3 features, 16 actions), cpu, inline learner");
     bench_line_str(&l, "threads", "1");
