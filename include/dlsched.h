@@ -46,7 +46,7 @@ extern "C" {
  * ====================================================================== */
 
 #define DLSCHED_VERSION_MAJOR 1
-#define DLSCHED_VERSION_MINOR 0
+#define DLSCHED_VERSION_MINOR 1
 #define DLSCHED_VERSION_PATCH 0
 #define DLSCHED_VERSION_NUMBER \
     (DLSCHED_VERSION_MAJOR * 10000 + DLSCHED_VERSION_MINOR * 100 + DLSCHED_VERSION_PATCH)
@@ -231,6 +231,8 @@ typedef struct dlsched_state_t {
 /* decision flags */
 #define DLSCHED_DECISION_EXPLORED 1u /* chosen by exploration, not greedily */
 #define DLSCHED_DECISION_HINT     2u /* the host's hint was returned as such */
+#define DLSCHED_DECISION_INCUMBENT 4u /* the guard decided for the incumbent: the
+                                         action is the hint (Since 1.1) */
 
 /* The decision handed back. Frozen for major version 1. */
 typedef struct dlsched_decision_t {
@@ -269,6 +271,19 @@ typedef struct dlsched_decision_t {
  * and learn from its outcome; apprenticeship ends early once the agent's
  * greedy choice agreed with the hint on apprentice_agreement of the last
  * 1000 such decisions.
+ * The guard (key guard, on by default; Since 1.1): after apprenticeship, a
+ * decision that carries a hint takes the learned policy's choice only
+ * where the guard allows it: the hint's policy (the incumbent) stays in
+ * charge until the learned policy has proven better on the outcomes of
+ * the decisions where the two disagree, a small share (guard_share) of
+ * which it hands to the policy not in charge; it falls back by itself
+ * when the learned policy stops being better, and keeps the hint where the
+ * learned choice was observed fewer than guard_min_visits times in that
+ * state's region. DLSCHED_DECISION_INCUMBENT marks decisions where the
+ * guard returned the hint. With DLSCHED_ACT_GREEDY the policy in charge
+ * decides (no experiment). Exploration (egreedy, softmax) stays outside
+ * the guard. Without a hint (-1) the learned policy decides as in 1.0.
+ * See dlsched(7), GUARD, for the statistics.
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL argument, unknown flag, wrong
  * n_features, non-finite feature, bad mask size, hint out of range or
  * masked out, reserved not 0) or DLSCHED_ENOACTION (the mask allows no
@@ -489,7 +504,38 @@ typedef struct dlsched_stats_t {
                                     "" when learning runs where asked. Added
                                     with the CUDA backend: a caller passing
                                     the older, smaller size gets none */
+    /* the guard (Since 1.1; a caller passing the 1.0 size gets none). Its
+       decisions: those with a hint, after apprenticeship, not exploratory;
+       guard_decisions = guard_agreed + guard_unsupported +
+       guard_by_learned + guard_by_incumbent */
+    uint32_t guard_state;        /* DLSCHED_GUARD_* */
+    uint32_t guard_reserved;     /* 0 */
+    uint64_t guard_epoch;        /* statistics restarts: switches, fallbacks,
+                                    and epochs that ran all guard_tests */
+    uint64_t guard_switches;     /* incumbent -> learned */
+    uint64_t guard_fallbacks;    /* learned -> incumbent */
+    uint64_t guard_decisions;    /* decisions the guard ruled */
+    uint64_t guard_agreed;       /* the learned choice was the hint */
+    uint64_t guard_unsupported;  /* the learned choice had too few visits:
+                                    the hint was taken */
+    uint64_t guard_by_learned;   /* disagreements the learned policy decided */
+    uint64_t guard_by_incumbent; /* disagreements the incumbent decided */
+    uint64_t guard_samples_learned;   /* outcomes of the experiment's arms */
+    uint64_t guard_samples_incumbent; /* in this epoch */
+    double   guard_value_learned;     /* their mean rewards per disagreement */
+    double   guard_value_incumbent;
+    double   guard_advantage;     /* learned - incumbent, this epoch */
+    double   guard_advantage_low; /* its interval at the next test's level */
+    double   guard_advantage_high; /* (-Inf / +Inf before any sample) */
 } dlsched_stats_t;
+
+/* guard states (dlsched_stats_t.guard_state) */
+#define DLSCHED_GUARD_OFF         0u /* guard=0 */
+#define DLSCHED_GUARD_INCUMBENT   1u /* the incumbent decides; the learned policy
+                                        is being measured */
+#define DLSCHED_GUARD_LEARNED     2u /* the learned policy proved better: it decides */
+#define DLSCHED_GUARD_FALLEN_BACK 3u /* it stopped being better: the incumbent
+                                        decides again, and is measured against */
 
 /*
  * dlsched_stats - read counters and gauges

@@ -185,6 +185,17 @@ static void dls_count_reward(dlsched_agent *ag, float r)
     ag->mean_reward += ((double)r - ag->mean_reward) / (double)n;
 }
 
+/* an outcome for the guard: the visit and, for a tagged ticket, the
+   experiment (tmu held). For dqn the key is the features. */
+static void dls_guard_note(dlsched_agent *ag, uint32_t tag, const void *key, int32_t action,
+                           float reward)
+{
+    if (!ag->guard.enabled)
+        return;
+    const float *x = ag->is_dqn ? (const float *)key : NULL;
+    dls_guard_observe(&ag->guard, tag, dls_guard_region(&ag->guard, key, x), action, x, reward);
+}
+
 /* one transition into the backend; the agent's lock is held */
 static void dls_learn(dlsched_agent *ag, const dls_transition *t)
 {
@@ -540,6 +551,20 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     ag->backend = gpu ? DLSCHED_BACKEND_CUDA : DLSCHED_BACKEND_CPU;
     if (!gpu && reason[0])
         snprintf(ag->backend_reason, sizeof ag->backend_reason, "%s", reason);
+    uint64_t n_states = 1;
+    if (algo == DLS_ALGO_QTABLE) {
+        /* the guard's regions are the table's cells: prod(bins) */
+        double *bins = malloc(ag->nf * sizeof *bins);
+        if (!bins)
+            return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM, "out of memory for an agent"));
+        dls_config_list(cfg, DLS_KEY_BINS, ag->nf, bins);
+        for (uint32_t i = 0; i < ag->nf; i++)
+            n_states *= (uint64_t)bins[i];
+        free(bins);
+    }
+    rc = dls_guard_init(&ag->guard, cfg, algo == DLS_ALGO_DQN, ag->nf, ag->na, n_states);
+    if (rc != DLSCHED_OK)
+        return dls_agent_fail(ag, rc);
     uint32_t cap = (uint32_t)dls_config_int(cfg, DLS_KEY_TICKET_CAPACITY);
     if (dls_tickets_init(&ag->tickets, cap, ag->key_bytes) != 0)
         return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM,
@@ -551,7 +576,8 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     if (!ag->key_next || !ag->key_cur || !ag->q_scratch || !ag->ictx.expired_keys)
         return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM, "out of memory for an agent"));
     ag->bytes = sizeof *ag + 2 * ag->key_bytes + ag->na * sizeof(float) +
-                dls_tickets_bytes(cap, ag->key_bytes) + ag->ops->memory(ag->impl);
+                dls_tickets_bytes(cap, ag->key_bytes) + ag->ops->memory(ag->impl) +
+                ag->guard.bytes;
     if (ag->threaded) {
         rc = dls_agent_threads(ag);
         if (rc != DLSCHED_OK)
@@ -599,6 +625,7 @@ DLSCHED_API void dlsched_agent_free(dlsched_agent *ag)
     }
     if (ag->impl)
         ag->ops->destroy(ag->impl);
+    dls_guard_free(&ag->guard);
     dls_tickets_free(&ag->tickets);
     free(ag->key_next);
     free(ag->key_cur);
@@ -616,10 +643,11 @@ DLSCHED_API void dlsched_agent_free(dlsched_agent *ag)
    behaviour policy. *appr = 1 when the hint was taken as apprentice, with
    *agree = whether the greedy choice equalled it. */
 static void dls_decide(dlsched_agent *ag, const float *q, const dlsched_state_t *st,
-                       const uint8_t *mask, int greedy, dls_rng *rng, dls_choice *c, int *appr,
-                       int *agree)
+                       const uint8_t *mask, const void *key, int greedy, dls_rng *rng,
+                       dls_choice *c, int *appr, int *agree, uint32_t *tag)
 {
     *appr = 0;
+    *tag = 0;
     if (!greedy && st->hint >= 0 && atomic_load_explicit(&ag->appr_active, memory_order_relaxed)) {
         dls_choice g;
         dls_choose(-1, 0, 1, q, mask, ag->na, -1, rng, &g);
@@ -633,6 +661,11 @@ static void dls_decide(dlsched_agent *ag, const float *q, const dlsched_state_t 
     double eps = dls_epsilon(ag->eps_start, ag->eps_end, ag->eps_decay, ag->tickets_issued);
     dls_choose(greedy ? -1 : ag->explore_mode, eps, ag->temperature, q, mask, ag->na, st->hint,
                rng, c);
+    if (ag->guard.enabled && st->hint >= 0) {
+        uint64_t region = dls_guard_region(&ag->guard, key, st->features);
+        *tag = dls_guard_decide(&ag->guard, q, mask, ag->explore_mode, eps, ag->temperature,
+                                st->hint, region, greedy, rng, c);
+    }
 }
 
 /* apprenticeship bookkeeping for one hinted decision (tmu held) */
@@ -694,8 +727,9 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
     dlsched_decision_t d;
     dls_choice ch;
     int appr, agree = 0, n_exp = 0;
+    uint32_t tag;
     pthread_mutex_lock(&ag->tmu);
-    dls_decide(ag, q, st, mask, greedy, rng, &ch, &appr, &agree);
+    dls_decide(ag, q, st, mask, key, greedy, rng, &ch, &appr, &agree, &tag);
     d.action = ch.action;
     d.flags = ch.flags;
     d.probability = ch.probability;
@@ -713,6 +747,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
         memcpy(dls_tickets_key(&ag->tickets, slot), key, ag->key_bytes);
         if (ag->timeout_ns)
             dls_tickets_slot(&ag->tickets, slot)->born_ns = dls_now_ns();
+        dls_tickets_slot(&ag->tickets, slot)->pad = tag;
         ag->tickets_issued++;
     }
     pthread_mutex_unlock(&ag->tmu);
@@ -780,9 +815,11 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     }
     memcpy(key_prev, dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
     int32_t action = dls_tickets_action(&ag->tickets, slot);
+    uint32_t tag = dls_tickets_slot(&ag->tickets, slot)->pad;
     dls_tickets_release(&ag->tickets, slot);
     ag->observed++;
     dls_count_reward(ag, reward);
+    dls_guard_note(ag, tag, key_prev, action, reward);
     pthread_mutex_unlock(&ag->tmu);
 
     if (!terminal)
@@ -829,6 +866,11 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     if (ag->threaded) {
         dls_ctx *c = dls_ctx_acquire(ag);
         ag->ops->encode(ag->impl, st->features, c->key);
+        if (ag->guard.enabled) {
+            pthread_mutex_lock(&ag->tmu);
+            dls_guard_note(ag, 0, c->key, action, reward);
+            pthread_mutex_unlock(&ag->tmu);
+        }
         if (!terminal)
             ag->ops->encode(ag->impl, next->features, c->key_next);
         dls_stage(ag, c, c->key, action, reward, terminal ? NULL : c->key_next, nmask,
@@ -838,6 +880,11 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     }
     dls_lock(ag);
     ag->ops->encode(ag->impl, st->features, ag->key_cur);
+    if (ag->guard.enabled) {
+        pthread_mutex_lock(&ag->tmu);
+        dls_guard_note(ag, 0, ag->key_cur, action, reward);
+        pthread_mutex_unlock(&ag->tmu);
+    }
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, ag->key_next);
     dls_transition t = {ag->key_cur, action, reward, terminal ? NULL : ag->key_next, nmask,
@@ -940,6 +987,7 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
                     : dls_epsilon(ag->eps_start, ag->eps_end, ag->eps_decay, ag->tickets_issued);
     s.apprentice_left = ag->appr_left;
     s.apprentice_agreement = ag->appr_fill ? (double)ag->appr_agree / ag->appr_fill : 0.0;
+    dls_guard_stats(&ag->guard, &s);
     pthread_mutex_unlock(&ag->tmu);
     uint64_t pv = atomic_load(&ag->published_version); /* before train_steps */
     s.decisions = atomic_load_explicit(&ag->decisions, memory_order_relaxed);

@@ -7,6 +7,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "guard.h"
 #include "rng.h"
 #include "tickets.h"
 
@@ -97,6 +98,8 @@ struct dlsched_agent {
     double appr_agreement;
     unsigned char appr_window[DLS_APPRENTICE_WINDOW];
     uint32_t appr_pos, appr_fill, appr_agree;
+    /* the safe-improvement guard (under tmu) */
+    dls_guard guard;
     /* counters: under tmu, or atomic where written outside it */
     uint64_t tickets_issued, observed, expired, timed_out, n_rewards;
     double mean_reward;

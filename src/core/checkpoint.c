@@ -9,7 +9,8 @@
  *   24 + body  u32 CRC-32 (zlib)      of every byte before it
  *
  * Sections, in this order: 1 configuration (text, "key=value\n" for every
- * key that was set), 2 agent (shape, RNG, counters, apprenticeship), 3 model
+ * key that was set), 2 agent (shape, RNG, counters, apprenticeship), 4 guard
+ * (format version 2; only when guard=1: state, statistics, counts), 3 model
  * (the backend's: table or network, optimiser, normaliser, n-step queue,
  * replay). All integers and floats little-endian. Every size read is checked
  * against the bytes left before it is used.
@@ -30,11 +31,11 @@
 #include "ckpt.h"
 
 #define DLS_CKPT_MAGIC "DLSCHKPT"
-#define DLS_CKPT_VERSION 1u
+#define DLS_CKPT_VERSION 2u
 #define DLS_CKPT_HEADER 24u
 #define DLS_CKPT_FLAG_REPLAY 1u
 
-enum { DLS_SEC_CONFIG = 1, DLS_SEC_AGENT = 2, DLS_SEC_MODEL = 3 };
+enum { DLS_SEC_CONFIG = 1, DLS_SEC_AGENT = 2, DLS_SEC_MODEL = 3, DLS_SEC_GUARD = 4 };
 
 int dls_w_bytes(dls_wbuf *w, const void *src, size_t n)
 {
@@ -145,6 +146,11 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
     dls_w_u32(w, ag->appr_agree);
     dls_w_bytes(w, ag->appr_window, sizeof ag->appr_window);
     dls_sec_end(w, at);
+    if (ag->guard.enabled) {
+        at = dls_sec_begin(w, DLS_SEC_GUARD);
+        dls_guard_save(&ag->guard, w);
+        dls_sec_end(w, at);
+    }
     pthread_mutex_unlock(&ag->tmu);
 
     if (ag->ops->sync) { /* device training: the model back to the host first */
@@ -509,9 +515,17 @@ DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len, const dlsched_c
     DLS_FAIL_IF(flags & ~DLS_CKPT_FLAG_REPLAY, DLSCHED_EFORMAT,
                 "checkpoint: unknown flags 0x%x", flags);
 
-    dls_rbuf all = {p + DLS_CKPT_HEADER, (size_t)body, 0, 0}, sec_cfg, sec_agent, sec_model;
+    dls_rbuf all = {p + DLS_CKPT_HEADER, (size_t)body, 0, 0}, sec_cfg, sec_agent, sec_model,
+             sec_guard = {NULL, 0, 0, 0};
     DLS_TRY(dls_section(&all, DLS_SEC_CONFIG, "configuration", &sec_cfg));
     DLS_TRY(dls_section(&all, DLS_SEC_AGENT, "agent", &sec_agent));
+    /* version 2: the guard's section, when the saved agent had the guard on */
+    uint32_t next_tag = 0;
+    if (all.len - all.pos >= 4)
+        memcpy(&next_tag, all.p + all.pos, 4);
+    int has_guard = version >= 2 && next_tag == DLS_SEC_GUARD;
+    if (has_guard)
+        DLS_TRY(dls_section(&all, DLS_SEC_GUARD, "guard", &sec_guard));
     DLS_TRY(dls_section(&all, DLS_SEC_MODEL, "model", &sec_model));
     DLS_FAIL_IF(all.pos != all.len, DLSCHED_EFORMAT,
                 "checkpoint: %zu unexpected bytes after the model section", all.len - all.pos);
@@ -547,6 +561,15 @@ DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len, const dlsched_c
     rc = dls_load_agent_section(ag, &sec_agent);
     if (rc == DLSCHED_OK && sec_agent.pos != sec_agent.len)
         rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: the agent section has extra bytes");
+    /* a guard section is taken when the loaded agent has the guard on too
+       (an override guard=0 drops it); without one the guard starts afresh */
+    if (rc == DLSCHED_OK && has_guard && ag->guard.enabled) {
+        pthread_mutex_lock(&ag->tmu);
+        rc = dls_guard_load(&ag->guard, &sec_guard);
+        pthread_mutex_unlock(&ag->tmu);
+        if (rc == DLSCHED_OK && sec_guard.pos != sec_guard.len)
+            rc = dls_fail(DLSCHED_EFORMAT, "checkpoint: the guard section has extra bytes");
+    }
     if (rc == DLSCHED_OK)
         rc = ag->ops->load(ag->impl, &sec_model, (flags & DLS_CKPT_FLAG_REPLAY) != 0);
     if (rc == DLSCHED_OK && (sec_model.bad || sec_model.pos != sec_model.len))

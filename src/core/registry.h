@@ -101,6 +101,20 @@
       "follow the host's hint for the first N ticketed decisions")                          \
     X(APPRENTICE_AGREEMENT, "apprentice_agreement", FLOAT, "0.95", NULL, 0, 1, 0, NULL,       \
       "leave apprenticeship early at this greedy/hint agreement over 1000 decisions")       \
+    X(GUARD, "guard", INT, "1", NULL, 0, 1, 0, NULL,                                        \
+      "1 = with a hint, the learned policy decides only once proven better than it")        \
+    X(GUARD_SHARE, "guard_share", FLOAT, "0.05", NULL, 0, 0.5, 0, NULL,                      \
+      "guard: share of disagreements decided by the policy not in charge (the experiment)") \
+    X(GUARD_RISK, "guard_risk", FLOAT, "0.05", NULL, 1e-9, 0.5, 0, NULL,                     \
+      "guard: chance of a wrong switch or fallback per epoch of tests")                    \
+    X(GUARD_MIN_SAMPLES, "guard_min_samples", INT, "100", NULL, 2, 1099511627776.0, 0, NULL,  \
+      "guard: outcomes per arm before the first test; tests at m, 2m, 4m, ...")             \
+    X(GUARD_TESTS, "guard_tests", INT, "8", NULL, 1, 30, 0, NULL,                            \
+      "guard: tests per epoch; after the last, the statistics start afresh")                \
+    X(GUARD_MIN_VISITS, "guard_min_visits", INT, "20", NULL, 0, 65535, 0, NULL,              \
+      "guard: observations of a learned choice in its state's region before it is trusted") \
+    X(GUARD_HASH_BITS, "guard_hash_bits", INT, "8", NULL, 1, 16, K_STORED, NULL,             \
+      "guard, dqn: regions are 2^bits SimHash buckets of the standardised features")        \
     X(TICKET_CAPACITY, "ticket_capacity", INT, "65536", NULL, 1, 16777216, 0, NULL,           \
       "most pending tickets; the oldest expires when full")                                 \
     X(DEFAULT_REWARD, "default_reward", FLOAT, NULL, NULL, -1e30, 1e30, K_OPTIONAL, NULL,     \

@@ -1,0 +1,443 @@
+/*
+ * guard.c - the safe-improvement guard (see guard.h and dlsched(7), GUARD)
+ *
+ * Statistics, per epoch and arm A in {incumbent, learned}: n_A outcomes of
+ * disagreement decisions taken by A, their mean m_A and unbiased variance
+ * v_A. The advantage of the learned policy per disagreement and its
+ * standard error:
+ *   d = m_L - m_I,  se = sqrt(v_L / n_L + v_I / n_I)
+ * The k-th test (k = 0, 1, ...) runs when min(n_L, n_I) reaches
+ * guard_min_samples * 2^k, with z_k = Phi^-1(1 - risk / ((k + 1)(k + 2))):
+ *   incumbent in charge: switch to the learned policy when d - z_k se > 0
+ *   learned in charge:   fall back to the incumbent when d + z_k se < 0
+ * A switch, a fallback, or the last of guard_tests tests starts a new
+ * epoch (fresh statistics, k = 0): the policy being measured keeps
+ * changing as it learns, and the world may drift.
+ */
+#include "guard.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt.h"
+#include "config.h"
+
+#define DLS_EPOCH_MASK 0x3fffffffu
+/* the standardiser's horizon: exact mean and variance over the first N
+   states, then exponential */
+#define DLS_NORM_HORIZON 10000
+
+/* Phi^-1(p) for p in (0.5, 1): bisection on Phi(z) = erfc(-z / sqrt 2) / 2 */
+static double dls_norm_quantile(double p)
+{
+    double lo = 0, hi = 40;
+    for (int i = 0; i < 200; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (0.5 * erfc(-mid / sqrt(2.0)) < p)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+int dls_guard_init(dls_guard *g, const struct dlsched_config *cfg, int is_dqn, uint32_t nf,
+                   uint32_t na, uint64_t n_states)
+{
+    memset(g, 0, sizeof *g);
+    g->enabled = dls_config_int(cfg, DLS_KEY_GUARD) != 0;
+    g->is_dqn = is_dqn;
+    g->nf = nf;
+    g->na = na;
+    g->share = dls_config_float(cfg, DLS_KEY_GUARD_SHARE);
+    g->risk = dls_config_float(cfg, DLS_KEY_GUARD_RISK);
+    g->min_samples = (uint64_t)dls_config_int(cfg, DLS_KEY_GUARD_MIN_SAMPLES);
+    g->tests = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_TESTS);
+    g->min_visits = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_MIN_VISITS);
+    g->bits = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_HASH_BITS);
+    g->state = g->enabled ? DLSCHED_GUARD_INCUMBENT : DLSCHED_GUARD_OFF;
+    for (uint32_t k = 0; k < g->tests; k++)
+        g->z[k] = dls_norm_quantile(1.0 - g->risk / ((double)(k + 1) * (double)(k + 2)));
+    g->last_lo = -INFINITY;
+    g->last_hi = INFINITY;
+    if (!g->enabled)
+        return DLSCHED_OK;
+    g->n_regions = is_dqn ? (uint64_t)1 << g->bits : n_states;
+    DLS_FAIL_IF(g->n_regions > SIZE_MAX / sizeof(uint16_t) / na, DLSCHED_ENOMEM,
+                "out of memory for the guard's counts (%llu regions x %u actions)",
+                (unsigned long long)g->n_regions, na);
+    g->visits = calloc((size_t)g->n_regions * na, sizeof *g->visits);
+    DLS_FAIL_IF(!g->visits, DLSCHED_ENOMEM,
+                "out of memory for the guard's counts (%llu regions x %u actions; guard=0 "
+                "turns the guard off)",
+                (unsigned long long)g->n_regions, na);
+    g->bytes = (size_t)g->n_regions * na * sizeof *g->visits;
+    if (is_dqn) {
+        g->proj = malloc((size_t)g->bits * nf * sizeof *g->proj);
+        g->mean = calloc(nf, sizeof *g->mean);
+        g->m2 = calloc(nf, sizeof *g->m2);
+        g->mean_f = calloc(nf, sizeof *g->mean_f);
+        g->isd = calloc(nf, sizeof *g->isd);
+        DLS_FAIL_IF(!g->proj || !g->mean || !g->m2 || !g->mean_f || !g->isd, DLSCHED_ENOMEM,
+                    "out of memory for the guard's hash");
+        g->bytes += (size_t)g->bits * nf * sizeof *g->proj + 2 * nf * sizeof(double) +
+                    2 * nf * sizeof(float);
+        /* +-1 entries from a generator of their own: the agent's RNG stream
+           stays what it was without the guard */
+        dls_rng r;
+        dls_rng_seed(&r, (uint64_t)dls_config_int(cfg, DLS_KEY_SEED) ^ 0x6a09e667f3bcc909ull);
+        for (size_t i = 0; i < (size_t)g->bits * nf; i++)
+            g->proj[i] = (dls_rng_next(&r) >> 63) ? 1.0f : -1.0f;
+    }
+    return DLSCHED_OK;
+}
+
+void dls_guard_free(dls_guard *g)
+{
+    free(g->visits);
+    free(g->proj);
+    free(g->mean);
+    free(g->m2);
+    free(g->mean_f);
+    free(g->isd);
+    g->visits = NULL;
+    g->proj = g->mean_f = g->isd = NULL;
+    g->mean = g->m2 = NULL;
+}
+
+uint64_t dls_guard_region(const dls_guard *g, const void *key, const float *features)
+{
+    if (!g->is_dqn) {
+        uint64_t s;
+        memcpy(&s, key, sizeof s);
+        return s;
+    }
+    if (g->n_norm < 2)
+        return 0;
+    /* bit j = [ sum_i p_ij (x_i - mean_i) / sd_i > 0 ]   (SimHash); p is
+       nf x bits so the inner loop runs over the bits */
+    float acc[DLS_GUARD_MAX_BITS] = {0};
+    for (uint32_t i = 0; i < g->nf; i++) {
+        float xc = (features[i] - g->mean_f[i]) * g->isd[i];
+        const float *p = g->proj + (size_t)i * g->bits;
+        for (uint32_t j = 0; j < g->bits; j++)
+            acc[j] += p[j] * xc;
+    }
+    uint64_t h = 0;
+    for (uint32_t j = 0; j < g->bits; j++)
+        h |= (uint64_t)(acc[j] > 0) << j;
+    return h;
+}
+
+static inline int dls_supported(const dls_guard *g, uint64_t region, int32_t a)
+{
+    return g->visits[region * g->na + (uint64_t)a] >= g->min_visits;
+}
+
+static inline int dls_leader_learned(const dls_guard *g)
+{
+    return g->state == DLSCHED_GUARD_LEARNED;
+}
+
+/* P(a) under the guarded behaviour policy. T = the allowed maxima of q (m of
+   them), g(t) = t when t is the hint or supported, else the hint; a chosen
+   t with g(t) != hint is taken with probability pl, else the hint:
+     egreedy, hint: P(a) = eps P_explore(a) + (1 - eps) / m sum_t M(t -> a)
+     softmax:       P(a) = [a not in T] sm(a) + sm_max sum_t M(t -> a) */
+static float dls_guard_prob(const dls_guard *g, const float *q, const uint8_t *mask, int mode,
+                            double eps, double temperature, int32_t hint, uint64_t region,
+                            double pl, int32_t a)
+{
+    float qmax = -INFINITY;
+    uint32_t k = 0, m = 0;
+    for (uint32_t i = 0; i < g->na; i++) {
+        if (mask && !mask[i])
+            continue;
+        k++;
+        if (q[i] > qmax || m == 0) {
+            qmax = q[i];
+            m = 1;
+        } else if (q[i] == qmax) {
+            m++;
+        }
+    }
+    double mass = 0; /* sum over ties of M(t -> a) */
+    for (uint32_t t = 0; t < g->na; t++) {
+        if ((mask && !mask[t]) || q[t] != qmax)
+            continue;
+        int32_t gt = ((int32_t)t == hint || dls_supported(g, region, (int32_t)t)) ? (int32_t)t
+                                                                                  : hint;
+        if (gt == hint)
+            mass += a == hint;
+        else
+            mass += a == gt ? pl : (a == hint ? 1 - pl : 0);
+    }
+    double p;
+    if (mode == DLS_EXPLORE_SOFTMAX) {
+        double z = 0;
+        for (uint32_t i = 0; i < g->na; i++)
+            if (!mask || mask[i])
+                z += exp(((double)q[i] - qmax) / temperature);
+        p = (q[a] != qmax ? exp(((double)q[a] - qmax) / temperature) / z : 0) + mass / z;
+    } else {
+        double pe = mode == DLS_EXPLORE_HINT ? (a == hint) : 1.0 / k;
+        p = eps * pe + (1 - eps) * mass / m;
+    }
+    return (float)p;
+}
+
+uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int mode,
+                          double eps, double temperature, int32_t hint, uint64_t region,
+                          int greedy, dls_rng *rng, dls_choice *c)
+{
+    int learned = dls_leader_learned(g);
+    double pl = greedy ? learned : (learned ? 1 - g->share : g->share);
+    uint32_t arm = DLS_ARM_NONE;
+    if (greedy) {
+        mode = -1;
+        eps = 0;
+    }
+    if (!(c->flags & DLSCHED_DECISION_EXPLORED)) {
+        int32_t a = c->action;
+        g->decisions++;
+        if (a == hint) {
+            g->agreed++;
+            if (!learned)
+                c->flags |= DLSCHED_DECISION_INCUMBENT;
+        } else if (!dls_supported(g, region, a)) {
+            g->unsupported++;
+            c->action = hint;
+            c->flags |= DLSCHED_DECISION_INCUMBENT;
+        } else {
+            /* the experiment's draw looks at nothing but the RNG */
+            int learned_acts = greedy ? learned : (dls_rng_uniform(rng) < pl);
+            if (learned_acts) {
+                g->by_learned++;
+                arm = DLS_ARM_LEARNED;
+            } else {
+                g->by_incumbent++;
+                c->action = hint;
+                c->flags |= DLSCHED_DECISION_INCUMBENT;
+                arm = DLS_ARM_INCUMBENT;
+            }
+        }
+    }
+    c->probability =
+        dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, pl, c->action);
+    if (greedy || arm == DLS_ARM_NONE)
+        return DLS_ARM_NONE;
+    return arm | (uint32_t)(g->epoch & DLS_EPOCH_MASK) << 2;
+}
+
+static void dls_guard_new_epoch(dls_guard *g)
+{
+    g->epoch++;
+    g->k = 0;
+    memset(g->n, 0, sizeof g->n);
+    memset(g->sum, 0, sizeof g->sum);
+    memset(g->sumsq, 0, sizeof g->sumsq);
+}
+
+/* d, and its standard error, from this epoch's sums */
+static void dls_guard_estimate(const dls_guard *g, double *d, double *se)
+{
+    double m[3] = {0, 0, 0}, v[3] = {0, 0, 0};
+    for (int a = DLS_ARM_INCUMBENT; a <= DLS_ARM_LEARNED; a++) {
+        if (g->n[a] < 1)
+            continue;
+        m[a] = g->sum[a] / g->n[a];
+        /* unbiased: (sum x^2 - n mean^2) / (n - 1), floored at 0 */
+        v[a] = g->n[a] > 1 ? fmax(0.0, (g->sumsq[a] - g->n[a] * m[a] * m[a]) / (g->n[a] - 1))
+                           : 0.0;
+    }
+    *d = m[DLS_ARM_LEARNED] - m[DLS_ARM_INCUMBENT];
+    *se = (g->n[DLS_ARM_LEARNED] >= 1 && g->n[DLS_ARM_INCUMBENT] >= 1)
+              ? sqrt(v[DLS_ARM_LEARNED] / g->n[DLS_ARM_LEARNED] +
+                     v[DLS_ARM_INCUMBENT] / g->n[DLS_ARM_INCUMBENT])
+              : INFINITY;
+}
+
+static void dls_guard_test(dls_guard *g)
+{
+    double d, se;
+    dls_guard_estimate(g, &d, &se);
+    double z = g->z[g->k];
+    g->last_adv = d;
+    g->last_lo = d - z * se;
+    g->last_hi = d + z * se;
+    g->k++;
+    if (!dls_leader_learned(g) && g->last_lo > 0) {
+        g->state = DLSCHED_GUARD_LEARNED;
+        g->switches++;
+        dls_guard_new_epoch(g);
+    } else if (dls_leader_learned(g) && g->last_hi < 0) {
+        g->state = DLSCHED_GUARD_FALLEN_BACK;
+        g->fallbacks++;
+        dls_guard_new_epoch(g);
+    } else if (g->k >= g->tests) {
+        dls_guard_new_epoch(g);
+    }
+}
+
+/* the float copies the hash reads: mean and 1 / sd (0 for a constant
+   feature) */
+static void dls_guard_norm_publish(dls_guard *g)
+{
+    for (uint32_t i = 0; i < g->nf; i++) {
+        g->mean_f[i] = (float)g->mean[i];
+        g->isd[i] = g->m2[i] > 1e-12 ? (float)(1.0 / sqrt(g->m2[i])) : 0.0f;
+    }
+}
+
+/* running mean and variance of the features: exact (Welford) over the
+   first DLS_NORM_HORIZON states, then exponential */
+static void dls_guard_norm(dls_guard *g, const float *x)
+{
+    g->n_norm++;
+    double w = 1.0 / (double)(g->n_norm < DLS_NORM_HORIZON ? g->n_norm : DLS_NORM_HORIZON);
+    for (uint32_t i = 0; i < g->nf; i++) {
+        double dx = (double)x[i] - g->mean[i];
+        g->mean[i] += w * dx;
+        /* Welford: m2 holds the variance, updated as a weighted mean of
+           dx * (x - new mean) */
+        g->m2[i] += w * (dx * ((double)x[i] - g->mean[i]) - g->m2[i]);
+    }
+    dls_guard_norm_publish(g);
+}
+
+void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t action,
+                       const float *features, float reward)
+{
+    if (!g->enabled)
+        return;
+    uint16_t *v = &g->visits[region * g->na + (uint64_t)action];
+    if (*v < UINT16_MAX)
+        (*v)++;
+    if (g->is_dqn && features)
+        dls_guard_norm(g, features);
+    uint32_t arm = tag & 3u;
+    if (arm == DLS_ARM_NONE || (tag >> 2) != (uint32_t)(g->epoch & DLS_EPOCH_MASK))
+        return; /* not in the experiment, or from an epoch that is over */
+    g->n[arm] += 1;
+    g->sum[arm] += reward;
+    g->sumsq[arm] += (double)reward * reward;
+    double n_min = fmin(g->n[DLS_ARM_LEARNED], g->n[DLS_ARM_INCUMBENT]);
+    if (n_min >= (double)g->min_samples * ldexp(1.0, (int)g->k))
+        dls_guard_test(g);
+}
+
+void dls_guard_stats(const dls_guard *g, dlsched_stats_t *s)
+{
+    s->guard_state = g->state;
+    s->guard_epoch = g->epoch;
+    s->guard_switches = g->switches;
+    s->guard_fallbacks = g->fallbacks;
+    s->guard_decisions = g->decisions;
+    s->guard_by_learned = g->by_learned;
+    s->guard_by_incumbent = g->by_incumbent;
+    s->guard_agreed = g->agreed;
+    s->guard_unsupported = g->unsupported;
+    s->guard_samples_learned = (uint64_t)g->n[DLS_ARM_LEARNED];
+    s->guard_samples_incumbent = (uint64_t)g->n[DLS_ARM_INCUMBENT];
+    s->guard_value_learned =
+        g->n[DLS_ARM_LEARNED] > 0 ? g->sum[DLS_ARM_LEARNED] / g->n[DLS_ARM_LEARNED] : 0;
+    s->guard_value_incumbent =
+        g->n[DLS_ARM_INCUMBENT] > 0 ? g->sum[DLS_ARM_INCUMBENT] / g->n[DLS_ARM_INCUMBENT] : 0;
+    /* the estimate now, with the quantile of the epoch's next test */
+    double d, se;
+    dls_guard_estimate(g, &d, &se);
+    double z = g->z[g->k < g->tests ? g->k : g->tests - 1];
+    s->guard_advantage = d;
+    s->guard_advantage_low = isfinite(se) ? d - z * se : -INFINITY;
+    s->guard_advantage_high = isfinite(se) ? d + z * se : INFINITY;
+}
+
+void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
+{
+    dls_w_u32(w, g->state);
+    dls_w_u32(w, g->k);
+    dls_w_u64(w, g->epoch);
+    for (int a = 0; a < 3; a++) {
+        dls_w_f64(w, g->n[a]);
+        dls_w_f64(w, g->sum[a]);
+        dls_w_f64(w, g->sumsq[a]);
+    }
+    dls_w_f64(w, g->last_adv);
+    dls_w_f64(w, g->last_lo);
+    dls_w_f64(w, g->last_hi);
+    uint64_t c[7] = {g->switches,     g->fallbacks, g->decisions,  g->by_learned,
+                     g->by_incumbent, g->agreed,    g->unsupported};
+    for (int i = 0; i < 7; i++)
+        dls_w_u64(w, c[i]);
+    dls_w_u64(w, g->n_regions);
+    dls_w_bytes(w, g->visits, (size_t)g->n_regions * g->na * sizeof *g->visits);
+    if (g->is_dqn) {
+        dls_w_u64(w, g->n_norm);
+        dls_w_bytes(w, g->mean, g->nf * sizeof *g->mean);
+        dls_w_bytes(w, g->m2, g->nf * sizeof *g->m2);
+    }
+}
+
+int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
+{
+    uint32_t state = dls_r_u32(r), k = dls_r_u32(r);
+    uint64_t epoch = dls_r_u64(r);
+    double st[3][3];
+    for (int a = 0; a < 3; a++)
+        for (int j = 0; j < 3; j++)
+            st[a][j] = dls_r_f64(r);
+    double last[3];
+    for (int j = 0; j < 3; j++)
+        last[j] = dls_r_f64(r);
+    uint64_t c[7];
+    for (int i = 0; i < 7; i++)
+        c[i] = dls_r_u64(r);
+    uint64_t nr = dls_r_u64(r);
+    DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
+    DLS_FAIL_IF(state < DLSCHED_GUARD_INCUMBENT || state > DLSCHED_GUARD_FALLEN_BACK ||
+                    k >= g->tests || nr != g->n_regions,
+                DLSCHED_EFORMAT, "checkpoint: the guard section is corrupt");
+    for (int a = 0; a < 3; a++)
+        DLS_FAIL_IF(!(st[a][0] >= 0) || !isfinite(st[a][0]) || !isfinite(st[a][1]) ||
+                        !(st[a][2] >= 0) || !isfinite(st[a][2]),
+                    DLSCHED_EFORMAT, "checkpoint: the guard's statistics are corrupt");
+    DLS_FAIL_IF(isnan(last[0]) || isnan(last[1]) || isnan(last[2]), DLSCHED_EFORMAT,
+                "checkpoint: the guard's last test is corrupt");
+    DLS_FAIL_IF(c[2] != c[3] + c[4] + c[5] + c[6], DLSCHED_EFORMAT,
+                "checkpoint: the guard's decision counts do not add up");
+    dls_r_bytes(r, g->visits, (size_t)g->n_regions * g->na * sizeof *g->visits);
+    uint64_t n_norm = 0;
+    if (g->is_dqn) {
+        n_norm = dls_r_u64(r);
+        dls_r_bytes(r, g->mean, g->nf * sizeof *g->mean);
+        dls_r_bytes(r, g->m2, g->nf * sizeof *g->m2);
+    }
+    DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
+    if (g->is_dqn)
+        for (uint32_t i = 0; i < g->nf; i++)
+            DLS_FAIL_IF(!isfinite(g->mean[i]) || !(g->m2[i] >= 0) || !isfinite(g->m2[i]),
+                        DLSCHED_EFORMAT, "checkpoint: the guard's feature statistics are corrupt");
+    g->state = state;
+    g->k = k;
+    g->epoch = epoch;
+    for (int a = 0; a < 3; a++) {
+        g->n[a] = st[a][0];
+        g->sum[a] = st[a][1];
+        g->sumsq[a] = st[a][2];
+    }
+    g->last_adv = last[0];
+    g->last_lo = last[1];
+    g->last_hi = last[2];
+    g->switches = c[0];
+    g->fallbacks = c[1];
+    g->decisions = c[2];
+    g->by_learned = c[3];
+    g->by_incumbent = c[4];
+    g->agreed = c[5];
+    g->unsupported = c[6];
+    g->n_norm = n_norm;
+    if (g->is_dqn)
+        dls_guard_norm_publish(g);
+    return DLSCHED_OK;
+}

@@ -1,0 +1,94 @@
+/*
+ * guard.h - the safe-improvement guard: the learned policy decides only
+ * where it has proven better than the host's incumbent (the hint)
+ *
+ * The experiment: on the decisions where the learned policy's choice and
+ * the incumbent's differ, the policy in charge decides with probability
+ * 1 - guard_share and the other one with guard_share, by a draw that does
+ * not look at the state; every such ticket is tagged with the arm that
+ * decided. The difference of the two arms' mean rewards estimates the
+ * learned policy's advantage per disagreement; it is tested at sample
+ * sizes m, 2m, 4m, ... with a normal interval whose error rate is spent
+ * over the tests (alpha_k = risk / ((k + 1)(k + 2)), summing to risk).
+ * SPIBB-style support: the learned choice counts only where that action
+ * was observed at least guard_min_visits times in the state's region
+ * (qtable: its cell; dqn: a SimHash of the standardised features).
+ * Not thread-safe by itself: the agent holds tmu around every call but
+ * dls_guard_init/free.
+ */
+#ifndef DLS_GUARD_H
+#define DLS_GUARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "explore.h"
+#include "internal.h"
+#include "rng.h"
+
+struct dlsched_config;
+struct dls_wbuf;
+struct dls_rbuf;
+
+#define DLS_GUARD_MAX_TESTS 30
+#define DLS_GUARD_MAX_BITS 16
+
+/* the arm of a ticket (low 2 bits of its tag) */
+enum { DLS_ARM_NONE = 0, DLS_ARM_INCUMBENT = 1, DLS_ARM_LEARNED = 2 };
+
+typedef struct dls_guard {
+    int enabled, is_dqn;
+    uint32_t nf, na;
+    double share, risk;
+    uint64_t min_samples;
+    uint32_t tests, min_visits;
+    double z[DLS_GUARD_MAX_TESTS]; /* the k-th test's quantile */
+    /* state */
+    uint32_t state; /* DLSCHED_GUARD_* */
+    uint64_t epoch;
+    uint32_t k;     /* tests done in this epoch */
+    double n[3], sum[3], sumsq[3]; /* per arm, this epoch */
+    double last_adv, last_lo, last_hi; /* at the last test */
+    uint64_t switches, fallbacks, decisions, by_learned, by_incumbent, agreed, unsupported;
+    /* support counts: n_regions x na, saturating */
+    uint16_t *visits;
+    uint64_t n_regions;
+    /* dqn regions: sign bits of `bits` projections of the features
+       standardised by a running mean and variance */
+    uint32_t bits;
+    float *proj;       /* nf x bits, entries +-1 */
+    double *mean, *m2; /* per feature: running mean, running variance */
+    float *mean_f, *isd; /* what the hash reads: mean, 1 / sd */
+    uint64_t n_norm;
+    size_t bytes;
+} dls_guard;
+
+/* from the config; qtable: n_states regions; dqn: 2^guard_hash_bits */
+int dls_guard_init(dls_guard *g, const struct dlsched_config *cfg, int is_dqn, uint32_t nf,
+                   uint32_t na, uint64_t n_states);
+void dls_guard_free(dls_guard *g);
+
+/* the region of a state: its qtable key, or the SimHash of its features */
+uint64_t dls_guard_region(const dls_guard *g, const void *key, const float *features);
+
+/* the guard's part of one decision: c holds the behaviour policy's choice
+   (dls_choose with mode, eps over the q-values); hint >= 0. Rewrites c
+   (action, flags, probability) and returns the ticket's tag. greedy = no
+   experiment and no exploration. */
+uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int mode,
+                          double eps, double temperature, int32_t hint, uint64_t region,
+                          int greedy, dls_rng *rng, dls_choice *c);
+
+/* an outcome: the region/action visit and, for a tagged ticket of this
+   epoch, the experiment's statistics (and perhaps a switch) */
+void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t action,
+                       const float *features, float reward);
+
+/* the guard's fields of the statistics */
+void dls_guard_stats(const dls_guard *g, dlsched_stats_t *s);
+
+/* checkpoint section body; load checks every value (DLSCHED_EFORMAT) */
+void dls_guard_save(const dls_guard *g, struct dls_wbuf *w);
+int dls_guard_load(dls_guard *g, struct dls_rbuf *r);
+
+#endif
