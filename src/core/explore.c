@@ -54,7 +54,11 @@ void dls_choose(int mode, double epsilon, double temperature, const float *q,
         }
     }
     out->flags = 0;
-
+    out->qmax = qmax;
+    out->amax = amax;
+    out->m = m;
+    out->k = k;
+    out->z = 0;
     if (mode == DLS_EXPLORE_SOFTMAX) {
         /* P(a) = exp((q_a - qmax) / T) / Z over allowed a */
         double z = 0;
@@ -74,6 +78,7 @@ void dls_choose(int mode, double epsilon, double temperature, const float *q,
         }
         out->action = pick;
         out->probability = (float)(pa / z);
+        out->z = z;
         if (q[pick] != qmax)
             out->flags |= DLSCHED_DECISION_EXPLORED;
         return;

@@ -10,6 +10,13 @@ typedef struct dls_choice {
     int32_t action;
     uint32_t flags;     /* DLSCHED_DECISION_* */
     float probability;  /* behaviour policy's probability of action */
+    /* what the choice saw, for the guard's probabilities: the allowed
+       maximum, its first action, the ties m, the allowed count k and
+       (softmax) the normaliser z = sum_a exp((q_a - qmax) / T) */
+    float qmax;
+    int32_t amax;
+    uint32_t m, k;
+    double z;
 } dls_choice;
 
 /* epsilon after t ticketed decisions: linear from start to end over decay */

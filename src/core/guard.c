@@ -144,45 +144,37 @@ static inline int dls_leader_learned(const dls_guard *g)
    them), g(t) = t when t is the hint or supported, else the hint; a chosen
    t with g(t) != hint is taken with probability pl, else the hint:
      egreedy, hint: P(a) = eps P_explore(a) + (1 - eps) / m sum_t M(t -> a)
-     softmax:       P(a) = [a not in T] sm(a) + sm_max sum_t M(t -> a) */
+     softmax:       P(a) = [a not in T] sm(a) + sm_max sum_t M(t -> a)
+   c carries qmax, the first maximum, m, k and z from dls_choose. */
+static inline double dls_guard_mass1(const dls_guard *g, int32_t t, int32_t hint,
+                                     uint64_t region, double pl, int32_t a)
+{
+    int32_t gt = (t == hint || dls_supported(g, region, t)) ? t : hint;
+    if (gt == hint)
+        return a == hint;
+    return a == gt ? pl : (a == hint ? 1 - pl : 0);
+}
+
 static float dls_guard_prob(const dls_guard *g, const float *q, const uint8_t *mask, int mode,
                             double eps, double temperature, int32_t hint, uint64_t region,
-                            double pl, int32_t a)
+                            double pl, const dls_choice *c, int32_t a)
 {
-    float qmax = -INFINITY;
-    uint32_t k = 0, m = 0;
-    for (uint32_t i = 0; i < g->na; i++) {
-        if (mask && !mask[i])
-            continue;
-        k++;
-        if (q[i] > qmax || m == 0) {
-            qmax = q[i];
-            m = 1;
-        } else if (q[i] == qmax) {
-            m++;
-        }
-    }
-    double mass = 0; /* sum over ties of M(t -> a) */
-    for (uint32_t t = 0; t < g->na; t++) {
-        if ((mask && !mask[t]) || q[t] != qmax)
-            continue;
-        int32_t gt = ((int32_t)t == hint || dls_supported(g, region, (int32_t)t)) ? (int32_t)t
-                                                                                  : hint;
-        if (gt == hint)
-            mass += a == hint;
-        else
-            mass += a == gt ? pl : (a == hint ? 1 - pl : 0);
+    double mass; /* sum over ties of M(t -> a) */
+    if (c->m == 1) {
+        mass = dls_guard_mass1(g, c->amax, hint, region, pl, a);
+    } else {
+        mass = 0;
+        for (uint32_t t = 0; t < g->na; t++)
+            if ((!mask || mask[t]) && q[t] == c->qmax)
+                mass += dls_guard_mass1(g, (int32_t)t, hint, region, pl, a);
     }
     double p;
     if (mode == DLS_EXPLORE_SOFTMAX) {
-        double z = 0;
-        for (uint32_t i = 0; i < g->na; i++)
-            if (!mask || mask[i])
-                z += exp(((double)q[i] - qmax) / temperature);
-        p = (q[a] != qmax ? exp(((double)q[a] - qmax) / temperature) / z : 0) + mass / z;
+        p = (q[a] != c->qmax ? exp(((double)q[a] - c->qmax) / temperature) / c->z : 0) +
+            mass / c->z;
     } else {
-        double pe = mode == DLS_EXPLORE_HINT ? (a == hint) : 1.0 / k;
-        p = eps * pe + (1 - eps) * mass / m;
+        double pe = mode == DLS_EXPLORE_HINT ? (a == hint) : 1.0 / c->k;
+        p = eps * pe + (1 - eps) * mass / c->m;
     }
     return (float)p;
 }
@@ -224,7 +216,7 @@ uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int
         }
     }
     c->probability =
-        dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, pl, c->action);
+        dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, pl, c, c->action);
     if (greedy || arm == DLS_ARM_NONE)
         return DLS_ARM_NONE;
     return arm | (uint32_t)(g->epoch & DLS_EPOCH_MASK) << 2;
