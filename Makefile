@@ -171,7 +171,11 @@ $(TOOL): tools/dlsched.c $(ALIB)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
 
 # ---- dlsched-sim: the inference-cluster simulator (examples/clustersim) -------
-SIM_SRCS := examples/clustersim/scenario.c examples/clustersim/sim.c examples/clustersim/report.c
+SIM_SRCS := examples/clustersim/scenario.c examples/clustersim/arrivals.c \
+            examples/clustersim/arr_poisson.c examples/clustersim/arr_mmpp.c \
+            examples/clustersim/arr_diurnal.c examples/clustersim/arr_trace.c \
+            examples/clustersim/cluster.c examples/clustersim/heuristics.c \
+            examples/clustersim/adapters.c examples/clustersim/engine.c examples/clustersim/report.c
 SIM_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(SIM_SRCS))
 SIM_LIB := build/$(VARIANT)/sim/libclustersim.a
 SIM_BIN := build/$(VARIANT)/bin/dlsched-sim

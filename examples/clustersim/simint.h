@@ -1,0 +1,149 @@
+/*
+ * simint.h - what the units of dlsched-sim's engine share (sim.h is the
+ * simulator's interface): a run's state, its requests, servers and events,
+ * and each unit's functions
+ *   cluster.c     the servers and requests, the latency model's prediction
+ *   heuristics.c  greedy and the fixed-variant heuristics, policy names
+ *   adapters.c    the learned policies: features, action mask, agent
+ *   engine.c      the event loop, accounting and results
+ * The arrival processes are behind arrivals.h.
+ */
+#ifndef DLSCHED_SIM_SIMINT_H
+#define DLSCHED_SIM_SIMINT_H
+
+#include "rng.h"
+#include "sim.h"
+
+#include <dlsched.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- the cluster and a run ------------------------------------------------ */
+enum { PH_QUEUED, PH_PREFILL, PH_DECODE };
+
+typedef struct {
+    double arrive, in, out, slo, prefill_ms, decode_ms, pf_end, finish_d;
+    uint64_t id, ticket;
+    int server, variant, phase, next;
+    int slot; /* index in its server's active[] */
+} req;
+
+typedef struct {
+    int type, slots, n, qhead, qtail, qlen;
+    int active[SIM_MAX_SLOTS];
+    double d[SIM_MAX_VAR];  /* per-variant virtual decode clocks (solo ms) */
+    double tlast, busy;     /* busy: integral of n dt */
+    double work_q;          /* solo ms of the queued requests */
+    double ewma;            /* recent latency / SLO */
+    uint32_t ver;
+} server;
+
+enum { EV_ARRIVAL, EV_PREFILL, EV_DECODE };
+typedef struct {
+    double t;
+    uint64_t seq;
+    uint32_t kind, a, b;
+} event;
+
+typedef struct sim_run sim_run;
+struct sim_run {
+    const sim_scenario *sc;
+    const sim_options *opt;
+    server srv[SIM_MAX_SERVERS];
+    int ns;
+    req *rq;
+    int rq_cap, free_head;
+    event *heap;
+    size_t nh, heap_cap;
+    uint64_t seq, next_id;
+    double now;
+    rng r;
+    /* policy */
+    const sim_policy_spec *pol;
+    dlsched_agent *agent;
+    int learning;   /* warm-up: tickets kept, outcomes observed */
+    int rr;
+    double rate_est, rate_t; /* arrivals per second, EWMA (tau 5 s) */
+    float *feat;
+    uint8_t *mask; /* the learned policy's action mask, the same for every decision */
+    int n_feat, n_act;
+    int by_class;  /* actions are (GPU type, variant); else (server, variant) */
+    /* Q-learning across decisions: a transition's next state is the state
+       of the next decision. nfeat/nmask: per request slot, that state once
+       known; last: the request decided last (its next state is not known
+       yet); pend_*: its outcome when it completed before the next arrival */
+    float *nfeat;
+    uint8_t *nmask, *has_next;
+    int last;
+    int pend;
+    uint64_t pend_ticket;
+    float pend_reward;
+    /* accounting */
+    uint64_t done, met, submitted;
+    double acc_met, acc_sum;
+    float *lat;
+    size_t nlat, lat_cap;
+    double t_first, t_last_arrival, t_end;
+    uint64_t vcount[SIM_MAX_VAR];
+    size_t nwin;
+    double *win_n, *win_met, *win_rew;
+    double decide_ns;
+    uint64_t decide_n;
+    int failed;
+    sim_err *err;
+};
+
+/* ---- engine.c ---- */
+/* the run fails with this message (the first failure's stays) */
+void sim_run_fail(sim_run *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sim_heap_push(sim_run *s, double t, uint32_t kind, uint32_t a, uint32_t b);
+
+/* ---- cluster.c: servers and requests ---- */
+/* a free request slot (-1: out of memory, the run failed) */
+int sim_req_alloc(sim_run *s);
+/* returns request ri's slot to the free list */
+void sim_req_free(sim_run *s, int ri);
+/* decode slow-down of variant v on GPU type g at batch n */
+double sim_slow(const sim_scenario *sc, int v, int g, int n);
+/* advances sv's busy integral and decode clocks to now */
+void sim_srv_advance(sim_run *s, server *sv);
+/* the next decode completion of server si, scheduled as an event */
+void sim_srv_reschedule(sim_run *s, int si);
+/* request ri starts its prefill on server si */
+void sim_srv_start(sim_run *s, int si, int ri);
+/* request ri (server and variant decided) starts on its server or queues */
+void sim_srv_submit(sim_run *s, int ri);
+/* request ri's prefill ended: it decodes */
+void sim_srv_prefilled(sim_run *s, int ri);
+/* the request of server si whose decode is due now (-1: none) */
+int sim_srv_due(sim_run *s, int si);
+/* request ri leaves server si's active set */
+void sim_srv_remove(sim_run *s, int si, int ri);
+/* starts queued requests while server si has free slots */
+void sim_srv_fill(sim_run *s, int si);
+/* solo milliseconds of work the server still has (active + queued) */
+double sim_srv_work(const sim_run *s, const server *sv);
+
+/* ---- cluster.c: the latency model's prediction (greedy, SED, features) ---- */
+void sim_solo_times(const sim_scenario *sc, int v, int g, double in, double out, double *pf,
+                    double *dec);
+double sim_predict(const sim_run *s, int si, int v, double in, double out, double work);
+/* some GPU type loads variant v */
+int sim_variant_loaded(const sim_scenario *sc, int v);
+/* server si loads variant v */
+int sim_loaded(const sim_run *s, int si, int v);
+double sim_slo_of(const sim_scenario *sc, double out);
+
+/* ---- heuristics.c ---- */
+void sim_pick_greedy(const sim_run *s, double in, double out, const double *work, int *so,
+                     int *vo);
+int sim_pick_heuristic(sim_run *s, int kind, int v, double in, double out, const double *work);
+
+/* ---- adapters.c ---- */
+/* a learned policy's agent, features and action mask */
+int sim_make_agent(sim_run *s, sim_err *err);
+/* the learned policy's decision for r: server, variant and ticket */
+int sim_decide_learned(sim_run *s, req *r, const double *work);
+
+#endif
