@@ -176,11 +176,21 @@ SIM_SRCS := examples/clustersim/scenario.c examples/clustersim/arrivals.c \
             examples/clustersim/arr_diurnal.c examples/clustersim/arr_trace.c \
             examples/clustersim/cluster.c examples/clustersim/heuristics.c \
             examples/clustersim/adapters.c examples/clustersim/engine.c examples/clustersim/report.c
+SIM_SRCS += examples/clustersim/generate.c
 SIM_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(SIM_SRCS))
 SIM_LIB := build/$(VARIANT)/sim/libclustersim.a
 SIM_BIN := build/$(VARIANT)/bin/dlsched-sim
 $(SIM_OBJS) $(OBJDIR)/examples/clustersim/main.o: ALL_CFLAGS += -Iexamples/clustersim
 -include $(SIM_OBJS:.o=.d) $(OBJDIR)/examples/clustersim/main.d
+# dlsched-sim --random reads the installed traces from $(DATADIR)/traces when
+# it finds no source tree; main.o is rebuilt when DATADIR changes (the stamp)
+SIM_DATADIR_STAMP := build/$(VARIANT)/sim/datadir
+$(OBJDIR)/examples/clustersim/main.o: ALL_CFLAGS += -DSIM_DATADIR='"$(DATADIR)"'
+$(OBJDIR)/examples/clustersim/main.o: $(SIM_DATADIR_STAMP)
+$(SIM_DATADIR_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+FORCE:
 
 $(SIM_LIB): $(SIM_OBJS)
 	@mkdir -p $(dir $@)

@@ -8,14 +8,21 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* the installed data (scenarios/, traces/): the Makefile's DATADIR */
+#ifndef SIM_DATADIR
+#define SIM_DATADIR "/usr/local/share/dlsched"
+#endif
 
 static void usage(FILE *f)
 {
-    fputs("usage: dlsched-sim [options] SCENARIO.scn...\n"
+    fputs("usage: dlsched-sim [options] [SCENARIO.scn...]\n"
           "  -p, --policies LIST  comma-separated policies (default: every heuristic with\n"
           "                       every variant, greedy, qtable, dqn); e.g. jsq:small,greedy,dqn\n"
           "  -j, --json FILE      write the results as JSON\n"
@@ -24,8 +31,66 @@ static void usage(FILE *f)
           "      --seed N         warm-up seed N, evaluation seed N+1 (default: the file's)\n"
           "  -q, --quiet          no progress on stderr\n"
           "  -c, --check          read the scenarios, print a summary and exit\n"
+          "      --random N       also run N generated scenarios (indexes 0..N-1, after the files)\n"
+          "      --random-seed S  the family of generated scenarios (default 1; --seed\n"
+          "                       sets the simulation seeds, not this)\n"
+          "      --write-scenarios DIR  write each generated scenario to DIR/NAME.scn\n"
+          "      --traces DIR     the shipped traces, for generated trace replays (default:\n"
+          "                       $DLSCHED_TOP/data/traces, ./data/traces, else "
+          SIM_DATADIR "/traces)\n"
           "  -h, --help, -V, --version\n",
           f);
+}
+
+/* where the shipped traces are: --traces, else the source tree's, else the
+   installed ones; made absolute so that a written scenario works anywhere */
+static void find_traces(const char *given, char *out, size_t len)
+{
+    char path[SIM_PATH];
+    const char *top = getenv("DLSCHED_TOP");
+    struct stat st;
+    if (given)
+        snprintf(path, sizeof path, "%s", given);
+    else if (top && *top &&
+             (snprintf(path, sizeof path, "%s/data/traces", top), !stat(path, &st)) &&
+             S_ISDIR(st.st_mode))
+        ;
+    else if (!stat("data/traces", &st) && S_ISDIR(st.st_mode))
+        snprintf(path, sizeof path, "data/traces");
+    else
+        snprintf(path, sizeof path, "%s/traces", SIM_DATADIR);
+    char *abs = realpath(path, NULL);
+    snprintf(out, len, "%s", abs ? abs : path);
+    free(abs);
+}
+
+/* generated scenario `index`: its text (to write with --write-scenarios),
+   parsed; label names it in errors and reports */
+static int load_random(uint64_t family, unsigned index, const char *traces, const char *dir,
+                       int check, sim_scenario *sc, sim_err *err)
+{
+    static char text[SIM_GENERATE_LEN];
+    if (sim_generate(family, index, traces, text, sizeof text, err))
+        return -1;
+    char name[64] = "", label[SIM_PATH];
+    const char *n = strstr(text, "\nname = ");
+    if (n)
+        sscanf(n, "\nname = %63s", name);
+    snprintf(label, sizeof label, "random:%llu:%u", (unsigned long long)family, index);
+    if (dir) {
+        snprintf(label, sizeof label, "%s/%s.scn", dir, name);
+        FILE *f = fopen(label, "w");
+        if (!f || fputs(text, f) == EOF || fclose(f)) {
+            snprintf(err->msg, sizeof err->msg, "%.400s: %s", label, strerror(errno));
+            return -1;
+        }
+    }
+    if (check) {
+        const char *s = strstr(text, "# summary: ");
+        if (s)
+            printf("%s: %.*s\n", label, (int)strcspn(s + 11, "\n"), s + 11);
+    }
+    return sim_scenario_parse(text, label, sc, err);
 }
 
 int main(int argc, char **argv)
@@ -35,7 +100,13 @@ int main(int argc, char **argv)
         {"plots", required_argument, 0, 'o'},    {"scale", required_argument, 0, 's'},
         {"seed", required_argument, 0, 'S'},     {"quiet", no_argument, 0, 'q'},
         {"check", no_argument, 0, 'c'},          {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'},        {"random", required_argument, 0, 'R'},
+        {"random-seed", required_argument, 0, 'F'},
+        {"write-scenarios", required_argument, 0, 'W'},
+        {"traces", required_argument, 0, 'T'},   {0, 0, 0, 0}};
+    const char *write_dir = NULL, *traces_opt = NULL;
+    long long n_random = 0;
+    unsigned long long family = 1;
     const char *policies = NULL, *json = NULL, *plots = NULL;
     double scale = 1;
     long long seed = -1;
@@ -64,6 +135,26 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'R':
+            errno = 0;
+            n_random = strtoll(optarg, &end, 10);
+            if (*end || errno || n_random < 0 || n_random > UINT_MAX) {
+                fprintf(stderr, "dlsched-sim: --random: '%s' is not a count\n", optarg);
+                return 2;
+            }
+            break;
+        case 'F':
+            errno = 0;
+            family = strtoull(optarg, &end, 10);
+            if (*end || errno || optarg[0] == '-' || !optarg[0]) {
+                fprintf(stderr,
+                        "dlsched-sim: --random-seed: '%s' is not a non-negative integer\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'W': write_dir = optarg; break;
+        case 'T': traces_opt = optarg; break;
         case 'q': quiet = 1; break;
         case 'c': check = 1; break;
         case 'h': usage(stdout); return 0;
@@ -71,9 +162,22 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind == argc) {
+    if (optind == argc && !n_random) {
         usage(stderr);
         return 2;
+    }
+    /* the scenario files, then the generated ones */
+    long long n_in = (long long)(argc - optind) + n_random;
+    char traces[SIM_PATH] = "";
+    if (n_random)
+        find_traces(traces_opt, traces, sizeof traces);
+    if (write_dir) {
+        struct stat st;
+        if (mkdir(write_dir, 0777) && !(errno == EEXIST && !stat(write_dir, &st) &&
+                                        S_ISDIR(st.st_mode))) {
+            fprintf(stderr, "dlsched-sim: %s: %s\n", write_dir, strerror(errno));
+            return 1;
+        }
     }
     FILE *jf = NULL;
     if (json && !check) {
@@ -82,18 +186,23 @@ int main(int argc, char **argv)
             fprintf(stderr, "dlsched-sim: %s: %s\n", json, strerror(errno));
             return 1;
         }
-        if (argc - optind > 1)
+        if (n_in > 1)
             fputs("[\n", jf);
     }
     int status = 0;
-    for (int a = optind; a < argc && !status; a++) {
+    for (long long in = 0; in < n_in && !status; in++) {
         sim_scenario sc;
         sim_err err = {{0}};
-        if (sim_scenario_load(argv[a], &sc, &err)) {
+        int is_file = in < argc - optind;
+        int rc = is_file ? sim_scenario_load(argv[optind + in], &sc, &err)
+                         : load_random(family, (unsigned)(in - (argc - optind)), traces,
+                                       write_dir, check, &sc, &err);
+        if (rc) {
             fprintf(stderr, "dlsched-sim: %s\n", err.msg);
             status = 2;
             break;
         }
+        const char *file = is_file ? argv[optind + in] : sc.path;
         if (seed >= 0) {
             sc.seed = (uint64_t)seed;
             sc.eval_seed = (uint64_t)seed + 1;
@@ -119,7 +228,7 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; check && !status && i < np; i++)
             if (sim_check_learning(&sc, &specs[i], &err)) {
-                fprintf(stderr, "dlsched-sim: %s: %s\n", argv[a], err.msg);
+                fprintf(stderr, "dlsched-sim: %s: %s\n", file, err.msg);
                 status = 2;
             }
         if (status) {
@@ -129,7 +238,7 @@ int main(int argc, char **argv)
         if (check) {
             printf("%s: scenario %s, %d GPU types, %d servers, %d variants, capacity %.2f "
                    "req/s, offered %.2f req/s, %zu policies%s\n",
-                   argv[a], sc.name, sc.n_gpu, sc.n_servers, sc.n_var, sc.capacity, sc.rate, np,
+                   file, sc.name, sc.n_gpu, sc.n_servers, sc.n_var, sc.capacity, sc.rate, np,
                    sc.n_trace ? "" : "");
             if (sc.n_trace)
                 printf("  trace %s: %zu requests, speedup %.3g\n", sc.trace_path, sc.n_trace,
@@ -146,7 +255,7 @@ int main(int argc, char **argv)
         size_t done = 0;
         for (; res && done < np; done++)
             if (sim_run_policy(&sc, &specs[done], &opt, &res[done], &err)) {
-                fprintf(stderr, "dlsched-sim: %s: %s: %s\n", argv[a], specs[done].name, err.msg);
+                fprintf(stderr, "dlsched-sim: %s: %s: %s\n", file, specs[done].name, err.msg);
                 status = 1;
                 break;
             }
@@ -158,7 +267,7 @@ int main(int argc, char **argv)
             sim_print_table(stdout, &sc, res, np);
             fflush(stdout);
             if (jf) {
-                if (a > optind)
+                if (in > 0)
                     fputs(",\n", jf);
                 sim_write_json(jf, &sc, res, np);
             }
@@ -179,7 +288,7 @@ int main(int argc, char **argv)
         sim_scenario_free(&sc);
     }
     if (jf) {
-        if (argc - optind > 1)
+        if (n_in > 1)
             fputs("]\n", jf);
         if (fclose(jf) && !status) {
             fprintf(stderr, "dlsched-sim: %s: write error\n", json);

@@ -172,4 +172,16 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
 int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r, size_t n,
                     int run_gnuplot, char *msg, size_t msg_len);
 
+/* ---- random scenarios (generate.c) ---- */
+/* writes into buf (len bytes) the text of a scenario file: scenario `index`
+   of family `seed`, the same text for the same (seed, index) whatever else
+   is generated. trace_dir: where the shipped traces are (written into the
+   text as given; NULL is an error only when a trace replay is drawn). 0, or
+   -1 with err set (buffer too small). SIM_GENERATE_LEN bytes are enough.
+   The text's second line is "# summary: ..." (GPU types, variants, process,
+   load). */
+#define SIM_GENERATE_LEN 16384
+int sim_generate(uint64_t seed, unsigned index, const char *trace_dir, char *buf, size_t len,
+                 sim_err *err);
+
 #endif

@@ -1142,6 +1142,134 @@ START_TEST(test_trace_replay)
 }
 END_TEST
 
+/* ---- generated scenarios (generate.c) ---------------------------------------------------- */
+
+static void generate_ok(uint64_t seed, unsigned index, char *buf, size_t len)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/data/traces", top_dir());
+    sim_err e = {{0}};
+    ck_assert_msg(sim_generate(seed, index, dir, buf, len, &e) == 0, "g%llu-%u: %s",
+                  (unsigned long long)seed, index, e.msg);
+}
+
+static const uint64_t gen_seeds[3] = {1, 7, 12345678901234567ull};
+
+/* 300 indexes of each of 3 families: they parse (sim_scenario_finish
+   included) and keep the promises of dlsched-sim(1), RANDOM SCENARIOS */
+START_TEST(test_generate_parses)
+{
+    static char text[SIM_GENERATE_LEN];
+    for (int si = 0; si < 3; si++)
+        for (unsigned idx = 0; idx < 300; idx++) {
+            uint64_t seed = gen_seeds[si];
+            generate_ok(seed, idx, text, sizeof text);
+            sim_scenario sc;
+            sim_err e = {{0}};
+            int rc = sim_scenario_parse(text, "generated.scn", &sc, &e);
+            ck_assert_msg(rc == 0, "g%llu-%u: %s\n%s", (unsigned long long)seed, idx, e.msg,
+                          text);
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "g%llu-%u-", (unsigned long long)seed, idx);
+            ck_assert_msg(!strncmp(sc.name, prefix, strlen(prefix)), "name %s", sc.name);
+            ck_assert_msg(strstr(text, "\n# summary: ") != NULL, "%s", sc.name);
+            ck_assert_int_ge(sc.n_gpu, 1);
+            ck_assert_int_le(sc.n_gpu, 4);
+            ck_assert_int_ge(sc.n_var, 1);
+            ck_assert_int_le(sc.n_var, 4);
+            ck_assert_int_le(sc.n_servers, 24);
+            uint32_t any = 0;
+            for (int g = 0; g < sc.n_gpu; g++) {
+                ck_assert_int_ge(sc.gpu[g].count, 1);
+                ck_assert_int_le(sc.gpu[g].count, 6);
+                ck_assert_int_ge(sc.gpu[g].slots, 4);
+                ck_assert_int_le(sc.gpu[g].slots, 32);
+                /* the smallest variant everywhere: fixed-variant heuristics exist */
+                ck_assert_msg(sc.gpu[g].load_mask & 1u, "%s: gpu %s", sc.name, sc.gpu[g].name);
+                any |= sc.gpu[g].load_mask;
+            }
+            for (int v = 0; v < sc.n_var; v++) {
+                ck_assert_msg(any >> v & 1, "%s: variant %s loaded nowhere", sc.name,
+                              sc.var[v].name);
+                if (v) {
+                    ck_assert(sc.var[v].memory_gb > sc.var[v - 1].memory_gb);
+                    ck_assert(sc.var[v].accuracy > sc.var[v - 1].accuracy);
+                }
+            }
+            ck_assert_msg(sc.capacity > 0 && isfinite(sc.capacity), "%s", sc.name);
+            double load = sc.rate / sc.capacity;
+            ck_assert_msg(load >= 0.5 - 1e-9 && load <= 1.1 + 1e-9, "%s: load %g", sc.name,
+                          load);
+            if (sc.process == SIM_ARR_MMPP) {
+                double num = 0, den = 0;
+                for (int i = 0; i < sc.n_rates; i++)
+                    num += sc.rates[i] / sc.capacity * sc.dwell_s[i], den += sc.dwell_s[i];
+                ck_assert_double_eq_tol(num / den, load, 1e-9);
+                ck_assert(sc.n_rates == 2 || sc.n_rates == 3);
+            }
+            ck_assert(sc.slo_base_ms >= 500 && sc.slo_base_ms <= 4000);
+            ck_assert(sc.slo_per_token_ms >= 15 && sc.slo_per_token_ms <= 80);
+            ck_assert(sc.miss_penalty >= 0.5 && sc.miss_penalty <= 2);
+            ck_assert_double_eq(sc.window_s, 20);
+            ck_assert_uint_eq(sc.apprentice, 5000);
+            ck_assert(sc.seed != sc.eval_seed);
+            /* 100k-200k warm-up requests, at most 1800 s of evaluation */
+            double warm = sc.process == SIM_ARR_TRACE
+                              ? sc.warmup_passes * floor(sc.train_share * (double)sc.n_trace)
+                              : sc.warmup_s * sc.rate;
+            ck_assert_msg(warm > 0.98e5 && warm < (sc.process == SIM_ARR_TRACE ? 2.3e5 : 2.02e5),
+                          "%s: %g warm-up requests", sc.name, warm);
+            if (sc.process != SIM_ARR_TRACE)
+                ck_assert_msg(sc.eval_s <= 1800 && sc.eval_s * sc.rate <= 30300 + sc.rate, "%s: eval %g s",
+                              sc.name, sc.eval_s);
+            sim_scenario_free(&sc);
+        }
+}
+END_TEST
+
+START_TEST(test_generate_deterministic)
+{
+    static char a[SIM_GENERATE_LEN], b[SIM_GENERATE_LEN], c[SIM_GENERATE_LEN];
+    for (unsigned idx = 0; idx < 50; idx++) {
+        generate_ok(7, idx, a, sizeof a);
+        generate_ok(7, idx + 1, c, sizeof c); /* another index in between */
+        generate_ok(7, idx, b, sizeof b);
+        ck_assert_str_eq(a, b);
+        ck_assert_str_ne(a, c);
+        generate_ok(8, idx, c, sizeof c);
+        ck_assert_str_ne(a, c);
+    }
+    /* too small a buffer: an error, not a truncated scenario */
+    sim_err e = {{0}};
+    ck_assert_int_eq(sim_generate(7, 0, "data/traces", a, 100, &e), -1);
+    ck_assert_msg(strstr(e.msg, "buffer") != NULL, "%s", e.msg);
+}
+END_TEST
+
+/* every arrival process, and a replay of every shipped trace, among the
+   first 200 indexes of each family */
+START_TEST(test_generate_processes)
+{
+    static char text[SIM_GENERATE_LEN];
+    static const char *const want[] = {
+        "process = poisson\n", "process = mmpp\n", "process = diurnal\n",
+        "/AzureLLMInferenceTrace_code.csv\nformat = azure\n",
+        "/AzureLLMInferenceTrace_conv.csv\nformat = azure\n",
+        "/mooncake_conversation_trace.jsonl\nformat = mooncake\n"};
+    for (int si = 0; si < 3; si++) {
+        int seen[6] = {0};
+        for (unsigned idx = 0; idx < 200; idx++) {
+            generate_ok(gen_seeds[si], idx, text, sizeof text);
+            for (int k = 0; k < 6; k++)
+                seen[k] += strstr(text, want[k]) != NULL;
+        }
+        for (int k = 0; k < 6; k++)
+            ck_assert_msg(seen[k] > 0, "seed %llu: no '%s'", (unsigned long long)gen_seeds[si],
+                          want[k]);
+    }
+}
+END_TEST
+
 /* ---- the suite ----------------------------------------------------------------------------- */
 static Suite *suite_sim(void)
 {
@@ -1178,6 +1306,13 @@ static Suite *suite_sim(void)
     tcase_add_test(tc, test_mmc_erlang_c);
     tcase_add_test(tc, test_md1_pollaczek_khinchine);
     tcase_set_timeout(tc, 600);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("generate");
+    tcase_add_test(tc, test_generate_parses);
+    tcase_add_test(tc, test_generate_deterministic);
+    tcase_add_test(tc, test_generate_processes);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;
 }

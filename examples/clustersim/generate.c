@@ -1,0 +1,483 @@
+/*
+ * generate.c - random scenarios for dlsched-sim(1) (--random): clusters and
+ * workloads nobody designed by hand, to develop and test learned schedulers.
+ *
+ * sim_generate() writes the text of a scenario file (the format of
+ * scenario.c): scenario `index` of family `seed`, drawn from its own
+ * generator (splitmix64 seeding xoshiro256**), so that the same (seed,
+ * index) gives the same text whatever else is generated. The figures and
+ * their sources are listed in dlsched-sim(1), RANDOM SCENARIOS.
+ */
+#include "rng.h"
+#include "sim.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+/* ---- the generator (rng.h: xoshiro256** seeded by splitmix64) ---------- */
+
+/* (0, 1) */
+static double u01(rng *r)
+{
+    return rng_unit(r);
+}
+
+static double unif(rng *r, double lo, double hi)
+{
+    return lo + (hi - lo) * u01(r);
+}
+
+/* lo..hi inclusive */
+static int pick(rng *r, int lo, int hi)
+{
+    return lo + (int)(u01(r) * (hi - lo + 1));
+}
+
+static double round_to(double x, double step)
+{
+    return floor(x / step + 0.5) * step;
+}
+
+/* ---- the catalogues -------------------------------------------------------- */
+
+/* speed factors relative to an A100 80GB SXM: decode = memory bandwidth
+   ratio (2039 GB/s), prefill = dense FP16/BF16 tensor throughput ratio
+   (312 TFLOPS); NVIDIA datasheets */
+typedef struct {
+    const char *name, *desc;
+    double memory_gb, decode, prefill;
+    int max_slots;
+} gpu_kind;
+
+static const gpu_kind gpus[] = {
+    {"H100", "NVIDIA H100 SXM 80GB (3.35 TB/s, 989 TFLOPS)", 80, 1.64, 3.17, 32},
+    {"A100-80G", "NVIDIA A100 SXM 80GB (2.04 TB/s, 312 TFLOPS)", 80, 1.00, 1.00, 32},
+    {"A100-40G", "NVIDIA A100 SXM 40GB (1.56 TB/s, 312 TFLOPS)", 40, 0.76, 1.00, 24},
+    {"L40S", "NVIDIA L40S 48GB (864 GB/s, 362 TFLOPS)", 48, 0.42, 1.16, 24},
+    {"A10G", "NVIDIA A10G 24GB (600 GB/s, about 70 TFLOPS)", 24, 0.29, 0.22, 16},
+    {"L4", "NVIDIA L4 24GB (300 GB/s, 121 TFLOPS)", 24, 0.147, 0.39, 16},
+    {"T4", "NVIDIA T4 16GB (320 GB/s, 65 TFLOPS)", 16, 0.157, 0.21, 16},
+};
+#define N_GPU_KINDS (int)(sizeof gpus / sizeof *gpus)
+
+/* weights (and what decode reads per token) in GB; accuracy: MMLU 5-shot of
+   the base model */
+typedef struct {
+    const char *name, *desc;
+    double params_b, memory_gb, accuracy;
+} variant_kind;
+
+typedef struct {
+    const char *tag;
+    int n;
+    variant_kind v[6];
+} family;
+
+static const family families[] = {
+    {"llama2",
+     3,
+     {{"llama2-7b", "Llama-2-7B fp16; MMLU 45.3 (Touvron et al. 2023, Table 3)", 7, 14, 0.453},
+      {"llama2-13b", "Llama-2-13B fp16; MMLU 54.8 (Touvron et al. 2023, Table 3)", 13, 26,
+       0.548},
+      {"llama2-70b-awq", "Llama-2-70B 4-bit AWQ; MMLU 68.9 (Touvron et al. 2023, Table 3)", 70,
+       38, 0.689}}},
+    {"llama3",
+     2,
+     {{"llama3-8b", "Llama-3-8B fp16; MMLU 66.6 (Meta model card, 2024)", 8, 16, 0.666},
+      {"llama3-70b-awq", "Llama-3-70B 4-bit AWQ; MMLU 79.5 (Meta model card, 2024)", 70, 40,
+       0.795}}},
+    {"qwen2.5",
+     6,
+     {{"qwen2.5-1.5b", "Qwen2.5-1.5B fp16; MMLU 60.9 (Qwen2.5 technical report, 2024)", 1.5,
+       3.1, 0.609},
+      {"qwen2.5-3b", "Qwen2.5-3B fp16; MMLU 65.6 (Qwen2.5 technical report, 2024)", 3, 6.2,
+       0.656},
+      {"qwen2.5-7b", "Qwen2.5-7B fp16; MMLU 74.2 (Qwen2.5 technical report, 2024)", 7.6, 15.2,
+       0.742},
+      {"qwen2.5-14b", "Qwen2.5-14B fp16; MMLU 79.7 (Qwen2.5 technical report, 2024)", 14.7,
+       29.5, 0.797},
+      {"qwen2.5-32b-int8", "Qwen2.5-32B 8-bit; MMLU 83.3 (Qwen2.5 technical report, 2024)",
+       32.5, 34, 0.833},
+      {"qwen2.5-72b-awq", "Qwen2.5-72B 4-bit AWQ; MMLU 86.1 (Qwen2.5 technical report, 2024)",
+       72.7, 41, 0.861}}},
+};
+#define N_FAMILIES (int)(sizeof families / sizeof *families)
+
+/* the shipped traces (rows: data/traces/README.md) */
+typedef struct {
+    const char *file, *format, *tag;
+    double rows;
+} trace_kind;
+
+static const trace_kind traces[] = {
+    {"AzureLLMInferenceTrace_code.csv", "azure", "azure-code", 8819},
+    {"AzureLLMInferenceTrace_conv.csv", "azure", "azure-conv", 19366},
+    {"mooncake_conversation_trace.jsonl", "mooncake", "mooncake", 12031},
+};
+#define N_TRACES (int)(sizeof traces / sizeof *traces)
+
+/* a variant fits when the variants loaded on a GPU take at most this share of
+   its memory (the rest: KV cache, activations) */
+#define MEM_SHARE 0.9
+
+/* ---- text ------------------------------------------------------------------ */
+
+typedef struct {
+    char *buf;
+    size_t len, at;
+    int overflow;
+} out;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void put(out *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->at < o->len ? o->len - o->at : 0;
+    int n = vsnprintf(room ? o->buf + o->at : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room)
+        o->overflow = 1;
+    if (n > 0)
+        o->at += (size_t)n;
+}
+
+static void put_dist(out *o, const char *key, const sim_dist *d)
+{
+    switch (d->kind) {
+    case SIM_DIST_EXP: put(o, "%s = exponential %g %g\n", key, d->a, d->max); break;
+    case SIM_DIST_UNIFORM: put(o, "%s = uniform %g %g\n", key, d->a, d->b); break;
+    default: put(o, "%s = lognormal %g %g %g\n", key, d->a, d->b, d->max); break;
+    }
+}
+
+/* input: 70% lognormal, 15% exponential, 15% uniform */
+static sim_dist draw_dist(rng *r, int output)
+{
+    static const double in_caps[] = {4096, 8192, 16384, 32768};
+    static const double out_caps[] = {512, 1024, 2048, 4096};
+    sim_dist d = {0};
+    double u = u01(r);
+    const double *caps = output ? out_caps : in_caps;
+    double cap = caps[pick(r, 0, 3)];
+    if (u < 0.7) {
+        d.kind = SIM_DIST_LOGNORMAL;
+        d.a = round_to(output ? unif(r, 40, 400) : unif(r, 150, 2000), 1);
+        d.b = round_to(output ? unif(r, 0.4, 1.2) : unif(r, 0.5, 1.5), 0.01);
+        d.max = cap;
+    } else if (u < 0.85) {
+        d.kind = SIM_DIST_EXP;
+        d.a = round_to(output ? unif(r, 50, 400) : unif(r, 200, 2000), 1);
+        d.max = cap;
+    } else {
+        d.kind = SIM_DIST_UNIFORM;
+        d.a = round_to(output ? unif(r, 10, 100) : unif(r, 50, 500), 1);
+        d.b = d.a + round_to(output ? unif(r, 50, 800) : unif(r, 200, 4000), 1);
+    }
+    return d;
+}
+
+static int gen_fail(sim_err *err, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int sim_generate(uint64_t seed, unsigned index, const char *trace_dir, char *buf, size_t len,
+                 sim_err *err)
+{
+    /* the stream of (seed, index): splitmix64 of both seeds xoshiro256** */
+    uint64_t x = seed ^ 0x6A09E667F3BCC909ull;
+    uint64_t h = splitmix(&x);
+    rng r;
+    rng_seed(&r, h ^ ((uint64_t)index * 0xD1B54A32D192ED03ull + 0x3C6EF372FE94F82Bull));
+    uint64_t run_seed = rng_next(&r) >> 11, eval_seed = rng_next(&r) >> 11; /* < 2^53 */
+    if (eval_seed == run_seed)
+        eval_seed ^= 1;
+
+    /* the model family and its variants (a random subset, in size order) */
+    const family *fam = &families[pick(&r, 0, N_FAMILIES - 1)];
+    int nv = pick(&r, 1, fam->n < 4 ? fam->n : 4);
+    int vk[SIM_MAX_VAR], chosen[6] = {0};
+    for (int k = 0; k < nv;) {
+        int i = pick(&r, 0, fam->n - 1);
+        if (!chosen[i])
+            chosen[i] = 1, k++;
+    }
+    nv = 0;
+    for (int i = 0; i < fam->n; i++)
+        if (chosen[i])
+            vk[nv++] = i;
+    const variant_kind *small = &fam->v[vk[0]];
+
+    /* GPU types: distinct, among those that hold the smallest variant */
+    int eligible[N_GPU_KINDS], ne = 0;
+    for (int i = 0; i < N_GPU_KINDS; i++)
+        if (small->memory_gb <= MEM_SHARE * gpus[i].memory_gb)
+            eligible[ne++] = i;
+    int ng = pick(&r, 1, ne < 4 ? ne : 4);
+    int gk[4];
+    for (int k = 0; k < ng; k++) {
+        int j = pick(&r, k, ne - 1); /* partial Fisher-Yates */
+        int t = eligible[k];
+        eligible[k] = eligible[j];
+        eligible[j] = t;
+        gk[k] = eligible[k];
+    }
+    static const int slot_choices[] = {4, 6, 8, 12, 16, 24, 32};
+    int count[4], slots[4];
+    uint32_t mask[4];
+    for (int g = 0; g < ng; g++) {
+        const gpu_kind *G = &gpus[gk[g]];
+        count[g] = pick(&r, 1, 6);
+        int top = 0;
+        while (top + 1 < 7 && slot_choices[top + 1] <= G->max_slots)
+            top++;
+        slots[g] = slot_choices[pick(&r, 0, top)];
+        /* the smallest variant always; each other one, in random order, with
+           probability 0.8 when it still fits */
+        mask[g] = 1;
+        double used = small->memory_gb;
+        int order[SIM_MAX_VAR];
+        for (int k = 1; k < nv; k++)
+            order[k] = k;
+        for (int k = 1; k < nv; k++) {
+            int j = pick(&r, k, nv - 1);
+            int t = order[k];
+            order[k] = order[j];
+            order[j] = t;
+        }
+        for (int k = 1; k < nv; k++) {
+            double m = fam->v[vk[order[k]]].memory_gb;
+            int want = u01(&r) < 0.8;
+            if (want && used + m <= MEM_SHARE * G->memory_gb) {
+                mask[g] |= 1u << order[k];
+                used += m;
+            }
+        }
+    }
+    /* profiles: drawn for every (variant, type) pair, used where loaded */
+    sim_profile prof[SIM_MAX_VAR][4];
+    for (int v = 0; v < nv; v++)
+        for (int g = 0; g < ng; g++) {
+            const variant_kind *V = &fam->v[vk[v]];
+            const gpu_kind *G = &gpus[gk[g]];
+            sim_profile *p = &prof[v][g];
+            p->set = 1;
+            p->overhead_ms = round_to((12 + 0.4 * V->params_b) / sqrt(G->prefill) *
+                                          unif(&r, 0.85, 1.15), 0.1);
+            /* 50% of the A100's 312 TFLOPS, 2 FLOPs per parameter per token */
+            double tps = 78000.0 * G->prefill / V->params_b * unif(&r, 0.85, 1.15);
+            p->prefill_tps = round_to(tps, 10);
+            /* the weights read once per token at 70% of the A100's bandwidth */
+            p->tpot_ms = round_to(0.7 * V->memory_gb / G->decode * unif(&r, 0.85, 1.15), 0.01);
+            p->growth = round_to((0.035 + 0.0006 * V->params_b) / pow(G->decode, 0.3) *
+                                     unif(&r, 0.85, 1.15), 0.001);
+        }
+    /* drop the variants no type loads (the smallest is loaded everywhere) */
+    uint32_t any = 0;
+    for (int g = 0; g < ng; g++)
+        any |= mask[g];
+    int keep[SIM_MAX_VAR], nk = 0;
+    for (int v = 0; v < nv; v++)
+        if (any >> v & 1)
+            keep[nk++] = v;
+
+    /* SLO, tokens */
+    double slo_base = round_to(unif(&r, 500, 4000), 10);
+    double slo_tok = round_to(unif(&r, 15, 80), 1);
+    double penalty = round_to(unif(&r, 0.5, 2), 0.01);
+    sim_dist din = draw_dist(&r, 0), dout = draw_dist(&r, 1);
+
+    /* arrivals: poisson 25%, mmpp 25%, diurnal 20%, each trace 10% */
+    double u = u01(&r);
+    int process = u < 0.25 ? SIM_ARR_POISSON : u < 0.5 ? SIM_ARR_MMPP
+                  : u < 0.7 ? SIM_ARR_DIURNAL : SIM_ARR_TRACE;
+    const trace_kind *tr = &traces[pick(&r, 0, N_TRACES - 1)];
+    /* mmpp: 0.51-1.09, so that its rounded rates keep the mean in 0.5-1.1 */
+    double load = round_to(unif(&r, process == SIM_ARR_MMPP ? 0.51 : 0.5,
+                                process == SIM_ARR_MMPP ? 1.09 : 1.1), 0.01);
+    int load_var = keep[pick(&r, 0, nk - 1)];
+    double warm_n = unif(&r, 100000, 200000); /* warm-up requests */
+
+    /* capacity, as sim_scenario_finish computes it (mean request sizes) */
+    sim_scenario sc;
+    memset(&sc, 0, sizeof sc);
+    sc.n_gpu = ng;
+    sc.n_var = nv;
+    for (int g = 0; g < ng; g++) {
+        sc.gpu[g].count = count[g];
+        sc.gpu[g].slots = slots[g];
+        sc.gpu[g].load_mask = mask[g];
+        for (int v = 0; v < nv; v++) {
+            sc.var[v].prof[g] = prof[v][g];
+            sc.var[v].prof[g].prefill_tps /= 1000.0;
+        }
+    }
+    sc.in_tokens = din;
+    sc.out_tokens = dout;
+    sc.load_variant = load_var;
+    sc.process = SIM_ARR_POISSON;
+    sc.load = load;
+    double capacity = 0, rate = 0;
+    if (process != SIM_ARR_TRACE) {
+        if (sim_scenario_finish(&sc, err))
+            return -1;
+        capacity = sc.capacity;
+        rate = sc.rate;
+        if (!(capacity > 0))
+            return gen_fail(err, "generated scenario %u: capacity %g", index, capacity);
+    }
+    double warmup_s = 0, eval_s = 0;
+    if (process != SIM_ARR_TRACE) {
+        warmup_s = round_to(warm_n / rate, 1);
+        eval_s = 30000 / rate;
+        if (eval_s > 1800)
+            eval_s = 1800;
+        eval_s = round_to(eval_s, 1);
+        if (warmup_s < 1)
+            warmup_s = 1;
+        if (eval_s < 1)
+            eval_s = 1;
+    }
+    /* mmpp: calm, (middle,) burst, as multiples of the mean, normalised
+       below so that the dwell-weighted mean is exactly `load` */
+    int ns = u01(&r) < 0.6 ? 2 : 3;
+    double mult[3], dwell[3];
+    double burst = unif(&r, 1.1, 2.0), calm = unif(&r, 0.2, 0.9);
+    mult[0] = calm;
+    dwell[0] = round_to(unif(&r, 30, 300), 1);
+    if (ns == 3) {
+        mult[1] = unif(&r, calm, burst);
+        dwell[1] = round_to(unif(&r, 10, 300), 1);
+    }
+    mult[ns - 1] = burst;
+    dwell[ns - 1] = round_to(unif(&r, 10, 120), 1);
+    double num = 0, den = 0;
+    for (int i = 0; i < ns; i++)
+        num += mult[i] * dwell[i], den += dwell[i];
+    for (int i = 0; i < ns; i++)
+        mult[i] = round_to(mult[i] / (num / den) * load, 0.001);
+    /* diurnal */
+    double amplitude = round_to(unif(&r, 0.2, 0.8), 0.01);
+    double period = round_to(unif(&r, 300, 3600), 10);
+    if (process == SIM_ARR_DIURNAL && period > eval_s)
+        period = eval_s; /* at least one cycle in the evaluation */
+    /* trace */
+    static const double shares[] = {0.5, 0.6, 0.7};
+    double share = shares[pick(&r, 0, 2)];
+    int passes = (int)ceil(warm_n / (tr->rows * share));
+    if (passes < 1)
+        passes = 1;
+    if (process == SIM_ARR_TRACE) {
+        if (!trace_dir || !*trace_dir)
+            return gen_fail(err, "generated scenario g%llu-%u replays %s: no trace directory",
+                            (unsigned long long)seed, index, tr->file);
+        if (strlen(trace_dir) + strlen(tr->file) + 2 > SIM_PATH)
+            return gen_fail(err, "trace directory '%s': path too long", trace_dir);
+    }
+
+    /* ---- the text ---- */
+    const char *ptag = process == SIM_ARR_POISSON ? "poisson"
+                       : process == SIM_ARR_MMPP ? "mmpp"
+                       : process == SIM_ARR_DIURNAL ? "diurnal" : tr->tag;
+    out o = {buf, len, 0, 0};
+    if (len)
+        buf[0] = 0;
+    put(&o, "# Generated by dlsched-sim --random (sim_generate): family seed %llu, index %u.\n",
+        (unsigned long long)seed, index);
+    put(&o, "# summary: ");
+    for (int g = 0; g < ng; g++)
+        put(&o, "%s%s x%d", g ? ", " : "", gpus[gk[g]].name, count[g]);
+    put(&o, "; ");
+    for (int k = 0; k < nk; k++)
+        put(&o, "%s%s", k ? " " : "", fam->v[vk[keep[k]]].name);
+    if (process == SIM_ARR_MMPP)
+        put(&o, "; mmpp %d states", ns);
+    else if (process == SIM_ARR_TRACE)
+        put(&o, "; trace %s", tr->tag);
+    else
+        put(&o, "; %s", ptag);
+    put(&o, "; load %.2f\n", load);
+    put(&o, "# The GPU speeds, model sizes and accuracies come from a catalogue,\n"
+            "# the profiles from a rough model with +-15%% jitter: see dlsched-sim(1),\n"
+            "# RANDOM SCENARIOS.\n");
+    put(&o, "[scenario]\nname = g%llu-%u-%s-%s\n", (unsigned long long)seed, index, ptag,
+        fam->tag);
+    put(&o, "seed = %llu\neval_seed = %llu\n", (unsigned long long)run_seed,
+        (unsigned long long)eval_seed);
+    if (process != SIM_ARR_TRACE)
+        put(&o, "# about %.0f warm-up and %.0f evaluation requests\nwarmup_s = %g\neval_s = %g\n",
+            warmup_s * rate, eval_s * rate, warmup_s, eval_s);
+    put(&o, "window_s = 20\nslo_base_ms = %g\nslo_per_token_ms = %g\nmiss_penalty = %g\n",
+        slo_base, slo_tok, penalty);
+    for (int g = 0; g < ng; g++) {
+        const gpu_kind *G = &gpus[gk[g]];
+        put(&o, "\n[gpu %s]\n# %s: decode x%g, prefill x%g of an A100 80GB\n", G->name, G->desc,
+            G->decode, G->prefill);
+        put(&o, "count = %d\nslots = %d\nmemory_gb = %g\nload =", count[g], slots[g],
+            G->memory_gb);
+        for (int k = 0; k < nk; k++)
+            if (mask[g] >> keep[k] & 1)
+                put(&o, " %s", fam->v[vk[keep[k]]].name);
+        put(&o, "\n");
+    }
+    for (int k = 0; k < nk; k++) {
+        int v = keep[k];
+        const variant_kind *V = &fam->v[vk[v]];
+        put(&o, "\n[variant %s]\n# %s\naccuracy = %g\nmemory_gb = %g\n", V->name, V->desc,
+            V->accuracy, V->memory_gb);
+        put(&o, "# profile GPU = overhead_ms prefill_tokens_per_s tpot_ms growth\n");
+        for (int g = 0; g < ng; g++)
+            if (mask[g] >> v & 1)
+                put(&o, "profile %s = %g %g %g %g\n", gpus[gk[g]].name, prof[v][g].overhead_ms,
+                    prof[v][g].prefill_tps, prof[v][g].tpot_ms, prof[v][g].growth);
+    }
+    put(&o, "\n[arrivals]\nprocess = %s\n",
+        process == SIM_ARR_TRACE ? "trace" : ptag);
+    put(&o, "load_variant = %s\n", fam->v[vk[load_var]].name);
+    if (process == SIM_ARR_MMPP) {
+        put(&o, "load_rates =");
+        for (int i = 0; i < ns; i++)
+            put(&o, " %g", mult[i]);
+        put(&o, "\ndwell_s =");
+        for (int i = 0; i < ns; i++)
+            put(&o, " %g", dwell[i]);
+        put(&o, "\n");
+    } else {
+        put(&o, "load = %g\n", load);
+    }
+    if (process == SIM_ARR_DIURNAL)
+        put(&o, "amplitude = %g\nperiod_s = %g\n", amplitude, period);
+    if (process == SIM_ARR_TRACE) {
+        size_t tl = strlen(trace_dir);
+        put(&o, "trace = %s%s%s\nformat = %s\ntrain_share = %g\nwarmup_passes = %d\n", trace_dir,
+            trace_dir[tl - 1] == '/' ? "" : "/", tr->file, tr->format, share, passes);
+    } else {
+        put_dist(&o, "input_tokens", &din);
+        put_dist(&o, "output_tokens", &dout);
+    }
+    /* every warm-up request may be pending at once when a learned policy
+       overloads a server: room for all of them (the default 65536 would
+       expire tickets, which dlsched-sim reports as an error) */
+    double warm_req = process == SIM_ARR_TRACE ? passes * floor(tr->rows * share)
+                                               : warmup_s * rate;
+    unsigned long tickets = 65536;
+    while (tickets < 1.05 * warm_req && tickets < 16777216)
+        tickets *= 2;
+    put(&o, "\n[learning]\napprentice = 5000\n");
+    put(&o, "# room for every warm-up request in flight\n"
+            "qtable = ticket_capacity=%lu\ndqn = ticket_capacity=%lu\n", tickets, tickets);
+    if (o.overflow)
+        return gen_fail(err, "generated scenario g%llu-%u: %zu bytes needed, the buffer has %zu",
+                        (unsigned long long)seed, index, o.at + 1, len);
+    return 0;
+}
