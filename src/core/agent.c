@@ -368,6 +368,8 @@ static void dls_expire_one(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint32_t s
         c->expired_actions[*n_buf] = dls_tickets_action(&ag->tickets, slot);
         (*n_buf)++;
     }
+    if (ag->guard.enabled)
+        dls_guard_expired(&ag->guard, dls_tickets_slot(&ag->tickets, slot)->pad);
     dls_tickets_release(&ag->tickets, slot);
     ag->expired++;
     ag->timed_out += timed_out != 0;

@@ -56,6 +56,8 @@ int dls_guard_init(dls_guard *g, const struct dlsched_config *cfg, int is_dqn, u
     g->tests = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_TESTS);
     g->min_visits = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_MIN_VISITS);
     g->bits = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_HASH_BITS);
+    g->block_len = (uint64_t)dls_config_int(cfg, DLS_KEY_GUARD_BLOCK);
+    g->burn = g->block_len >= 4 ? g->block_len / 4 : 0;
     g->state = g->enabled ? DLSCHED_GUARD_INCUMBENT : DLSCHED_GUARD_OFF;
     for (uint32_t k = 0; k < g->tests; k++)
         g->z[k] = dls_norm_quantile(1.0 - g->risk / ((double)(k + 1) * (double)(k + 2)));
@@ -179,12 +181,128 @@ static float dls_guard_prob(const dls_guard *g, const float *q, const uint8_t *m
     return (float)p;
 }
 
+static void dls_guard_test(dls_guard *g);
+
+static inline uint64_t dls_pair_of(uint64_t blk) { return blk >> 1; }
+
+/* the pair's two blocks, when both are tracked, closed and resolved, give
+   one difference: value(learned block) - value(incumbent block) */
+static void dls_guard_try_pair(dls_guard *g, uint64_t blk)
+{
+    uint64_t b0 = dls_pair_of(blk) << 1;
+    dls_gblock *x = &g->ring[b0 % DLS_GUARD_RING], *y = &g->ring[(b0 + 1) % DLS_GUARD_RING];
+    if (x->id != b0 + 1 || y->id != b0 + 2 || !x->closed || !y->closed ||
+        x->resolved < x->issued || y->resolved < y->issued)
+        return;
+    if (x->count > 0 && y->count > 0) {
+        const dls_gblock *bl = x->arm == DLS_ARM_LEARNED ? x : y, *bi = bl == x ? y : x;
+        double vl = bl->sum / bl->count, vi = bi->sum / bi->count, d = vl - vi;
+        g->n[DLS_ARM_LEARNED] += 1;
+        g->n[DLS_ARM_INCUMBENT] += 1;
+        g->sum[DLS_ARM_LEARNED] += vl;
+        g->sum[DLS_ARM_INCUMBENT] += vi;
+        g->sumsq[DLS_ARM_LEARNED] += vl * vl;
+        g->sumsq[DLS_ARM_INCUMBENT] += vi * vi;
+        g->dsum += d;
+        g->dsumsq += d * d;
+    } else {
+        g->dropped++;
+    }
+    x->id = y->id = 0;
+    if (g->n[DLS_ARM_LEARNED] >= (double)g->min_samples * ldexp(1.0, (int)g->k))
+        dls_guard_test(g);
+}
+
+/* switchback: the block bookkeeping of one ticketed guarded decision;
+   returns the block's arm (DLS_ARM_NONE: the policy in charge decides) */
+static uint32_t dls_guard_block_step(dls_guard *g, dls_rng *rng, uint32_t *tag)
+{
+    if (g->pos == 0) {
+        if (g->blk > 0) { /* the previous block is complete */
+            dls_gblock *p = &g->ring[(g->blk - 1) % DLS_GUARD_RING];
+            if (p->id == g->blk) {
+                p->closed = 1;
+                dls_guard_try_pair(g, g->blk - 1);
+            }
+        }
+        if ((g->blk & 1) == 0) {
+            /* a pair starts: an experiment with probability 2 share */
+            double pe = 2 * g->share < 1 ? 2 * g->share : 1;
+            if (dls_rng_uniform(rng) < pe) {
+                int l_first = dls_rng_uniform(rng) < 0.5;
+                g->blk_arm = l_first ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
+                g->second_arm = l_first ? DLS_ARM_INCUMBENT : DLS_ARM_LEARNED;
+            } else {
+                g->blk_arm = g->second_arm = DLS_ARM_NONE;
+            }
+        } else {
+            g->blk_arm = g->second_arm;
+        }
+        if (g->blk_arm != DLS_ARM_NONE) {
+            dls_gblock *b = &g->ring[g->blk % DLS_GUARD_RING];
+            if (b->id != 0) { /* a pair still waiting for outcomes: dropped */
+                uint64_t old = b->id - 1, o0 = dls_pair_of(old) << 1;
+                g->ring[o0 % DLS_GUARD_RING].id = g->ring[(o0 + 1) % DLS_GUARD_RING].id = 0;
+                g->dropped++;
+            }
+            memset(b, 0, sizeof *b);
+            b->id = g->blk + 1;
+            b->arm = g->blk_arm;
+        }
+    }
+    uint32_t arm = g->blk_arm;
+    dls_gblock *b = &g->ring[g->blk % DLS_GUARD_RING];
+    *tag = 0;
+    if (arm != DLS_ARM_NONE && b->id == g->blk + 1) {
+        b->issued++;
+        /* arm | ring slot << 2 | counted << 8 | block number << 9 */
+        *tag = arm | (uint32_t)(g->blk % DLS_GUARD_RING) << 2 | (uint32_t)(g->pos >= g->burn) << 8 |
+               (uint32_t)(g->blk & 0x7fffffu) << 9;
+    }
+    if (++g->pos == g->block_len) {
+        g->pos = 0;
+        g->blk++;
+    }
+    return arm;
+}
+
+/* the block a switchback tag names, if it is still open */
+static dls_gblock *dls_guard_tag_block(dls_guard *g, uint32_t tag)
+{
+    dls_gblock *b = &g->ring[(tag >> 2) & (DLS_GUARD_RING - 1)];
+    if (b->id == 0 || ((b->id - 1) & 0x7fffffu) != tag >> 9)
+        return NULL;
+    return b;
+}
+
+void dls_guard_expired(dls_guard *g, uint32_t tag)
+{
+    if (g->block_len <= 1 || (tag & 3u) == DLS_ARM_NONE)
+        return;
+    dls_gblock *b = dls_guard_tag_block(g, tag);
+    if (b) {
+        b->resolved++;
+        dls_guard_try_pair(g, b->id - 1);
+    }
+}
+
 uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int mode,
                           double eps, double temperature, int32_t hint, uint64_t region,
                           int greedy, dls_rng *rng, dls_choice *c)
 {
     int learned = dls_leader_learned(g);
-    double pl = greedy ? learned : (learned ? 1 - g->share : g->share);
+    uint32_t tag = 0, block_arm = DLS_ARM_NONE;
+    int switchback = g->block_len > 1 && !greedy;
+    if (switchback)
+        block_arm = dls_guard_block_step(g, rng, &tag);
+    /* the chance that a supported disagreement goes to the learned policy */
+    double pl;
+    if (greedy)
+        pl = learned;
+    else if (switchback)
+        pl = block_arm == DLS_ARM_NONE ? learned : block_arm == DLS_ARM_LEARNED;
+    else
+        pl = learned ? 1 - g->share : g->share;
     uint32_t arm = DLS_ARM_NONE;
     if (greedy) {
         mode = -1;
@@ -203,7 +321,7 @@ uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int
             c->flags |= DLSCHED_DECISION_INCUMBENT;
         } else {
             /* the experiment's draw looks at nothing but the RNG */
-            int learned_acts = greedy ? learned : (dls_rng_uniform(rng) < pl);
+            int learned_acts = (pl == 0 || pl == 1) ? pl == 1 : dls_rng_uniform(rng) < pl;
             if (learned_acts) {
                 g->by_learned++;
                 arm = DLS_ARM_LEARNED;
@@ -217,6 +335,8 @@ uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int
     }
     c->probability =
         dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, pl, c, c->action);
+    if (switchback)
+        return tag;
     if (greedy || arm == DLS_ARM_NONE)
         return DLS_ARM_NONE;
     return arm | (uint32_t)(g->epoch & DLS_EPOCH_MASK) << 2;
@@ -229,6 +349,10 @@ static void dls_guard_new_epoch(dls_guard *g)
     memset(g->n, 0, sizeof g->n);
     memset(g->sum, 0, sizeof g->sum);
     memset(g->sumsq, 0, sizeof g->sumsq);
+    g->dsum = g->dsumsq = 0;
+    /* pairs still open belong to the old epoch */
+    for (int i = 0; i < DLS_GUARD_RING; i++)
+        g->ring[i].id = 0;
 }
 
 /* d, and its standard error, from this epoch's sums */
@@ -244,6 +368,16 @@ static void dls_guard_estimate(const dls_guard *g, double *d, double *se)
                            : 0.0;
     }
     *d = m[DLS_ARM_LEARNED] - m[DLS_ARM_INCUMBENT];
+    if (g->block_len > 1) {
+        /* paired differences: d = mean, se = sd / sqrt(n) */
+        double n = g->n[DLS_ARM_LEARNED];
+        *se = INFINITY;
+        if (n >= 2) {
+            double md = g->dsum / n;
+            *se = sqrt(fmax(0.0, (g->dsumsq - n * md * md) / (n - 1)) / n);
+        }
+        return;
+    }
     *se = (g->n[DLS_ARM_LEARNED] >= 1 && g->n[DLS_ARM_INCUMBENT] >= 1)
               ? sqrt(v[DLS_ARM_LEARNED] / g->n[DLS_ARM_LEARNED] +
                      v[DLS_ARM_INCUMBENT] / g->n[DLS_ARM_INCUMBENT])
@@ -309,8 +443,22 @@ void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t acti
     if (g->is_dqn && features)
         dls_guard_norm(g, features);
     uint32_t arm = tag & 3u;
-    if (arm == DLS_ARM_NONE || (tag >> 2) != (uint32_t)(g->epoch & DLS_EPOCH_MASK))
-        return; /* not in the experiment, or from an epoch that is over */
+    if (arm == DLS_ARM_NONE)
+        return; /* not in the experiment */
+    if (g->block_len > 1) {
+        dls_gblock *b = dls_guard_tag_block(g, tag);
+        if (!b)
+            return; /* its pair is over (a new epoch, or dropped) */
+        b->resolved++;
+        if (tag >> 8 & 1u) {
+            b->sum += reward;
+            b->count++;
+        }
+        dls_guard_try_pair(g, b->id - 1);
+        return;
+    }
+    if ((tag >> 2) != (uint32_t)(g->epoch & DLS_EPOCH_MASK))
+        return; /* from an epoch that is over */
     g->n[arm] += 1;
     g->sum[arm] += reward;
     g->sumsq[arm] += (double)reward * reward;
@@ -362,6 +510,15 @@ void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
                      g->by_incumbent, g->agreed,    g->unsupported};
     for (int i = 0; i < 7; i++)
         dls_w_u64(w, c[i]);
+    /* switchback: where the blocks stand (open pairs are not kept: their
+       pending tickets are not saved either) */
+    dls_w_u64(w, g->blk);
+    dls_w_u64(w, g->pos);
+    dls_w_u32(w, g->blk_arm);
+    dls_w_u32(w, g->second_arm);
+    dls_w_u64(w, g->dropped);
+    dls_w_f64(w, g->dsum);
+    dls_w_f64(w, g->dsumsq);
     dls_w_u64(w, g->n_regions);
     dls_w_bytes(w, g->visits, (size_t)g->n_regions * g->na * sizeof *g->visits);
     if (g->is_dqn) {
@@ -385,6 +542,10 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
     uint64_t c[7];
     for (int i = 0; i < 7; i++)
         c[i] = dls_r_u64(r);
+    uint64_t blk = dls_r_u64(r), pos = dls_r_u64(r);
+    uint32_t barm = dls_r_u32(r), sarm = dls_r_u32(r);
+    uint64_t dropped = dls_r_u64(r);
+    double dsum = dls_r_f64(r), dsumsq = dls_r_f64(r);
     uint64_t nr = dls_r_u64(r);
     DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
     DLS_FAIL_IF(state < DLSCHED_GUARD_INCUMBENT || state > DLSCHED_GUARD_FALLEN_BACK ||
@@ -398,6 +559,9 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
                 "checkpoint: the guard's last test is corrupt");
     DLS_FAIL_IF(c[2] != c[3] + c[4] + c[5] + c[6], DLSCHED_EFORMAT,
                 "checkpoint: the guard's decision counts do not add up");
+    DLS_FAIL_IF(barm > DLS_ARM_LEARNED || sarm > DLS_ARM_LEARNED || !isfinite(dsum) ||
+                    !(dsumsq >= 0) || !isfinite(dsumsq),
+                DLSCHED_EFORMAT, "checkpoint: the guard's blocks are corrupt");
     dls_r_bytes(r, g->visits, (size_t)g->n_regions * g->na * sizeof *g->visits);
     uint64_t n_norm = 0;
     if (g->is_dqn) {
@@ -429,6 +593,16 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
     g->agreed = c[5];
     g->unsupported = c[6];
     g->n_norm = n_norm;
+    /* guard_block may differ now (an override): the next block starts
+       afresh then */
+    g->blk = blk;
+    g->pos = pos < g->block_len ? pos : 0;
+    g->blk_arm = barm;
+    g->second_arm = sarm;
+    g->dropped = dropped;
+    g->dsum = dsum;
+    g->dsumsq = dsumsq;
+    memset(g->ring, 0, sizeof g->ring);
     if (g->is_dqn)
         dls_guard_norm_publish(g);
     return DLSCHED_OK;

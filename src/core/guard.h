@@ -2,14 +2,21 @@
  * guard.h - the safe-improvement guard: the learned policy decides only
  * where it has proven better than the host's incumbent (the hint)
  *
- * The experiment: on the decisions where the learned policy's choice and
- * the incumbent's differ, the policy in charge decides with probability
- * 1 - guard_share and the other one with guard_share, by a draw that does
- * not look at the state; every such ticket is tagged with the arm that
- * decided. The difference of the two arms' mean rewards estimates the
- * learned policy's advantage per disagreement; it is tested at sample
- * sizes m, 2m, 4m, ... with a normal interval whose error rate is spent
- * over the tests (alpha_k = risk / ((k + 1)(k + 2)), summing to risk).
+ * The experiment (guard_block = 1): on the decisions where the learned
+ * policy's choice and the incumbent's differ, the policy in charge decides
+ * with probability 1 - guard_share and the other one with guard_share, by
+ * a draw that does not look at the state; every such ticket is tagged with
+ * the arm that decided. The difference of the two arms' mean rewards
+ * estimates the learned policy's advantage per disagreement.
+ * guard_block = B > 1 (switchback, for decisions that affect each other's
+ * rewards, e.g. through queues): decisions run in blocks of B; a pair of
+ * consecutive blocks is an experiment with probability 2 guard_share (one
+ * block per policy, in random order), else both follow the policy in
+ * charge. A block's value is the mean reward of its tickets past the first
+ * B/4 (burn-in); a pair gives one difference, learned - incumbent. Either
+ * estimate is tested at sample sizes m, 2m, 4m, ... with a normal interval
+ * whose error rate is spent over the tests (alpha_k = risk / ((k + 1)(k +
+ * 2)), summing to risk).
  * SPIBB-style support: the learned choice counts only where that action
  * was observed at least guard_min_visits times in the state's region
  * (qtable: its cell; dqn: a SimHash of the standardised features).
@@ -36,6 +43,17 @@ struct dls_rbuf;
 /* the arm of a ticket (low 2 bits of its tag) */
 enum { DLS_ARM_NONE = 0, DLS_ARM_INCUMBENT = 1, DLS_ARM_LEARNED = 2 };
 
+/* guard_block > 1: blocks of decisions in pairs (switchback); the open
+   blocks, waiting for their tickets' outcomes */
+#define DLS_GUARD_RING 64
+typedef struct dls_gblock {
+    uint64_t id;     /* block number + 1; 0 = free */
+    uint32_t arm, closed;
+    uint32_t issued, resolved; /* tickets of the block; resolved: observed or expired */
+    uint32_t count, pad;       /* rewards summed (past the burn-in) */
+    double sum;
+} dls_gblock;
+
 typedef struct dls_guard {
     int enabled, is_dqn;
     uint32_t nf, na;
@@ -49,6 +67,12 @@ typedef struct dls_guard {
     uint32_t k;     /* tests done in this epoch */
     double n[3], sum[3], sumsq[3]; /* per arm, this epoch */
     double last_adv, last_lo, last_hi; /* at the last test */
+    /* switchback (guard_block > 1): block blk, pos decisions into it;
+       pairs of blocks 2j, 2j + 1 */
+    uint64_t block_len, burn, blk, pos, dropped;
+    uint32_t blk_arm, second_arm;
+    double dsum, dsumsq; /* pair differences, this epoch */
+    dls_gblock ring[DLS_GUARD_RING];
     uint64_t switches, fallbacks, decisions, by_learned, by_incumbent, agreed, unsupported;
     /* support counts: n_regions x na, saturating */
     uint16_t *visits;
@@ -78,6 +102,9 @@ uint64_t dls_guard_region(const dls_guard *g, const void *key, const float *feat
 uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int mode,
                           double eps, double temperature, int32_t hint, uint64_t region,
                           int greedy, dls_rng *rng, dls_choice *c);
+
+/* a tagged ticket expired: its block counts it resolved, without reward */
+void dls_guard_expired(dls_guard *g, uint32_t tag);
 
 /* an outcome: the region/action visit and, for a tagged ticket of this
    epoch, the experiment's statistics (and perhaps a switch) */

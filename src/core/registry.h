@@ -111,6 +111,8 @@
       "guard: outcomes per arm before the first test; tests at m, 2m, 4m, ...")             \
     X(GUARD_TESTS, "guard_tests", INT, "8", NULL, 1, 30, 0, NULL,                            \
       "guard: tests per epoch; after the last, the statistics start afresh")                \
+    X(GUARD_BLOCK, "guard_block", INT, "1", NULL, 1, 1048576, 0, NULL,                     \
+      "guard: 1 = randomise single disagreements; B > 1 = blocks of B decisions in pairs")  \
     X(GUARD_MIN_VISITS, "guard_min_visits", INT, "20", NULL, 0, 65535, 0, NULL,              \
       "guard: observations of a learned choice in its state's region before it is trusted") \
     X(GUARD_HASH_BITS, "guard_hash_bits", INT, "8", NULL, 1, 16, K_STORED, NULL,             \
