@@ -83,38 +83,57 @@ static void ck_fix_crc(unsigned char *b, size_t len)
     ck_wr32(b + len - 4, (uint32_t)c);
 }
 
-/* where the payloads of the three sections (configuration, agent, model) lie */
+/* where the payloads of the sections lie, by index: 0 configuration,
+   1 agent, 2 model, 3 guard (CK_SEC_GUARD; format version 2, only when the
+   saved agent had guard=1). In the file they come in the order 1, 2, 4, 3
+   by tag; has[3] says whether the guard's is there. */
+#define CK_SEC_GUARD 3
 typedef struct ck_secs {
-    size_t off[3], len[3];
+    size_t off[4], len[4];
+    int has[4];
 } ck_secs;
 
 static ck_secs ck_sections(const unsigned char *b, size_t len)
 {
+    static const uint32_t order[4] = {1, 2, 4, 3};
     ck_secs s;
+    memset(&s, 0, sizeof s);
     size_t p = CK_HEADER;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         ck_assert_uint_le(p + 16, len - 4);
-        ck_assert_uint_eq(ck_rd32(b + p), (uint32_t)(i + 1));
+        uint32_t tag = ck_rd32(b + p);
+        if (tag != order[i] && order[i] == 4)
+            continue; /* the guard's section is optional */
+        ck_assert_uint_eq(tag, order[i]);
+        ck_assert_uint_eq(ck_rd32(b + p + 4), 0);
         uint64_t l = ck_rd64(b + p + 8);
-        s.off[i] = p + 16;
-        s.len[i] = (size_t)l;
-        p = s.off[i] + (size_t)l;
+        int k = (int)tag - 1;
+        s.has[k] = 1;
+        s.off[k] = p + 16;
+        s.len[k] = (size_t)l;
+        p = s.off[k] + (size_t)l;
     }
     ck_assert_uint_eq(p, len - 4);
     return s;
 }
 
-/* a copy of b with section k's payload replaced by data (valid CRC) */
+/* a copy of b with section k's payload replaced by data (valid CRC); the
+   guard's section, when there, stays in its place */
 static unsigned char *ck_replace_section(const unsigned char *b, size_t len, int k,
                                          const void *data, size_t dlen, size_t *out_len)
 {
+    static const int order[4] = {0, 1, CK_SEC_GUARD, 2};
     ck_secs s = ck_sections(b, len);
+    ck_assert(s.has[k]);
     size_t n = len - s.len[k] + dlen;
     unsigned char *o = malloc(n);
     ck_assert_ptr_nonnull(o);
     memcpy(o, b, CK_HEADER);
     size_t p = CK_HEADER;
-    for (int i = 0; i < 3; i++) {
+    for (int j = 0; j < 4; j++) {
+        int i = order[j];
+        if (!s.has[i])
+            continue;
         const void *src = i == k ? data : b + s.off[i];
         size_t l = i == k ? dlen : s.len[i];
         ck_wr32(o + p, (uint32_t)(i + 1));
@@ -281,6 +300,22 @@ static void ck_same_stats(dlsched_agent *a, dlsched_agent *b, const char *what)
     CK_SAME_D(last_loss);
     CK_SAME_D(mean_reward);
     CK_SAME_D(apprentice_agreement);
+    CK_SAME_U(guard_state);
+    CK_SAME_U(guard_epoch);
+    CK_SAME_U(guard_switches);
+    CK_SAME_U(guard_fallbacks);
+    CK_SAME_U(guard_decisions);
+    CK_SAME_U(guard_agreed);
+    CK_SAME_U(guard_unsupported);
+    CK_SAME_U(guard_by_learned);
+    CK_SAME_U(guard_by_incumbent);
+    CK_SAME_U(guard_samples_learned);
+    CK_SAME_U(guard_samples_incumbent);
+    CK_SAME_D(guard_value_learned);
+    CK_SAME_D(guard_value_incumbent);
+    CK_SAME_D(guard_advantage);
+    CK_SAME_D(guard_advantage_low);
+    CK_SAME_D(guard_advantage_high);
 #undef CK_SAME_U
 #undef CK_SAME_D
 }
@@ -337,6 +372,7 @@ typedef struct ck_env {
     uint64_t step;
     uint32_t train_every; /* 0: never call dlsched_train */
     uint32_t train_steps;
+    int32_t hint; /* the host's hint on every decision (-1: none) */
 } ck_env;
 
 static ck_env ck_env_new(uint64_t seed, uint32_t nf, uint32_t na, uint32_t train_every,
@@ -349,6 +385,7 @@ static ck_env ck_env_new(uint64_t seed, uint32_t nf, uint32_t na, uint32_t train
     e.na = na;
     e.train_every = train_every;
     e.train_steps = train_steps;
+    e.hint = -1;
     return e;
 }
 
@@ -370,6 +407,7 @@ static void ck_drive(dlsched_agent **ags, int n_ags, ck_env *e, int steps)
             e->have_x = 1;
         }
         dlsched_state_t st = tst_state(e->x, nf);
+        st.hint = e->hint;
         dlsched_decision_t d[4];
         ck_assert_int_le(n_ags, 4);
         for (int k = 0; k < n_ags; k++) {
@@ -439,14 +477,28 @@ static void ck_drive(dlsched_agent **ags, int n_ags, ck_env *e, int steps)
    file and from a buffer, 2,000 more) see the same inputs; after the load
    and at the end every Q-value, every statistic and every later decision
    agree bit for bit, and so do checkpoints of the three at the end. */
-static void ck_continuation(const char *spec, uint32_t nf, uint32_t na, uint32_t train_every,
-                            uint32_t train_steps)
+static void ck_continuation_hinted(const char *spec, uint32_t nf, uint32_t na,
+                                   uint32_t train_every, uint32_t train_steps, int32_t hint)
 {
     dlsched_agent *a = tst_agent(spec), *b = tst_agent(spec);
     ck_env e = ck_env_new(0x1234 + strlen(spec), nf, na, train_every, train_steps);
+    e.hint = hint;
     dlsched_agent *both[2] = {a, b};
     ck_drive(both, 2, &e, CK_HALF);
     ck_assert_uint_eq(tst_stats(a).tickets_pending, 0);
+    if (hint >= 0) {
+        /* saved mid-run after the guard's switch, with an epoch under way */
+        dlsched_stats_t g = tst_stats(a);
+        ck_assert_msg(g.guard_switches >= 1 && g.guard_state == DLSCHED_GUARD_LEARNED,
+                      "no switch before the save: state %u, %llu disagreements (learned "
+                      "%llu, incumbent %llu), advantage %g [%g, %g]",
+                      g.guard_state, (unsigned long long)(g.guard_by_learned +
+                                                           g.guard_by_incumbent),
+                      (unsigned long long)g.guard_by_learned,
+                      (unsigned long long)g.guard_by_incumbent, g.guard_advantage,
+                      g.guard_advantage_low, g.guard_advantage_high);
+        ck_assert_uint_gt(g.guard_samples_learned + g.guard_samples_incumbent, 0);
+    }
 
     char dir[PATH_MAX], path[PATH_MAX + 32];
     ck_mkdtemp(dir, sizeof dir);
@@ -482,6 +534,8 @@ static void ck_continuation(const char *spec, uint32_t nf, uint32_t na, uint32_t
     dlsched_stats_t st = tst_stats(a);
     ck_assert_uint_eq(st.decisions, 2 * CK_HALF);
     ck_assert_uint_gt(st.train_steps, 0);
+    if (hint >= 0)
+        ck_assert_uint_gt(st.guard_by_learned, 0);
 
     /* the whole learned state (weights, optimiser, replay, RNG) agrees */
     size_t la, l1, l2;
@@ -495,6 +549,12 @@ static void ck_continuation(const char *spec, uint32_t nf, uint32_t na, uint32_t
     dlsched_agent_free(a);
     dlsched_agent_free(b1);
     dlsched_agent_free(b2);
+}
+
+static void ck_continuation(const char *spec, uint32_t nf, uint32_t na, uint32_t train_every,
+                            uint32_t train_steps)
+{
+    ck_continuation_hinted(spec, nf, na, train_every, train_steps, -1);
 }
 
 START_TEST(test_continue_qtable)
@@ -521,6 +581,26 @@ START_TEST(test_continue_dqn_dueling_per_normalize_nstep)
 {
     /* n-step queue, sum-tree priorities, normaliser statistics, dueling head */
     ck_continuation(CK_DQN "save_replay=1 dueling=1 per=1 normalize=1 nstep=3", 4, 3, 100, 3);
+}
+END_TEST
+
+/* The guard on, with a hint on every decision (action 0, which the learned
+   policy beats: the reward favours action a where x[a] is large); the
+   guard measures quickly (guard_share 0.3, tests from 20 outcomes per arm,
+   3 visits) so that it has switched before the save and runs a new epoch
+   across it: the experiment's sums, counts, tests and visit counts
+   continue exactly. */
+#define CK_GUARD "guard_share=0.3 guard_min_samples=20 guard_min_visits=3 "
+
+START_TEST(test_continue_qtable_guard)
+{
+    ck_continuation_hinted(CK_QT CK_GUARD, 2, 3, 0, 0, 0);
+}
+END_TEST
+
+START_TEST(test_continue_dqn_guard)
+{
+    ck_continuation_hinted(CK_DQN CK_GUARD "save_replay=1", 4, 3, 100, 3, 0);
 }
 END_TEST
 
@@ -944,12 +1024,13 @@ START_TEST(test_format_versions)
     size_t len;
     unsigned char *buf = ck_trained_buf(CK_OV_QT, 2, 3, 30, &len);
     ck_assert(memcmp(buf, "DLSCHKPT", 8) == 0);
-    ck_assert_uint_eq(ck_rd32(buf + 8), 1);
+    ck_assert_uint_eq(ck_rd32(buf + 8), 2); /* since 1.1: the guard's section */
     ck_assert_uint_eq(ck_rd64(buf + 16), len - CK_HEADER - 4);
+    ck_assert(ck_sections(buf, len).has[CK_SEC_GUARD]);
     ck_assert_int_eq(ck_load_rc(buf, len, NULL, NULL), DLSCHED_OK);
 
     unsigned char *b = ck_dup(buf, len);
-    static const uint32_t newer[3] = {2, 1000, UINT32_MAX};
+    static const uint32_t newer[3] = {3, 1000, UINT32_MAX};
     for (int i = 0; i < 3; i++) {
         ck_wr32(b + 8, newer[i]);
         ck_fix_crc(b, len);
@@ -1143,15 +1224,29 @@ static void ck_fx_check(int dqn, const char *name)
                               "%s: Q(probe %d, %d) = %a, recorded %a", name, i, a, q[a], want);
         }
     }
-    /* while this library still writes format 1, re-saving reproduces the file
-       byte for byte: weights, Adam moments, replay and RNG, bit-exact */
+    /* re-saving reproduces the file byte for byte: weights, Adam moments,
+       replay and RNG, bit-exact. Since 1.1 the re-save is format 2 with the
+       guard's section (the loaded agent has guard=1, the default): without
+       that section and with the version field set back to 1 it is the
+       format-1 file. */
     size_t flen, blen;
     unsigned char *file = ck_read_file(path, &flen);
     unsigned char *buf = ck_save_buf(ag, &blen);
     ck_assert_uint_eq(ck_rd32(file + 8), 1);
-    if (ck_rd32(buf + 8) == 1)
-        ck_assert_msg(blen == flen && memcmp(buf, file, flen) == 0,
-                      "%s: a format-1 re-save differs from the fixture", name);
+    ck_assert_uint_eq(ck_rd32(buf + 8), 2);
+    ck_secs sb = ck_sections(buf, blen);
+    ck_assert(sb.has[CK_SEC_GUARD]);
+    size_t gl = 16 + sb.len[CK_SEC_GUARD], vl = blen - gl;
+    unsigned char *v1 = malloc(vl);
+    ck_assert_ptr_nonnull(v1);
+    size_t g0 = sb.off[CK_SEC_GUARD] - 16;
+    memcpy(v1, buf, g0);
+    memcpy(v1 + g0, buf + g0 + gl, blen - g0 - gl);
+    ck_wr32(v1 + 8, 1);
+    ck_fix(v1, vl);
+    ck_assert_msg(vl == flen && memcmp(v1, file, flen) == 0,
+                  "%s: the re-save without its guard section differs from the fixture", name);
+    free(v1);
     dlsched_buffer_free(buf);
     free(file);
     /* and it goes on learning */
@@ -1696,6 +1791,190 @@ static void ck_assert_reloads(dlsched_agent *ag, const char *what)
     dlsched_buffer_free(b);
 }
 
+/* ---- the guard's section (format version 2) ------------------------------------------ */
+
+/* offsets inside the guard's section (dls_guard_save writes them in this
+   order; dlsched-checkpoint(5)) */
+#define CK_GD_STATE 0
+#define CK_GD_K 4
+#define CK_GD_EPOCH 8
+#define CK_GD_STATS 16 /* n, sum, sumsq (f64) per arm 0 (none), 1 (incumbent), 2 (learned) */
+#define CK_GD_LAST 88  /* advantage, low, high at the last test (f64) */
+#define CK_GD_COUNTS 112 /* switches, fallbacks, decisions, by_learned, by_incumbent,
+                            agreed, unsupported (u64) */
+#define CK_GD_BLOCKS 168 /* block, position (u64), its arm, the pair's second arm (u32),
+                            pairs dropped (u64), sum and sum of squares of the pair
+                            differences (f64) */
+#define CK_GD_REGIONS 216
+#define CK_GD_VISITS 224
+
+/* a checkpoint (own copy) of an agent that ran steps with hint 0 */
+static unsigned char *ck_guard_buf(const char *spec, uint32_t nf, int steps, size_t *len)
+{
+    dlsched_agent *ag = tst_agent(spec);
+    ck_env e = ck_env_new(41, nf, 3, 0, 0);
+    e.hint = 0;
+    ck_drive(&ag, 1, &e, steps);
+    dlsched_stats_t st = tst_stats(ag);
+    ck_assert_uint_gt(st.guard_decisions, 0);
+    unsigned char *lib = ck_save_buf(ag, len);
+    unsigned char *b = ck_dup(lib, *len);
+    dlsched_buffer_free(lib);
+    dlsched_agent_free(ag);
+    return b;
+}
+
+/* A guard=0 checkpoint has no guard section: its layout is format 1's.
+   Labelled version 1 it loads, to the same agent; a version-1 file with a
+   guard section is refused (format 1 has none); a version-2 file loads
+   with or without one; the override guard=0 drops a stored section, and an
+   agent with the guard on loaded from a file without one starts afresh. */
+START_TEST(test_format_v1_still_loads)
+{
+    size_t len;
+    unsigned char *buf = ck_trained_buf(CK_OV_QT "guard=0", 2, 3, 60, &len);
+    ck_assert_uint_eq(ck_rd32(buf + 8), 2);
+    ck_assert(!ck_sections(buf, len).has[CK_SEC_GUARD]);
+    dlsched_agent *v2 = ck_load(buf, len, NULL);
+    ck_wr32(buf + 8, 1);
+    ck_fix_crc(buf, len);
+    dlsched_agent *v1 = ck_load(buf, len, NULL);
+    ck_same_q(v1, v2, 2, 3, "format 1 vs 2");
+    ck_same_stats(v1, v2, "format 1 vs 2");
+    ck_assert_uint_eq(tst_stats(v1).guard_state, DLSCHED_GUARD_OFF);
+    /* format 1 with the guard on (a 1.0 file, guard's default): afresh */
+    dlsched_agent *on = ck_load(buf, len, "guard=1");
+    dlsched_stats_t st = tst_stats(on);
+    ck_assert_uint_eq(st.guard_state, DLSCHED_GUARD_INCUMBENT);
+    ck_assert_uint_eq(st.guard_decisions, 0);
+    ck_assert_uint_eq(st.guard_epoch, 0);
+    ck_same_q(on, v2, 2, 3, "format 1, guard=1");
+    /* its own save has the section, and loads */
+    size_t l2;
+    unsigned char *b2 = ck_save_buf(on, &l2);
+    ck_assert(ck_sections(b2, l2).has[CK_SEC_GUARD]);
+    dlsched_agent *again = ck_load(b2, l2, NULL);
+    ck_same_stats(on, again, "guard section round trip");
+    /* and with the override guard=0 the section is dropped */
+    dlsched_agent *off = ck_load(b2, l2, "guard=0");
+    ck_assert_uint_eq(tst_stats(off).guard_state, DLSCHED_GUARD_OFF);
+    ck_same_q(off, v2, 2, 3, "guard section dropped");
+    /* a version-1 file cannot have one */
+    unsigned char *b1 = ck_dup(b2, l2);
+    ck_wr32(b1 + 8, 1);
+    ck_fix_crc(b1, l2);
+    ck_expect_eformat(b1, l2, "model section", "format 1 with a guard section");
+    free(b1);
+    dlsched_buffer_free(b2);
+    dlsched_agent_free(again);
+    dlsched_agent_free(off);
+    dlsched_agent_free(on);
+    dlsched_agent_free(v1);
+    dlsched_agent_free(v2);
+    free(buf);
+}
+END_TEST
+
+/* crafted values in the guard's section behind a valid CRC: DLSCHED_EFORMAT */
+static void ck_guard_crafted(const unsigned char *buf, size_t len, uint32_t tests,
+                             uint64_t n_regions, int dqn, uint32_t nf)
+{
+    ck_secs s = ck_sections(buf, len);
+    ck_assert(s.has[CK_SEC_GUARD]);
+    size_t g = s.off[CK_SEC_GUARD], gl = s.len[CK_SEC_GUARD];
+    ck_assert_uint_eq(gl, CK_GD_VISITS + n_regions * 3 * 2 + (dqn ? 8 + 16 * nf : 0));
+    ck_assert_uint_eq(ck_rd64(buf + g + CK_GD_REGIONS), n_regions);
+    /* the unchanged file loads */
+    ck_assert_int_eq(ck_load_rc(buf, len, NULL, NULL), DLSCHED_OK);
+    uint32_t v32;
+    static const uint32_t bad_state[3] = {0, 4, UINT32_MAX};
+    for (int i = 0; i < 3; i++)
+        ck_expect_patch(buf, len, g + CK_GD_STATE, &bad_state[i], 4, "corrupt",
+                        "guard state out of range");
+    v32 = tests;
+    ck_expect_patch(buf, len, g + CK_GD_K, &v32, 4, "corrupt", "k = guard_tests");
+    v32 = tests - 1; /* the last test still to come: fine */
+    unsigned char *ok = ck_patch(buf, len, g + CK_GD_K, &v32, 4);
+    ck_assert_int_eq(ck_load_rc(ok, len, NULL, NULL), DLSCHED_OK);
+    free(ok);
+    uint64_t v64 = n_regions + 1;
+    ck_expect_patch(buf, len, g + CK_GD_REGIONS, &v64, 8, "corrupt", "other region count");
+    /* statistics: n < 0, NaN or infinite sums, negative sum of squares */
+    const double dnan = NAN, dinf = INFINITY, dneg = -1;
+    for (int a = 0; a < 3; a++) {
+        size_t o = g + CK_GD_STATS + (size_t)a * 24;
+        ck_expect_patch(buf, len, o, &dneg, 8, "statistics", "n < 0");
+        ck_expect_patch(buf, len, o, &dnan, 8, "statistics", "n NaN");
+        ck_expect_patch(buf, len, o, &dinf, 8, "statistics", "n infinite");
+        ck_expect_patch(buf, len, o + 8, &dnan, 8, "statistics", "sum NaN");
+        ck_expect_patch(buf, len, o + 8, &dinf, 8, "statistics", "sum infinite");
+        ck_expect_patch(buf, len, o + 16, &dnan, 8, "statistics", "sum of squares NaN");
+        ck_expect_patch(buf, len, o + 16, &dneg, 8, "statistics", "sum of squares < 0");
+    }
+    for (int j = 0; j < 3; j++)
+        ck_expect_patch(buf, len, g + CK_GD_LAST + (size_t)j * 8, &dnan, 8, "last test",
+                        "last test NaN");
+    /* decisions != agreed + unsupported + by_learned + by_incumbent */
+    v64 = ck_rd64(buf + g + CK_GD_COUNTS + 16) + 1;
+    ck_expect_patch(buf, len, g + CK_GD_COUNTS + 16, &v64, 8, "add up", "decisions + 1");
+    for (int i = 3; i < 7; i++) {
+        v64 = ck_rd64(buf + g + CK_GD_COUNTS + (size_t)i * 8) + 1;
+        ck_expect_patch(buf, len, g + CK_GD_COUNTS + (size_t)i * 8, &v64, 8, "add up",
+                        "a part + 1");
+    }
+    /* switchback blocks: arms beyond 2, a NaN or infinite sum, negative or
+       NaN sum of squares */
+    v32 = 3;
+    ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 16, &v32, 4, "blocks", "block arm 3");
+    ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 20, &v32, 4, "blocks", "second arm 3");
+    ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 32, &dnan, 8, "blocks", "pair sum NaN");
+    ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 32, &dinf, 8, "blocks", "pair sum infinite");
+    ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 40, &dneg, 8, "blocks", "pair sumsq < 0");
+    ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 40, &dnan, 8, "blocks", "pair sumsq NaN");
+    if (dqn) {
+        size_t nn = g + CK_GD_VISITS + n_regions * 3 * 2, mean = nn + 8, m2 = mean + 8 * nf;
+        ck_expect_patch(buf, len, mean, &dnan, 8, "feature statistics", "mean NaN");
+        ck_expect_patch(buf, len, mean + 8 * (nf - 1), &dinf, 8, "feature statistics",
+                        "mean infinite");
+        ck_expect_patch(buf, len, m2, &dneg, 8, "feature statistics", "variance < 0");
+        ck_expect_patch(buf, len, m2, &dnan, 8, "feature statistics", "variance NaN");
+    }
+    /* truncated: cut anywhere (a valid CRC and section lengths), or longer */
+    static const size_t cut[] = {0, 3, CK_GD_REGIONS + 4, CK_GD_VISITS, CK_GD_VISITS + 1};
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        size_t nl;
+        unsigned char *nb = ck_replace_section(buf, len, CK_SEC_GUARD, buf + g, cut[i], &nl);
+        ck_expect_eformat(nb, nl, "truncated", "guard section truncated");
+        free(nb);
+    }
+    size_t nl;
+    unsigned char *nb = ck_replace_section(buf, len, CK_SEC_GUARD, buf + g, gl - 1, &nl);
+    ck_expect_eformat(nb, nl, "truncated", "guard section one byte short");
+    free(nb);
+    unsigned char *longer = malloc(gl + 1);
+    ck_assert_ptr_nonnull(longer);
+    memcpy(longer, buf + g, gl);
+    longer[gl] = 0;
+    nb = ck_replace_section(buf, len, CK_SEC_GUARD, longer, gl + 1, &nl);
+    ck_expect_eformat(nb, nl, "extra bytes", "guard section one byte long");
+    free(nb);
+    free(longer);
+}
+
+START_TEST(test_limit_crafted_guard)
+{
+    size_t len;
+    /* qtable: its regions are the 3 x 4 cells */
+    unsigned char *buf = ck_guard_buf(CK_OV_QT "guard_tests=5", 2, 300, &len);
+    ck_guard_crafted(buf, len, 5, 12, 0, 2);
+    free(buf);
+    /* dqn: 2^guard_hash_bits regions, then the feature statistics */
+    buf = ck_guard_buf(CK_OV_DQN "guard_hash_bits=4", 4, 120, &len);
+    ck_guard_crafted(buf, len, 8, 16, 1, 4);
+    free(buf);
+}
+END_TEST
+
 /* a dqn checkpoint with normalize=1 nstep=2 and where its normaliser and
    n-step queue lie */
 static unsigned char *ck_dqn_norm_buf(size_t *len, size_t *mean, size_t *m2, size_t *nst)
@@ -1928,12 +2207,21 @@ END_TEST
 
 START_TEST(test_memory_bytes)
 {
-    /* qtable: the table is prod(bins) * n_actions * 4 bytes */
-    dlsched_agent *a = tst_agent("algo=qtable n_features=2 n_actions=3 bins=4,5");
-    dlsched_agent *b = tst_agent("algo=qtable n_features=2 n_actions=3 bins=8,5");
+    /* qtable: the table is prod(bins) * n_actions * 4 bytes, and the
+       guard's visit counts 2 bytes per (cell, action) */
+    dlsched_agent *a = tst_agent("algo=qtable n_features=2 n_actions=3 bins=4,5 guard=0");
+    dlsched_agent *b = tst_agent("algo=qtable n_features=2 n_actions=3 bins=8,5 guard=0");
     uint64_t ma = tst_stats(a).memory_bytes, mb = tst_stats(b).memory_bytes;
     ck_assert_uint_gt(ma, 0);
     ck_assert_uint_eq(mb - ma, (uint64_t)(8 * 5 - 4 * 5) * 3 * 4);
+    dlsched_agent_free(a);
+    dlsched_agent_free(b);
+    a = tst_agent("algo=qtable n_features=2 n_actions=3 bins=4,5");
+    ck_assert_uint_eq(tst_stats(a).memory_bytes - ma, (uint64_t)4 * 5 * 3 * 2);
+    b = tst_agent("algo=qtable n_features=2 n_actions=3 bins=8,5");
+    ma = tst_stats(a).memory_bytes;
+    mb = tst_stats(b).memory_bytes;
+    ck_assert_uint_eq(mb - ma, (uint64_t)(8 * 5 - 4 * 5) * 3 * (4 + 2));
     /* a loaded agent counts the same */
     size_t len;
     unsigned char *buf = ck_save_buf(b, &len);
@@ -1959,6 +2247,15 @@ START_TEST(test_memory_bytes)
     dlsched_agent_free(a);
     dlsched_agent_free(b);
     dlsched_agent_free(c);
+    /* the guard (dqn): 2^guard_hash_bits x n_actions 2-byte counts, the
+       n_features x bits projection (floats), and the running mean and
+       variance of every feature (doubles, with float copies) */
+    a = tst_agent(CK_MEM_DQN "replay=100 guard=0");
+    b = tst_agent(CK_MEM_DQN "replay=100 guard_hash_bits=10");
+    ck_assert_uint_eq(tst_stats(b).memory_bytes - tst_stats(a).memory_bytes,
+                      (uint64_t)1024 * 7 * 2 + 5 * 10 * 4 + 2 * 5 * 8 + 2 * 5 * 4);
+    dlsched_agent_free(a);
+    dlsched_agent_free(b);
 #undef CK_MEM_DQN
 }
 END_TEST
@@ -1972,6 +2269,8 @@ Suite *suite_checkpoint(void)
     tcase_add_test(tc, test_continue_qtable_replay);
     tcase_add_test(tc, test_continue_dqn);
     tcase_add_test(tc, test_continue_dqn_dueling_per_normalize_nstep);
+    tcase_add_test(tc, test_continue_qtable_guard);
+    tcase_add_test(tc, test_continue_dqn_guard);
     tcase_add_test(tc, test_dqn_without_replay);
     tcase_add_test(tc, test_pending_tickets_not_saved);
     tcase_add_test(tc, test_old_tickets_after_new_acts);
@@ -1979,6 +2278,7 @@ Suite *suite_checkpoint(void)
     tcase_add_test(tc, test_override_runtime_keys);
     tcase_add_test(tc, test_override_unusable_is_econfig);
     tcase_add_test(tc, test_format_versions);
+    tcase_add_test(tc, test_format_v1_still_loads);
     tcase_add_test(tc, test_fixtures_v1);
     tcase_add_test(tc, test_memory_bytes);
     suite_add_tcase(s, tc);
@@ -1995,6 +2295,7 @@ Suite *suite_checkpoint(void)
     tcase_add_test(tc, test_limit_crafted_unreconciled_tickets);
     tcase_add_test(tc, test_limit_crafted_normaliser_range);
     tcase_add_test(tc, test_limit_crafted_nstep_queue_nan);
+    tcase_add_test(tc, test_limit_crafted_guard);
     tcase_add_test(tc, test_limit_diverged_model_roundtrip);
     tcase_add_test(tc, test_limit_null_and_io);
     suite_add_tcase(s, tc);

@@ -84,12 +84,16 @@ static double te_eps(double start, double end, double decay, double t)
 }
 
 /* a single-state agent (bins=1) whose Q-values are exactly q: lr 1 and one
-   terminal reward per action */
+   terminal reward per action. guard=0: these tests check the 1.0 behaviour
+   policies; the guard would take over the decisions with a hint (its own
+   probabilities are checked in check_guard.c) */
 static dlsched_agent *te_controlled(const char *explore, const float *q, int n)
 {
     char spec[512];
     snprintf(spec, sizeof spec,
-             "algo=qtable n_features=1 n_actions=%d bins=1 lr=1 ticket_capacity=8 seed=9 %s", n,
+             "algo=qtable n_features=1 n_actions=%d bins=1 lr=1 ticket_capacity=8 seed=9 "
+             "guard=0 %s",
+             n,
              explore);
     dlsched_agent *ag = tst_agent(spec);
     float x = 0.5f;
@@ -157,8 +161,10 @@ START_TEST(test_masks_never_violated)
         snprintf(spec, sizeof spec,
                  "algo=qtable n_features=2 n_actions=6 bins=3 feature_low=0 feature_high=1 "
                  "lr=0.2 gamma=0.9 epsilon_start=0.6 epsilon_end=0.1 epsilon_decay_steps=20000 "
-                 "ticket_capacity=32 seed=%d %s",
+                 "ticket_capacity=32 seed=%d guard=0 %s",
                  100 + i, modes[i]);
+        /* guard=0: te_theory is the 1.0 policy; the guard would take over
+           the decisions with a hint */
         ag[i] = tst_agent(spec);
     }
     uint64_t ticketed[3] = {0}, greedy_n = 0, hint_returned = 0;

@@ -641,7 +641,9 @@ END_TEST
 
 /* One state, three actions. The hint (0) pays -1; logged transitions teach
    that action 2 pays +1. Apprenticeship returns the hint for the first N
-   hinted decisions; then the agent's own (greedy: epsilon 0) choice, 2. */
+   hinted decisions; then the agent's own (greedy: epsilon 0) choice, 2.
+   The specs say guard=0: this is the 1.0 apprenticeship; the guard would
+   take over the decisions with a hint after it (check_guard.c). */
 static void ap_bad_hint(const char *spec, int threaded)
 {
     enum { N = 40 };
@@ -720,22 +722,24 @@ static void ap_bad_hint(const char *spec, int threaded)
 START_TEST(test_apprentice_qtable)
 {
     ap_bad_hint("algo=qtable n_features=1 n_actions=3 bins=1 epsilon_start=0 epsilon_end=0 "
-                "apprentice=40 seed=5",
+                "apprentice=40 guard=0 seed=5",
                 0);
     ap_bad_hint("algo=qtable learner=thread n_features=1 n_actions=3 bins=1 epsilon_start=0 "
-                "epsilon_end=0 apprentice=40 seed=6",
+                "epsilon_end=0 apprentice=40 guard=0 seed=6",
                 1);
 }
 END_TEST
 
 /* The DQN (learner=thread): a two-armed bandit in one state, the hint is
-   the worse arm. */
+   the worse arm. guard=0: the 1.0 apprenticeship (the guard would keep the
+   hint after it until proven worse). */
 START_TEST(test_apprentice_dqn)
 {
     enum { N = 60 };
     dlsched_agent *ag = tst_agent(SV_DQN "learner=thread n_features=2 n_actions=2 hidden=16 "
                                          "batch=16 learning_starts=16 replay=1000 lr=0.01 "
-                                         "epsilon_start=0 epsilon_end=0 apprentice=60 seed=3");
+                                         "epsilon_start=0 epsilon_end=0 apprentice=60 guard=0 "
+                                         "seed=3");
     float x[2] = {1.0f, 0.0f};
     dlsched_state_t plain = tst_state(x, 2), hinted = plain;
     hinted.hint = 0;
@@ -773,12 +777,14 @@ END_TEST
 
 /* The hint is the optimal action and the agent learns it from the
    apprenticeship's own observations: apprenticeship ends early, at the
-   first full window of 1000 decisions with agreement >= 0.9. */
+   first full window of 1000 decisions with agreement >= 0.9. guard=0: the
+   1.0 apprenticeship; with the guard, the wrong hints after it would be
+   followed until the learned policy proved better. */
 START_TEST(test_apprentice_early_exit)
 {
     dlsched_agent *ag = tst_agent("algo=qtable n_features=1 n_actions=3 bins=4 epsilon_start=0 "
                                   "epsilon_end=0 apprentice=100000 apprentice_agreement=0.9 "
-                                  "seed=8");
+                                  "guard=0 seed=8");
     uint64_t rng = 88;
     int n_hinted = 0, switched = 0;
     dlsched_stats_t at_switch;

@@ -249,7 +249,7 @@ static int read_whole_file(const char *path, unsigned char **buf, size_t *len)
 #define CKPT_HEADER 24u
 #define CKPT_MIN (CKPT_HEADER + 4u)
 #define CKPT_FLAG_REPLAY 1u
-#define CKPT_KNOWN_VERSION 1u
+#define CKPT_KNOWN_VERSION 2u /* 2 (1.1): the guard's optional section, tag 4 */
 #define APPRENTICE_WINDOW 1000u
 
 typedef struct rd {
@@ -323,6 +323,8 @@ static const char *section_name(uint32_t tag)
         return "agent";
     case 3:
         return "model";
+    case 4:
+        return "guard";
     default:
         return "unknown";
     }

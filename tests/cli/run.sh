@@ -145,7 +145,8 @@ if [ -s "$D/m.ckpt" ]; then ok "train-offline wrote the checkpoint"; else bad "n
 
 run "$T" inspect "$D/m.ckpt"
 check_rc 0 "inspect"
-has "$OUT" "format version: 1" "inspect: format version"
+has "$OUT" "format version: 2" "inspect: format version"
+has "$OUT" "tag 4 guard" "inspect: the guard's section (format 2)"
 has "$OUT" "no replay buffer" "inspect: flags"
 has "$OUT" "checksum: ok" "inspect: checksum ok"
 has "$OUT" "  algo=qtable" "inspect: stored configuration"
