@@ -146,7 +146,7 @@ static int give_next(sim_run *s, const dlsched_state_t *st)
         /* it completed before this arrival: its transition is complete now */
         s->pend = 0;
         int rc = dlsched_observe(s->agent, s->pend_ticket, s->pend_reward, st, 0);
-        if (rc) {
+        if (rc && rc != DLSCHED_ETICKET) { /* ETICKET: expired (see account()) */
             sim_run_fail(s, "dlsched_observe: %s", dlsched_last_error());
             return -1;
         }
@@ -159,13 +159,26 @@ static int give_next(sim_run *s, const dlsched_state_t *st)
     return 0;
 }
 
+/* the incumbent's choice for r (the heuristic the learned policy replaces) */
+static void incumbent_choice(sim_run *s, const req *r, const double *work, int *so, int *vo)
+{
+    const sim_scenario *sc = s->sc;
+    if (sc->inc_kind == SIM_POL_GREEDY) {
+        sim_pick_greedy(s, r->in, r->out, work, so, vo);
+        return;
+    }
+    *vo = sc->inc_variant;
+    *so = sim_pick_heuristic(s, sc->inc_kind, sc->inc_variant, r->in, r->out, work);
+}
+
 int sim_decide_learned(sim_run *s, req *r, const double *work)
 {
     const sim_scenario *sc = s->sc;
     int kind = s->pol->kind;
+    /* the hint, in warm-up and evaluation: the guard compares with it and
+       falls back to it */
     int gs = 0, gv = 0;
-    if (s->learning) /* the apprentice's hint; not used in evaluation */
-        sim_pick_greedy(s, r->in, r->out, work, &gs, &gv);
+    incumbent_choice(s, r, work, &gs, &gv);
     dlsched_state_t st = {0};
     int nf;
     if (kind == SIM_POL_QTABLE)
@@ -179,9 +192,7 @@ int sim_decide_learned(sim_run *s, req *r, const double *work)
     st.n_features = (uint32_t)nf;
     st.mask = s->mask;
     st.n_mask = (uint32_t)s->n_act;
-    if (!s->learning)
-        st.hint = -1;
-    else if (give_next(s, &st))
+    if (s->learning && give_next(s, &st))
         return -1;
     dlsched_decision_t d;
     int rc = dlsched_act(s->agent, &st, s->learning ? 0 : DLSCHED_ACT_GREEDY, &d);
@@ -194,12 +205,28 @@ int sim_decide_learned(sim_run *s, req *r, const double *work)
         s->last = (int)(r - s->rq);
         s->has_next[s->last] = 0;
     }
+    if (d.action == st.hint) {
+        /* the incumbent's own choice, server included */
+        r->server = gs;
+        r->variant = gv;
+        return 0;
+    }
     r->variant = d.action % sc->n_var;
     if (!s->by_class)
         r->server = d.action / sc->n_var;
     else
         r->server = qt_server(s, d.action / sc->n_var, r->variant, r->in, r->out, work);
     return 0;
+}
+
+/* the guard's block: the requests arriving in one mean SLO span at the
+   offered rate (most of a decision's effect on the queues is felt within
+   it), 16 .. 1024 */
+static int guard_block(const sim_scenario *sc)
+{
+    double slo_s = (sc->slo_base_ms + sc->slo_per_token_ms * sc->mean_out) / 1000.0;
+    double b = sc->rate * slo_s;
+    return b < 16 ? 16 : b > 1024 ? 1024 : (int)lround(b);
 }
 
 /* a learned policy's agent: defaults, then the scenario's own keys */
@@ -215,8 +242,8 @@ int sim_make_agent(sim_run *s, sim_err *err)
                  "algo=dqn device=cpu n_features=%d n_actions=%d hidden=64,64 lr=0.0005 gamma=0.9 "
                  "batch=64 learning_starts=1000 train_every=4 target_update=1000 "
                  "epsilon_start=0.1 epsilon_end=0.01 epsilon_decay_steps=100000 replay=100000 "
-                 "apprentice=%llu apprentice_agreement=1 seed=%llu %s",
-                 s->n_feat, s->n_act, (unsigned long long)sc->apprentice,
+                 "apprentice=%llu apprentice_agreement=1 guard_block=%d seed=%llu %s",
+                 s->n_feat, s->n_act, (unsigned long long)sc->apprentice, guard_block(sc),
                  (unsigned long long)sc->seed, sc->dqn_config);
     } else {
         s->n_feat = 3 + sc->n_gpu;
@@ -230,9 +257,9 @@ int sim_make_agent(sim_run *s, sim_err *err)
         snprintf(spec, sizeof spec,
                  "algo=qtable n_features=%d n_actions=%d bins=%s feature_low=%s feature_high=%s "
                  "lr=0.05 gamma=0 epsilon_start=0.2 epsilon_end=0.02 epsilon_decay_steps=100000 "
-                 "apprentice=%llu apprentice_agreement=1 seed=%llu %s",
+                 "apprentice=%llu apprentice_agreement=1 guard_block=%d seed=%llu %s",
                  s->n_feat, s->n_act, bins, lo, hi, (unsigned long long)sc->apprentice,
-                 (unsigned long long)sc->seed, sc->qtable_config);
+                 guard_block(sc), (unsigned long long)sc->seed, sc->qtable_config);
     }
     dlsched_config *cfg = NULL;
     int rc = dlsched_config_new(&cfg);

@@ -171,6 +171,10 @@ static void account(sim_run *s, req *r)
                                     .n_mask = (uint32_t)s->n_act,
                                     .hint = -1};
             rc = dlsched_observe(s->agent, r->ticket, (float)reward, &next, 0);
+            /* a learned policy that piles up more requests than the agent's
+               ticket_capacity: the oldest tickets expired (counted there) */
+            if (rc == DLSCHED_ETICKET)
+                rc = 0;
         } else {
             /* decided last: the next decision will complete the transition */
             s->pend = 1;
@@ -380,10 +384,26 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
         snprintf(err->msg, sizeof err->msg, "out of memory");
         return -1;
     }
+    int learned = p->kind == SIM_POL_DQN || p->kind == SIM_POL_QTABLE;
+    sim_scenario resolved;
+    if (learned && !sc->inc_resolved) {
+        /* the incumbent (the hint) first: a copy that shares the trace */
+        resolved = *sc;
+        if (sim_resolve_incumbent(&resolved, opt, err)) {
+            free(s);
+            return -1;
+        }
+        sc = &resolved;
+    }
+    if (learned && opt->calibrate) {
+        snprintf(err->msg, sizeof err->msg, "policy '%s': calibration runs heuristics only",
+                 p->name);
+        free(s);
+        return -1;
+    }
     run_init(s, sc, opt, p, err);
     snprintf(out->name, sizeof out->name, "%s", p->name);
     double scale = opt->scale > 0 ? opt->scale : 1;
-    int learned = p->kind == SIM_POL_DQN || p->kind == SIM_POL_QTABLE;
     if (learned) {
         if (sim_make_agent(s, err))
             goto fail;
@@ -394,13 +414,28 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
             goto fail;
         }
         simulate(s, &st, "warm-up");
-        if (!s->failed && s->pend &&
-            dlsched_observe(s->agent, s->pend_ticket, s->pend_reward, NULL, DLSCHED_OBS_TERMINAL))
-            sim_run_fail(s, "dlsched_observe: %s", dlsched_last_error());
+        if (!s->failed && s->pend) {
+            int orc = dlsched_observe(s->agent, s->pend_ticket, s->pend_reward, NULL,
+                                      DLSCHED_OBS_TERMINAL);
+            if (orc && orc != DLSCHED_ETICKET) /* ETICKET: expired, see account() */
+                sim_run_fail(s, "dlsched_observe: %s", dlsched_last_error());
+        }
         s->pend = 0;
         if (s->failed)
             goto fail;
         out->train_s = (double)(now_ns() - t0) / 1e9;
+        dlsched_stats_t gs;
+        if (dlsched_stats(s->agent, &gs, sizeof gs) == 0) {
+            out->guard_state = (int)gs.guard_state;
+            out->guard_switches = gs.guard_switches;
+            out->guard_fallbacks = gs.guard_fallbacks;
+            out->guard_pairs = gs.guard_samples_learned;
+            out->guard_adv = gs.guard_advantage;
+            out->guard_lo = gs.guard_advantage_low;
+            out->guard_hi = gs.guard_advantage_high;
+            out->guard_learned_share =
+                gs.guard_decisions ? (double)gs.guard_by_learned / (double)gs.guard_decisions : 0;
+        }
         /* the learning curve: per warm-up window, mean reward and SLO attainment */
         size_t nw = 0;
         for (size_t i = 0; i < s->nwin; i++)
@@ -417,14 +452,34 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
             out->learn_reward[i] = s->win_n[i] > 0 ? s->win_rew[i] / s->win_n[i] : NAN;
             out->learn_attain[i] = s->win_n[i] > 0 ? s->win_met[i] / s->win_n[i] : NAN;
         }
-        s->learning = 0;
+        /* evaluation on another stream: online by default (tickets,
+           outcomes, learning and the guard's measurements go on, as in
+           service), or frozen (greedy, the guard's state as it is) */
+        s->learning = !opt->frozen;
+        s->last = -1;
         run_reset_cluster(s);
     }
-    if (sim_stream_init(&st, sc, 1, scale)) {
+    if (sim_stream_init(&st, sc, !opt->calibrate, scale)) {
         snprintf(err->msg, sizeof err->msg, "unknown arrival process %d", sc->process);
         goto fail;
     }
     simulate(s, &st, learned ? "evaluate" : NULL);
+    if (learned && !s->failed && s->pend) {
+        int orc = dlsched_observe(s->agent, s->pend_ticket, s->pend_reward, NULL,
+                                  DLSCHED_OBS_TERMINAL);
+        if (orc && orc != DLSCHED_ETICKET)
+            sim_run_fail(s, "dlsched_observe: %s", dlsched_last_error());
+        s->pend = 0;
+    }
+    if (learned && !s->failed) {
+        dlsched_stats_t gs;
+        if (dlsched_stats(s->agent, &gs, sizeof gs) == 0) {
+            out->eval_guard_state = (int)gs.guard_state;
+            out->eval_learned_share =
+                gs.guard_decisions ? (double)gs.guard_by_learned / (double)gs.guard_decisions : 0;
+            out->eval_fallbacks = gs.guard_fallbacks;
+        }
+    }
     if (s->failed)
         goto fail;
     if (s->done != s->submitted) {

@@ -465,17 +465,9 @@ int sim_generate(uint64_t seed, unsigned index, const char *trace_dir, char *buf
         put_dist(&o, "input_tokens", &din);
         put_dist(&o, "output_tokens", &dout);
     }
-    /* every warm-up request may be pending at once when a learned policy
-       overloads a server: room for all of them (the default 65536 would
-       expire tickets, which dlsched-sim reports as an error) */
-    double warm_req = process == SIM_ARR_TRACE ? passes * floor(tr->rows * share)
-                                               : warmup_s * rate;
-    unsigned long tickets = 65536;
-    while (tickets < 1.05 * warm_req && tickets < 16777216)
-        tickets *= 2;
+    /* (a learned policy that piles up more requests than ticket_capacity
+       expires the oldest tickets; dlsched-sim counts them and goes on) */
     put(&o, "\n[learning]\napprentice = 5000\n");
-    put(&o, "# room for every warm-up request in flight\n"
-            "qtable = ticket_capacity=%lu\ndqn = ticket_capacity=%lu\n", tickets, tickets);
     if (o.overflow)
         return gen_fail(err, "generated scenario g%llu-%u: %zu bytes needed, the buffer has %zu",
                         (unsigned long long)seed, index, o.at + 1, len);

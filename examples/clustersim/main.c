@@ -30,6 +30,8 @@ static void usage(FILE *f)
           "  -s, --scale F        multiply the warm-up and evaluation lengths by F\n"
           "      --seed N         warm-up seed N, evaluation seed N+1 (default: the file's)\n"
           "  -q, --quiet          no progress on stderr\n"
+          "      --frozen         evaluate the learned policies greedily, without learning\n"
+          "                       (default: online, as in service: tickets, learning, guard)\n"
           "  -c, --check          read the scenarios, print a summary and exit\n"
           "      --random N       also run N generated scenarios (indexes 0..N-1, after the files)\n"
           "      --random-seed S  the family of generated scenarios (default 1; --seed\n"
@@ -103,14 +105,15 @@ int main(int argc, char **argv)
         {"version", no_argument, 0, 'V'},        {"random", required_argument, 0, 'R'},
         {"random-seed", required_argument, 0, 'F'},
         {"write-scenarios", required_argument, 0, 'W'},
-        {"traces", required_argument, 0, 'T'},   {0, 0, 0, 0}};
+        {"traces", required_argument, 0, 'T'},   {"frozen", no_argument, 0, 'Z'},
+        {0, 0, 0, 0}};
     const char *write_dir = NULL, *traces_opt = NULL;
     long long n_random = 0;
     unsigned long long family = 1;
     const char *policies = NULL, *json = NULL, *plots = NULL;
     double scale = 1;
     long long seed = -1;
-    int quiet = 0, check = 0, c;
+    int quiet = 0, check = 0, frozen = 0, c;
     while ((c = getopt_long(argc, argv, "p:j:o:s:qchV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
@@ -156,6 +159,7 @@ int main(int argc, char **argv)
         case 'W': write_dir = optarg; break;
         case 'T': traces_opt = optarg; break;
         case 'q': quiet = 1; break;
+        case 'Z': frozen = 1; break;
         case 'c': check = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("dlsched-sim (libdlsched %s)\n", dlsched_version_string()); return 0;
@@ -251,9 +255,22 @@ int main(int argc, char **argv)
                     sc.name, np, sc.rate, sc.capacity);
         sim_result *res = calloc(np, sizeof *res);
         sim_options opt = {.quiet = quiet, .progress = isatty(2), .time_decisions = 1,
-                           .scale = scale};
+                           .scale = scale, .frozen = frozen};
+        /* the learned policies' incumbent, once for all of them */
+        for (size_t i = 0; i < np && !sc.inc_resolved; i++)
+            if (specs[i].kind > SIM_POL_GREEDY) {
+                if (sim_resolve_incumbent(&sc, &opt, &err)) {
+                    fprintf(stderr, "dlsched-sim: %s: %s\n", file, err.msg);
+                    status = 1;
+                } else if (!quiet) {
+                    fprintf(stderr, "dlsched-sim: %s: incumbent %s%s\n", sc.name, sc.inc_name,
+                            strcmp(sc.incumbent, "auto") ? ""
+                                                         : " (best heuristic on a quarter of "
+                                                           "the warm-up)");
+                }
+            }
         size_t done = 0;
-        for (; res && done < np; done++)
+        for (; res && !status && done < np; done++)
             if (sim_run_policy(&sc, &specs[done], &opt, &res[done], &err)) {
                 fprintf(stderr, "dlsched-sim: %s: %s: %s\n", file, specs[done].name, err.msg);
                 status = 1;

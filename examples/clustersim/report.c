@@ -87,6 +87,10 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
     json_num(f, sc->rate);
     fputs(", \"capacity\": ", f);
     json_num(f, sc->capacity);
+    if (sc->inc_resolved) {
+        fputs(", \"incumbent\": ", f);
+        json_str(f, sc->inc_name);
+    }
     fputs(", \"policies\": [", f);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
@@ -103,6 +107,24 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
         for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++) {
             fprintf(f, ", \"%s\": ", kv[k].k);
             json_num(f, kv[k].v);
+        }
+        if (r[i].n_learn) {
+            static const char *const states[] = {"off", "incumbent", "learned", "fallen_back"};
+            fprintf(f, ", \"guard\": {\"state\": \"%s\", \"switches\": %llu, "
+                       "\"fallbacks\": %llu, \"samples\": %llu, \"advantage\": ",
+                    states[r[i].guard_state & 3], (unsigned long long)r[i].guard_switches,
+                    (unsigned long long)r[i].guard_fallbacks,
+                    (unsigned long long)r[i].guard_pairs);
+            json_num(f, r[i].guard_adv);
+            fputs(", \"low\": ", f);
+            json_num(f, r[i].guard_lo);
+            fputs(", \"high\": ", f);
+            json_num(f, r[i].guard_hi);
+            fputs(", \"learned_share\": ", f);
+            json_num(f, r[i].guard_learned_share);
+            fprintf(f, ", \"eval_state\": \"%s\", \"eval_fallbacks\": %llu",
+                    states[r[i].eval_guard_state & 3], (unsigned long long)r[i].eval_fallbacks);
+            fputs("}", f);
         }
         fputs(", \"utilisation\": {", f);
         for (int g = 0; g < sc->n_gpu; g++) {

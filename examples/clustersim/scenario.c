@@ -195,6 +195,7 @@ static void defaults(sim_scenario *sc, const char *name)
     sc->train_share = 0.6;
     sc->warmup_passes = 1;
     sc->apprentice = 5000;
+    snprintf(sc->incumbent, sizeof sc->incumbent, "auto");
 }
 
 enum { SEC_NONE, SEC_SCENARIO, SEC_GPU, SEC_VARIANT, SEC_ARRIVALS, SEC_LEARNING };
@@ -547,6 +548,12 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     goto out;
                 }
                 sc->apprentice = (uint64_t)v;
+            } else if (!strcmp(key, "incumbent")) {
+                if (strlen(val) >= sizeof sc->incumbent || !val[0]) {
+                    fail(err, file, lineno, key, "'%s' is not auto or a heuristic's name", val);
+                    goto out;
+                }
+                snprintf(sc->incumbent, sizeof sc->incumbent, "%s", val);
             } else if (!strcmp(key, "dqn_actions")) {
                 if (!strcmp(val, "server"))
                     sc->dqn_class = 0;
@@ -558,7 +565,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 }
             } else {
                 fail(err, file, lineno, key,
-                     "unknown key in [learning] (dqn, qtable, apprentice, dqn_actions)");
+                     "unknown key in [learning] (dqn, qtable, apprentice, incumbent, dqn_actions)");
                 goto out;
             }
         }
@@ -757,6 +764,8 @@ int sim_scenario_finish(sim_scenario *sc, sim_err *err)
         in = si / (double)sc->n_trace;
         out = so / (double)sc->n_trace;
     }
+    sc->mean_in = in;
+    sc->mean_out = out;
     /* capacity: every server full (slots busy) with the reference variant,
        or the fastest variant it has loaded when the reference is absent */
     double cap = 0;

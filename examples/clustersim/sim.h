@@ -87,10 +87,18 @@ typedef struct {
     char dqn_config[1024], qtable_config[1024];
     uint64_t apprentice;
     int dqn_class;               /* dqn actions: 0 = (server, variant), 1 = (GPU type, variant) */
+    /* the incumbent whose choice the learned policies get as their hint
+       (and fall back to): "auto" = the heuristic with the best weighted
+       goodput on a quarter of the warm-up stream, or a heuristic's name;
+       resolved by sim_resolve_incumbent() */
+    char incumbent[48];
+    int inc_resolved, inc_kind, inc_variant;
+    char inc_name[48];
     /* filled by sim_scenario_finish() */
     sim_trace_row *trace;
     size_t n_trace;
     double capacity;             /* req/s the cluster serves with load_variant */
+    double mean_in, mean_out;    /* mean input and output tokens per request */
     int n_servers;
 } sim_scenario;
 
@@ -137,6 +145,14 @@ typedef struct {
     size_t n_learn;
     double *learn_reward, *learn_attain;
     double train_s;
+    /* learned: the guard at the end of the warm-up (dlsched_stats) */
+    int guard_state;
+    uint64_t guard_switches, guard_fallbacks, guard_pairs;
+    double guard_adv, guard_lo, guard_hi, guard_learned_share;
+    /* and at the end of the evaluation */
+    int eval_guard_state;
+    uint64_t eval_fallbacks;
+    double eval_learned_share;
 } sim_result;
 
 void sim_result_free(sim_result *r);
@@ -146,6 +162,8 @@ typedef struct {
     int progress;    /* percentages on stderr (a terminal), else one line per phase */
     int time_decisions;
     double scale;    /* multiplies warmup_s/eval_s (and trace passes) */
+    int calibrate;   /* heuristics only: measure on the warm-up stream instead */
+    int frozen;      /* learned: evaluate greedily, without tickets or learning */
     /* test hook: called once per completed request */
     void (*on_complete)(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
                         int variant);
@@ -156,6 +174,10 @@ typedef struct {
    stream first; every policy is then measured on the evaluation stream. */
 int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_options *opt,
                    sim_result *out, sim_err *err);
+
+/* resolves sc->incumbent (auto: runs every heuristic on a quarter of the
+   warm-up stream, at opt->scale) into inc_kind/inc_variant/inc_name */
+int sim_resolve_incumbent(sim_scenario *sc, const sim_options *opt, sim_err *err);
 
 /* creates (and frees) a learned policy's agent: the [learning] keys are
    valid. 0 for the other policies. */

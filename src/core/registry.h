@@ -103,12 +103,12 @@
       "leave apprenticeship early at this greedy/hint agreement over 1000 decisions")       \
     X(GUARD, "guard", INT, "1", NULL, 0, 1, 0, NULL,                                        \
       "1 = with a hint, the learned policy decides only once proven better than it")        \
-    X(GUARD_SHARE, "guard_share", FLOAT, "0.05", NULL, 0, 0.5, 0, NULL,                      \
+    X(GUARD_SHARE, "guard_share", FLOAT, "0.1", NULL, 0, 0.5, 0, NULL,                      \
       "guard: share of disagreements decided by the policy not in charge (the experiment)") \
     X(GUARD_RISK, "guard_risk", FLOAT, "0.05", NULL, 1e-9, 0.5, 0, NULL,                     \
       "guard: chance of a wrong switch or fallback per epoch of tests")                    \
-    X(GUARD_MIN_SAMPLES, "guard_min_samples", INT, "100", NULL, 2, 1099511627776.0, 0, NULL,  \
-      "guard: outcomes per arm before the first test; tests at m, 2m, 4m, ...")             \
+    X(GUARD_MIN_SAMPLES, "guard_min_samples", INT, "30", NULL, 2, 1099511627776.0, 0, NULL,   \
+      "guard: samples per arm (pairs with guard_block > 1) before the first test")          \
     X(GUARD_TESTS, "guard_tests", INT, "8", NULL, 1, 30, 0, NULL,                            \
       "guard: tests per epoch; after the last, the statistics start afresh")                \
     X(GUARD_BLOCK, "guard_block", INT, "1", NULL, 1, 1048576, 0, NULL,                     \
