@@ -19,6 +19,7 @@ int main(void)
     srunner_add_suite(sr, suite_threads());
     srunner_add_suite(sr, suite_serving());
     srunner_add_suite(sr, suite_checkpoint());
+    srunner_add_suite(sr, suite_guard());
     srunner_add_suite(sr, suite_meta());
     srunner_add_suite(sr, suite_cuda());
     srunner_run_all(sr, CK_NORMAL);

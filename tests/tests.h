@@ -4,7 +4,9 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,9 @@ Suite *suite_dqn(void);
 Suite *suite_dqn_learn(void);
 Suite *suite_serving(void);
 Suite *suite_checkpoint(void);
+Suite *suite_guard(void);
+TCase *tcase_guard_learning(void); /* check_guard_learn.c, in suite_guard */
+TCase *tcase_guard_threads(void);
 Suite *suite_threads(void);
 Suite *suite_meta(void);
 Suite *suite_cuda(void);
@@ -238,6 +243,85 @@ static inline void tst_cb_context(float *x, int c, uint64_t *rng)
 {
     for (int j = 0; j < TST_CB_NC; j++)
         x[j] = (j == c ? 1.0f : 0.0f) + (float)(0.2 * tst_unif(rng) - 0.1);
+}
+
+/* a standard normal draw (Box-Muller) from the test's generator */
+static inline double tst_normal(uint64_t *r)
+{
+    double u1 = tst_unif(r), u2 = tst_unif(r);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* z_k = Phi^-1(1 - risk / ((k + 1)(k + 2))), by Newton's method on
+   Phi(z) = erfc(-z / sqrt 2) / 2 from z = 1 (Phi is concave for z > 0: the
+   iterates rise monotonically to the root) - another method than the
+   library's bisection */
+static inline double tst_guard_z(double risk, int k)
+{
+    double p = 1.0 - risk / ((k + 1.0) * (k + 2.0)), z = 1.0;
+    for (int i = 0; i < 200; i++) {
+        double f = 0.5 * erfc(-z / M_SQRT2) - p;
+        double step = f / (exp(-0.5 * z * z) / sqrt(2.0 * M_PI));
+        z -= step;
+        if (fabs(step) < 1e-15)
+            break;
+    }
+    return z;
+}
+
+/* The number of Bernoulli(p) trials after which at least n successes have
+   come but for a chance of about Phi(-4) (3e-5): the count's mean t p less
+   4 of its standard deviations (<= sqrt(t p)) reaches n when
+   sqrt(t p) >= 2 + sqrt(4 + n). */
+static inline double tst_trials(double n, double p)
+{
+    double s = 2.0 + sqrt(4.0 + n);
+    return s * s / p;
+}
+
+/* an agent from a printf-style spec */
+static inline dlsched_agent *tst_agentf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static inline dlsched_agent *tst_agentf(const char *fmt, ...)
+{
+    char spec[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(spec, sizeof spec, fmt, ap);
+    va_end(ap);
+    return tst_agent(spec);
+}
+
+/* the guard's tests (check_guard.c, check_guard_learn.c): one-state
+   agents (n_features=1, the feature 0.5). A decision with hint and flags: */
+static inline dlsched_decision_t tst_act1(dlsched_agent *ag, int32_t hint, uint32_t flags)
+{
+    float x = 0.5f;
+    dlsched_state_t s = tst_state(&x, 1);
+    s.hint = hint;
+    dlsched_decision_t d;
+    int rc = dlsched_act(ag, &s, flags, &d);
+    ck_assert_msg(rc == DLSCHED_OK, "act: %s", dlsched_last_error());
+    return d;
+}
+
+/* the outcome of a ticket (terminal) */
+static inline void tst_observe1(dlsched_agent *ag, uint64_t ticket, double r)
+{
+    int rc = dlsched_observe(ag, ticket, (float)r, NULL, DLSCHED_OBS_TERMINAL);
+    ck_assert_msg(rc == DLSCHED_OK, "observe: %s", dlsched_last_error());
+}
+
+/* one logged terminal transition in the single state */
+static inline void tst_log1(dlsched_agent *ag, int32_t a, double r)
+{
+    float x = 0.5f;
+    dlsched_state_t s = tst_state(&x, 1);
+    int rc = dlsched_observe_transition(ag, &s, a, (float)r, NULL, DLSCHED_OBS_TERMINAL);
+    ck_assert_msg(rc == DLSCHED_OK, "observe_transition: %s", dlsched_last_error());
 }
 
 /* last_error must mention needle */
