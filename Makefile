@@ -302,13 +302,19 @@ demo: deps-demo
 deps-demo:
 	@sh scripts/ensure-deps.sh demo
 
-# the targets of the three shipped scenarios (a, b, c) at full length, checked
-# from the JSON (deterministic: seeded, learning inline)
+# the targets (tests/sim/check_targets.py): the shipped scenarios a-e x seeds
+# 1-5 and 30 generated scenarios, TARGETS_JOBS runs at a time, into
+# build/targets/ (scripts/targets.sh; markdown tables, summary.json, plots/);
+# TARGETS_SET=ci (make targets-ci): a, b, c x seeds 1, 2 and generated 0..5,
+# into build/targets/ci/, checked with --subset
+TARGETS_SET ?= full
+TARGETS_JOBS ?= 2
+.PHONY: targets-ci
 targets: $(SIM_BIN)
-	@mkdir -p $(DEMO_DIR)
-	./$(SIM_BIN) --json $(DEMO_DIR)/targets.json data/scenarios/a-homogeneous.scn \
-	    data/scenarios/b-hetero-bursty.scn data/scenarios/c-trace-azure-conv.scn
-	python3 tests/sim/check_targets.py $(DEMO_DIR)/targets.json
+	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) bash scripts/targets.sh $(TARGETS_SET)
+
+targets-ci:
+	$(MAKE) --no-print-directory targets TARGETS_SET=ci
 
 # the three example host programs of examples/
 examples: deps-build

@@ -1,74 +1,528 @@
 #!/usr/bin/env python3
-"""check_targets.py RESULTS.json - the simulator targets of the shipped scenarios.
+"""check_targets.py [options] RESULTS.json... - the simulator targets.
 
-Reads the JSON that `dlsched-sim --json` wrote for scenarios (a), (b), (c) and
-checks, against the best heuristic of each scenario (by weighted goodput):
-  a-homogeneous-poisson: every learned policy's goodput within 2% (qtable
-                         picks only the GPU type and variant, so with one
-                         type and one variant it has nothing to learn; dqn
-                         picks the server)
-  b-hetero-bursty:       the best learned policy's weighted goodput >= +10%,
-                         with SLO attainment no lower
-  c-trace-azure-conv:    the best learned policy's weighted goodput >= it
-Exit status 1 when a target is missed.
+Reads the JSON files that `dlsched-sim --json` wrote (a scenario object or a
+list of them) and checks the learned policies (qtable, dqn) against the
+heuristics of the same run (every other policy is a heuristic):
+
+  T1  every learned policy, on every scenario run:
+        weighted_goodput >= 0.98 x the best heuristic's (the maximum
+        weighted_goodput over the heuristics of that run), and
+        slo_attainment >= the incumbent's - 0.01 (the incumbent: the policy
+        named by the scenario's "incumbent" field);
+      the full set is the shipped scenarios a-e x seeds 1-5 and >= 30
+      generated scenarios of one --random-seed.
+  T2  scenario b: each learned policy's weighted goodput >= +8% over the
+      best heuristic on every seed 1-5, and the mean over the seeds >= +10%.
+  T3  reported, not checked: the distribution of learned / best heuristic
+      over the generated scenarios per learned policy (min, median, mean,
+      share above +2%), with a PNG; and a PNG of the shipped scenarios x
+      seeds.
+
+Scenario and seed: a generated scenario is recognised by its name
+(g<random-seed>-<index>-...); any other scenario is a shipped one, grouped by
+the letter before the first '-' of its name.  The seed of a shipped run is
+taken from the JSON file's name, NAME-s<seed>.json (scripts/targets.sh writes
+<letter>-s<seed>.json); a file without it counts as seed "file" (the
+scenario file's own seeds) unless --seed is given.
+
+Options:
+  --subset     check only what was run (CI): no target for absent scenarios,
+               seeds or learned policies; T2's mean is over the seeds present
+  --out DIR    where summary.json and plots/ go (default: the directory of
+               the first JSON file)
+  --seed N     the seed of files whose name carries none
+  --no-plots   no gnuplot scripts or PNGs
+
+Writes DIR/summary.json and DIR/plots/{targets-shipped,targets-generated}
+.{dat,gp,png} (the PNGs when gnuplot is installed; without it a note is
+printed and the PNGs are skipped); a summary.json among the inputs is
+skipped.  Prints markdown tables and the misses.
+Exit status: 0 all targets met, 1 a target missed (or the set is incomplete
+without --subset), 2 unusable input.
 """
 import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
 import sys
 
 LEARNED = ("qtable", "dqn")
+SHIPPED = "abcde"            # the shipped scenarios of the full set
+SEEDS = (1, 2, 3, 4, 5)      # the seeds of the full set
+MIN_GENERATED = 30           # generated scenarios in the full set
+
+T1_WG = 0.98                 # learned wg >= T1_WG x best heuristic's
+T1_SLO = 0.01                # learned SLO >= incumbent's - T1_SLO
+T2_SCENARIO = "b"
+T2_PER_SEED = 1.08           # b: learned / best heuristic on every seed
+T2_MEAN = 1.10               # b: mean over seeds of learned / best heuristic
+T3_ABOVE = 1.02              # share of generated scenarios above this ratio
+
+SUMMARY_KIND = "check_targets summary"
+GEN_RE = re.compile(r"^g(\d+)-(\d+)-")
+SEED_RE = re.compile(r"-s(\d+)\.json$")
 
 
-def split(scenario):
-    learned = [p for p in scenario["policies"] if p["name"] in LEARNED]
-    heur = [p for p in scenario["policies"] if p["name"] not in LEARNED]
-    best_h = max(heur, key=lambda p: p["weighted_goodput"])
-    return learned, best_h
+class InputError(Exception):
+    pass
 
 
-def main(path):
-    with open(path) as f:
-        data = json.load(f)
-    if isinstance(data, dict):
-        data = [data]
-    failed = 0
-    seen = set()
-    for sc in data:
-        name = sc["scenario"]
-        learned, bh = split(sc)
-        if name.startswith("a-"):
-            best = min(learned, key=lambda p: p["goodput"])
-            ratio = best["goodput"] / bh["goodput"]
-            ok = ratio >= 0.98
-            what = "goodput %.3f vs %.3f (%s): %+.2f%% (target >= -2%%)" % (
-                best["goodput"], bh["goodput"], bh["name"], 100 * (ratio - 1))
-        elif name.startswith("b-"):
-            best = max(learned, key=lambda p: p["weighted_goodput"])
-            ratio = best["weighted_goodput"] / bh["weighted_goodput"]
-            ok = ratio >= 1.10 and best["slo_attainment"] >= bh["slo_attainment"]
-            what = ("weighted goodput %.3f vs %.3f (%s): %+.2f%% (target >= +10%%), "
-                    "SLO attainment %.4f vs %.4f (target: no lower)") % (
-                best["weighted_goodput"], bh["weighted_goodput"], bh["name"],
-                100 * (ratio - 1), best["slo_attainment"], bh["slo_attainment"])
-        elif name.startswith("c-"):
-            best = max(learned, key=lambda p: p["weighted_goodput"])
-            ratio = best["weighted_goodput"] / bh["weighted_goodput"]
-            ok = ratio >= 1.0
-            what = "weighted goodput %.3f vs %.3f (%s): %+.2f%% (target >= 0%%)" % (
-                best["weighted_goodput"], bh["weighted_goodput"], bh["name"],
-                100 * (ratio - 1))
-        else:
+def pct(ratio):
+    return "%+.2f%%" % (100.0 * (ratio - 1.0))
+
+
+def load(paths, seed_opt):
+    """[(seed, scenario object, path)] of every scenario in every file."""
+    runs = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise InputError("%s: %s" % (path, e))
+        if isinstance(data, dict) and data.get("kind") == SUMMARY_KIND:
+            continue        # our own summary.json, e.g. from build/targets/*.json
+        if isinstance(data, dict):
+            data = [data]
+        if not isinstance(data, list):
+            raise InputError("%s: not a scenario object or a list of them" % path)
+        m = SEED_RE.search(os.path.basename(path))
+        seed = int(m.group(1)) if m else seed_opt
+        for sc in data:
+            if not isinstance(sc, dict) or "scenario" not in sc or "policies" not in sc:
+                raise InputError("%s: an entry without scenario/policies" % path)
+            runs.append((seed, sc, path))
+    return runs
+
+
+def evaluate(sc):
+    """The comparisons of one scenario run: a dict, or raises InputError."""
+    name = sc["scenario"]
+    pols = sc["policies"]
+    heur = [p for p in pols if p["name"] not in LEARNED]
+    if not heur:
+        raise InputError("%s: no heuristic in the run" % name)
+    best = max(heur, key=lambda p: p["weighted_goodput"])
+    inc_name = sc.get("incumbent")
+    inc = next((p for p in pols if p["name"] == inc_name), None)
+    row = {
+        "scenario": name,
+        "file": sc.get("file"),
+        "best_heuristic": best["name"],
+        "best_heuristic_wg": best["weighted_goodput"],
+        "best_heuristic_slo": best["slo_attainment"],
+        "incumbent": inc_name,
+        "incumbent_slo": inc["slo_attainment"] if inc else None,
+        "learned": {},
+        "misses": [],
+    }
+    if inc is None:
+        row["misses"].append("incumbent %r is not among the policies of the run" % inc_name)
+    for p in pols:
+        if p["name"] not in LEARNED:
             continue
-        seen.add(name[:2])
-        print("%s %s: %s %s" % ("ok  " if ok else "MISS", name, best["name"], what))
-        failed += not ok
-    for want in ("a-", "b-", "c-"):
-        if want not in seen:
-            print("MISS: no scenario %s... in %s" % (want, path))
-            failed += 1
-    return 1 if failed else 0
+        ratio = p["weighted_goodput"] / best["weighted_goodput"] if best["weighted_goodput"] > 0 \
+            else (1.0 if p["weighted_goodput"] == 0 else float("inf"))
+        d = {
+            "weighted_goodput": p["weighted_goodput"],
+            "slo_attainment": p["slo_attainment"],
+            "ratio": ratio,
+            "wg_ok": ratio >= T1_WG,
+            "slo_diff": p["slo_attainment"] - inc["slo_attainment"] if inc else None,
+            "slo_ok": inc is not None and p["slo_attainment"] >= inc["slo_attainment"] - T1_SLO,
+            "guard": (p.get("guard") or {}).get("eval_state"),
+            "learned_share": (p.get("guard") or {}).get("learned_share"),
+        }
+        row["learned"][p["name"]] = d
+        if not d["wg_ok"]:
+            row["misses"].append("T1 %s weighted goodput %s vs the best heuristic %s (%.4g vs %.4g; "
+                                 "target >= %s)" % (p["name"], pct(ratio), best["name"],
+                                                    p["weighted_goodput"], best["weighted_goodput"],
+                                                    pct(T1_WG)))
+        if inc is not None and not d["slo_ok"]:
+            row["misses"].append("T1 %s SLO attainment %.2f%% vs the incumbent %s %.2f%% "
+                                 "(target >= %.2f%%)" % (p["name"], 100 * p["slo_attainment"],
+                                                         inc_name, 100 * inc["slo_attainment"],
+                                                         100 * (inc["slo_attainment"] - T1_SLO)))
+    return row
+
+
+def cell_wg(d):
+    return pct(d["ratio"]) + ("" if d["wg_ok"] else " MISS")
+
+
+def cell_slo(d):
+    if d["slo_diff"] is None:
+        return "%.2f%% (no incumbent) MISS" % (100 * d["slo_attainment"])
+    return "%.2f%% (%+.2f)%s" % (100 * d["slo_attainment"], 100 * d["slo_diff"],
+                                 "" if d["slo_ok"] else " MISS")
+
+
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def learned_cells(row, names):
+    cells = []
+    for n in names:
+        d = row["learned"].get(n)
+        if d is None:
+            cells += ["-", "-", "-"]
+        else:
+            cells += [cell_wg(d), cell_slo(d), d["guard"] or "-"]
+    return cells
+
+
+def learned_head(names):
+    head = []
+    for n in names:
+        head += ["%s w.goodput vs best" % n, "%s SLO (vs inc., pp)" % n, "%s guard" % n]
+    return head
+
+
+def seed_key(seed):
+    return (seed is None, seed if seed is not None else 0)
+
+
+def seed_label(seed):
+    return "file" if seed is None else str(seed)
+
+
+def distribution(ratios):
+    if not ratios:
+        return None
+    return {
+        "n": len(ratios),
+        "min": min(ratios),
+        "median": statistics.median(ratios),
+        "mean": statistics.fmean(ratios),
+        "max": max(ratios),
+        "share_above": sum(r > T3_ABOVE for r in ratios) / len(ratios),
+        "above": T3_ABOVE,
+    }
+
+
+# ---- plots (gnuplot, in the style of examples/clustersim/report.c) ----------
+
+GP_HEAD = "set terminal png size %d,%d\nset key outside right\nset grid\n"
+
+
+def write_plots(plotdir, shipped, generated, names):
+    """Data and scripts; then gnuplot when present.  Returns notes to print."""
+    os.makedirs(plotdir, exist_ok=True)
+    scripts = []
+    if shipped:
+        with open(os.path.join(plotdir, "targets-shipped.dat"), "w") as f:
+            f.write("# label %s\n" % " ".join("%s_wg_pct %s_slo_pp" % (n, n) for n in names))
+            for r in shipped:
+                cols = []
+                for n in names:
+                    d = r["learned"].get(n)
+                    cols.append("%.4f" % (100 * (d["ratio"] - 1)) if d else "NaN")
+                    cols.append("%.4f" % (100 * d["slo_diff"]) if d and d["slo_diff"] is not None
+                                else "NaN")
+                f.write("%s-s%s %s\n" % (r["group"], seed_label(r["seed"]), " ".join(cols)))
+        gp = [GP_HEAD % (max(1000, 40 * len(shipped) + 300), 800),
+              "set output 'targets-shipped.png'",
+              "set multiplot layout 2,1 title 'Learned policies on the shipped scenarios x seeds'",
+              "set style data histograms", "set style histogram clustered gap 1",
+              "set style fill solid 0.8 border -1", "set boxwidth 0.9",
+              "set xtics rotate by -45 scale 0",
+              "set ylabel 'weighted goodput vs best heuristic (%)'",
+              "set arrow 1 from graph 0, first %g to graph 1, first %g nohead dt 2 lw 2 lc rgb 'red'"
+              % (100 * (T1_WG - 1), 100 * (T1_WG - 1)),
+              "set arrow 2 from graph 0, first %g to graph 1, first %g nohead dt 3 lw 1 lc rgb 'dark-green'"
+              % (100 * (T2_PER_SEED - 1), 100 * (T2_PER_SEED - 1)),
+              "plot " + ", \\\n     ".join("'targets-shipped.dat' using %d:xtic(1) title '%s'"
+                                          % (2 + 2 * i, n) for i, n in enumerate(names)),
+              "unset arrow 2",
+              "set ylabel 'SLO attainment vs incumbent (pp)'",
+              "set arrow 1 from graph 0, first %g to graph 1, first %g nohead dt 2 lw 2 lc rgb 'red'"
+              % (-100 * T1_SLO, -100 * T1_SLO),
+              "plot " + ", \\\n     ".join("'targets-shipped.dat' using %d:xtic(1) title '%s'"
+                                          % (3 + 2 * i, n) for i, n in enumerate(names)),
+              "unset multiplot", ""]
+        with open(os.path.join(plotdir, "targets-shipped.gp"), "w") as f:
+            f.write("# gnuplot targets-shipped.gp (run in %s)\n" % plotdir)
+            f.write("\n".join(gp))
+        scripts.append("targets-shipped")
+    if generated:
+        # one block per learned policy: rank, sorted ratio in %, sorted SLO diff in pp
+        with open(os.path.join(plotdir, "targets-generated.dat"), "w") as f:
+            for n in names:
+                wg = sorted(100 * (r["learned"][n]["ratio"] - 1) for r in generated if n in r["learned"])
+                slo = sorted(100 * r["learned"][n]["slo_diff"] for r in generated
+                             if n in r["learned"] and r["learned"][n]["slo_diff"] is not None)
+                f.write("# %s: rank wg_pct_sorted slo_pp_sorted\n" % n)
+                for i in range(max(len(wg), len(slo))):
+                    f.write("%d %s %s\n" % (i + 1, "%.4f" % wg[i] if i < len(wg) else "NaN",
+                                            "%.4f" % slo[i] if i < len(slo) else "NaN"))
+                f.write("\n\n")
+        gp = [GP_HEAD % (1000, 800),
+              "set output 'targets-generated.png'",
+              "set multiplot layout 2,1 title 'Learned policies on %d generated scenarios (sorted)'"
+              % len(generated),
+              "set xlabel 'scenarios, sorted'",
+              "set ylabel 'weighted goodput vs best heuristic (%)'",
+              "set arrow 1 from graph 0, first %g to graph 1, first %g nohead dt 2 lw 2 lc rgb 'red'"
+              % (100 * (T1_WG - 1), 100 * (T1_WG - 1)),
+              "set arrow 2 from graph 0, first %g to graph 1, first %g nohead dt 3 lw 1 lc rgb 'dark-green'"
+              % (100 * (T3_ABOVE - 1), 100 * (T3_ABOVE - 1)),
+              "plot " + ", \\\n     ".join("'targets-generated.dat' index %d using 1:2 with linespoints "
+                                          "lw 2 pt 7 title '%s'" % (i, n) for i, n in enumerate(names)),
+              "unset arrow 2",
+              "set ylabel 'SLO attainment vs incumbent (pp)'",
+              "set arrow 1 from graph 0, first %g to graph 1, first %g nohead dt 2 lw 2 lc rgb 'red'"
+              % (-100 * T1_SLO, -100 * T1_SLO),
+              "plot " + ", \\\n     ".join("'targets-generated.dat' index %d using 1:3 with linespoints "
+                                          "lw 2 pt 7 title '%s'" % (i, n) for i, n in enumerate(names)),
+              "unset multiplot", ""]
+        with open(os.path.join(plotdir, "targets-generated.gp"), "w") as f:
+            f.write("# gnuplot targets-generated.gp (run in %s)\n" % plotdir)
+            f.write("\n".join(gp))
+        scripts.append("targets-generated")
+    notes = []
+    if not scripts:
+        return notes
+    if shutil.which("gnuplot") is None:
+        notes.append("gnuplot not found: scripts and data in %s, PNGs skipped" % plotdir)
+        return notes
+    for s in scripts:
+        try:
+            r = subprocess.run(["gnuplot", s + ".gp"], cwd=plotdir, capture_output=True, text=True,
+                               timeout=120)
+            if r.returncode != 0:
+                notes.append("gnuplot %s.gp failed (exit %d): %s" % (s, r.returncode, r.stderr.strip()))
+            else:
+                notes.append("plot: %s" % os.path.join(plotdir, s + ".png"))
+        except (OSError, subprocess.TimeoutExpired) as e:
+            notes.append("gnuplot %s.gp failed: %s" % (s, e))
+    return notes
+
+
+# ---- main -------------------------------------------------------------------
+
+def main(argv):
+    subset = False
+    no_plots = False
+    out = None
+    seed_opt = None
+    paths = []
+    it = iter(argv)
+    for a in it:
+        if a == "--subset":
+            subset = True
+        elif a == "--no-plots":
+            no_plots = True
+        elif a in ("--out", "--seed"):
+            v = next(it, None)
+            if v is None:
+                print("%s needs a value" % a, file=sys.stderr)
+                return 2
+            if a == "--out":
+                out = v
+            else:
+                try:
+                    seed_opt = int(v)
+                except ValueError:
+                    print("--seed: not an integer: %s" % v, file=sys.stderr)
+                    return 2
+        elif a in ("-h", "--help"):
+            print(__doc__)
+            return 0
+        elif a.startswith("-") and a != "-":
+            print("unknown option %s\n%s" % (a, __doc__), file=sys.stderr)
+            return 2
+        else:
+            paths.append(a)
+    if not paths:
+        print(__doc__, file=sys.stderr)
+        return 2
+    if out is None:
+        out = os.path.dirname(paths[0]) or "."
+
+    try:
+        runs = load(paths, seed_opt)
+        rows = []
+        for seed, sc, path in runs:
+            r = evaluate(sc)
+            r["seed"] = seed
+            r["json"] = path
+            m = GEN_RE.match(sc["scenario"])
+            if m:
+                r["kind"] = "generated"
+                r["random_seed"] = int(m.group(1))
+                r["index"] = int(m.group(2))
+            else:
+                r["kind"] = "shipped"
+                r["group"] = sc["scenario"].split("-", 1)[0]
+            rows.append(r)
+    except (InputError, KeyError, TypeError, ZeroDivisionError) as e:
+        print("check_targets: unusable input: %s" % e, file=sys.stderr)
+        return 2
+
+    misses = []
+    names = [n for n in LEARNED if any(n in r["learned"] for r in rows)]
+    if not subset:
+        names = list(LEARNED)
+
+    # one run per (scenario, seed): a duplicate is an input error of the harness
+    seen = {}
+    for r in rows:
+        key = (r["scenario"], r["seed"]) if r["kind"] == "shipped" else (r["scenario"],)
+        if key in seen:
+            misses.append("duplicate run of %s (seed %s) in %s and %s" % (
+                r["scenario"], seed_label(r["seed"]), seen[key], r["json"]))
+        seen[key] = r["json"]
+
+    for r in rows:
+        where = "%s seed %s" % (r["scenario"], seed_label(r["seed"])) if r["kind"] == "shipped" \
+            else r["scenario"]
+        if not r["learned"]:
+            r["misses"].append("no learned policy in the run")
+        elif not subset:
+            for n in LEARNED:
+                if n not in r["learned"]:
+                    r["misses"].append("learned policy %s not in the run" % n)
+        misses += ["%s: %s" % (where, m) for m in r["misses"]]
+
+    shipped = sorted((r for r in rows if r["kind"] == "shipped"),
+                     key=lambda r: (r["group"], seed_key(r["seed"]), r["scenario"]))
+    generated = sorted((r for r in rows if r["kind"] == "generated"),
+                       key=lambda r: (r["random_seed"], r["index"]))
+
+    if not subset:
+        have = {(r["group"], r["seed"]) for r in shipped}
+        for g in SHIPPED:
+            lack = [s for s in SEEDS if (g, s) not in have]
+            if lack:
+                misses.append("incomplete: scenario %s lacks seed%s %s" % (
+                    g, "s" if len(lack) > 1 else "", ",".join(map(str, lack))))
+        fams = {}
+        for r in generated:
+            fams.setdefault(r["random_seed"], set()).add(r["index"])
+        if len(fams) > 1:
+            misses.append("generated scenarios of several --random-seed values: %s" %
+                          ",".join(map(str, sorted(fams))))
+        if len(generated) < MIN_GENERATED:
+            misses.append("incomplete: %d generated scenarios, want >= %d" % (len(generated),
+                                                                              MIN_GENERATED))
+
+    # T2: scenario b, per seed and mean over the seeds
+    t2 = {}
+    b_rows = [r for r in shipped if r["group"] == T2_SCENARIO and r["seed"] is not None]
+    for n in names:
+        per = [(r["seed"], r["learned"][n]["ratio"]) for r in b_rows if n in r["learned"]]
+        if not per:
+            if not subset:
+                misses.append("T2 %s: no run of scenario %s with a seed" % (n, T2_SCENARIO))
+            continue
+        mean = statistics.fmean(x for _, x in per)
+        low = [(s, x) for s, x in per if x < T2_PER_SEED]
+        t2[n] = {"per_seed": {str(s): x for s, x in per}, "mean": mean,
+                 "per_seed_ok": not low, "mean_ok": mean >= T2_MEAN,
+                 "seeds": [s for s, _ in per]}
+        for s, x in low:
+            misses.append("T2 %s scenario %s seed %d: %s over the best heuristic (target >= %s)"
+                          % (n, T2_SCENARIO, s, pct(x), pct(T2_PER_SEED)))
+        if mean < T2_MEAN:
+            misses.append("T2 %s scenario %s: mean over seeds %s %s (target >= %s)" % (
+                n, T2_SCENARIO, ",".join(str(s) for s, _ in per), pct(mean), pct(T2_MEAN)))
+
+    # T3: the distribution over the generated set
+    t3 = {}
+    for n in names:
+        dist = distribution([r["learned"][n]["ratio"] for r in generated if n in r["learned"]])
+        if dist:
+            dist["t1_misses"] = sum(1 for r in generated if n in r["learned"] and
+                                    not (r["learned"][n]["wg_ok"] and r["learned"][n]["slo_ok"]))
+            t3[n] = dist
+
+    # ---- report
+    print("## Targets%s\n" % (" (subset: only what was run)" if subset else ""))
+    print("T1: each learned policy's weighted goodput >= %g x the best heuristic's (%s) and "
+          "its SLO attainment >= the incumbent's - %g pp; T2 (scenario %s): weighted goodput "
+          ">= %s over the best heuristic on every seed, mean over the seeds >= %s.\n" % (
+              T1_WG, pct(T1_WG), 100 * T1_SLO, T2_SCENARIO, pct(T2_PER_SEED), pct(T2_MEAN)))
+    if shipped:
+        print("### Shipped scenarios x seeds\n")
+        print(table(["scenario", "seed", "best heuristic", "incumbent (SLO)"] + learned_head(names),
+                    [[r["scenario"], seed_label(r["seed"]), "%s %.4g" % (r["best_heuristic"],
+                                                                         r["best_heuristic_wg"]),
+                      "%s %s" % (r["incumbent"], "%.2f%%" % (100 * r["incumbent_slo"])
+                                 if r["incumbent_slo"] is not None else "-")]
+                     + learned_cells(r, names) for r in shipped]))
+        print()
+    if t2:
+        print("### T2: scenario %s, weighted goodput over the best heuristic\n" % T2_SCENARIO)
+        seeds = sorted({s for d in t2.values() for s in d["seeds"]})
+        trows = []
+        for n, d in t2.items():
+            cells = []
+            for s in seeds:
+                x = d["per_seed"].get(str(s))
+                cells.append("-" if x is None else pct(x) + ("" if x >= T2_PER_SEED else " MISS"))
+            cells.append(pct(d["mean"]) + ("" if d["mean_ok"] else " MISS"))
+            trows.append([n] + cells)
+        print(table(["policy"] + ["seed %d" % s for s in seeds] + ["mean"], trows))
+        print()
+    if generated:
+        print("### Generated scenarios\n")
+        print(table(["index", "scenario", "best heuristic", "incumbent (SLO)"] + learned_head(names),
+                    [[r["index"], r["scenario"], "%s %.4g" % (r["best_heuristic"],
+                                                              r["best_heuristic_wg"]),
+                      "%s %s" % (r["incumbent"], "%.2f%%" % (100 * r["incumbent_slo"])
+                                 if r["incumbent_slo"] is not None else "-")]
+                     + learned_cells(r, names) for r in generated]))
+        print()
+    if t3:
+        print("### Generated scenarios: learned / best heuristic (weighted goodput)\n")
+        print(table(["policy", "n", "min", "median", "mean", "max", "share > %s" % pct(T3_ABOVE),
+                     "T1 misses"],
+                    [[n, d["n"], pct(d["min"]), pct(d["median"]), pct(d["mean"]), pct(d["max"]),
+                      "%.0f%%" % (100 * d["share_above"]), d["t1_misses"]] for n, d in t3.items()]))
+        print()
+
+    notes = []
+    if not no_plots and (shipped or generated):
+        notes = write_plots(os.path.join(out, "plots"), shipped, generated, names)
+
+    summary = {
+        "kind": SUMMARY_KIND,
+        "subset": subset,
+        "files": sorted({r["json"] for r in rows}),
+        "targets": {"t1_wg_ratio": T1_WG, "t1_slo_margin": T1_SLO, "t2_scenario": T2_SCENARIO,
+                    "t2_per_seed_ratio": T2_PER_SEED, "t2_mean_ratio": T2_MEAN,
+                    "t3_above_ratio": T3_ABOVE, "shipped": SHIPPED, "seeds": list(SEEDS),
+                    "min_generated": MIN_GENERATED},
+        "shipped": shipped,
+        "t2": t2,
+        "generated": generated,
+        "generated_distribution": t3,
+        "misses": misses,
+        "ok": not misses,
+    }
+    os.makedirs(out, exist_ok=True)
+    spath = os.path.join(out, "summary.json")
+    with open(spath, "w") as f:
+        json.dump(summary, f, indent=1)
+        f.write("\n")
+    for n in notes:
+        print(n)
+    print("summary: %s" % spath)
+    if misses:
+        print("\n### Misses (%d)\n" % len(misses))
+        for m in misses:
+            print("- " + m)
+        return 1
+    print("\nall targets met (%d shipped runs, %d generated)" % (len(shipped), len(generated)))
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))
