@@ -527,6 +527,12 @@ typedef struct dlsched_stats_t {
     double   guard_advantage;     /* learned - incumbent, this epoch */
     double   guard_advantage_low; /* its interval at the next test's level */
     double   guard_advantage_high; /* (-Inf / +Inf before any sample) */
+    double   guard_led_incumbent; /* regime check: mean reward per decision
+                                     while the incumbent led (the recent
+                                     reference) */
+    double   guard_led_learned;   /* ... and while the learned policy has led
+                                     since the switch */
+    uint64_t guard_regime_fallbacks; /* of guard_fallbacks: by the regime check */
 } dlsched_stats_t;
 
 /* guard states (dlsched_stats_t.guard_state) */

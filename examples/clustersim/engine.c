@@ -162,7 +162,11 @@ static void account(sim_run *s, req *r)
     s->win_n[w]++;
     s->win_met[w] += met;
     s->win_rew[w] += reward;
-    if (s->learning && r->ticket) {
+    /* the learned agent hears of outcomes while requests arrive; the
+       cluster's drain after the last arrival is the simulation's end, not
+       the service's (a server goes on taking requests): those tickets stay
+       unobserved, as at a restart */
+    if (s->learning && r->ticket && !s->arrivals_over) {
         int ri = (int)(r - s->rq), rc = 0;
         if (s->has_next[ri]) {
             dlsched_state_t next = {.features = s->nfeat + (size_t)ri * (size_t)s->n_feat,
@@ -228,6 +232,7 @@ static void simulate(sim_run *s, sim_stream *st, const char *phase)
     uint64_t t_wall = now_ns();
     s->t_first = have ? t : 0;
     s->rate_t = s->t_first;
+    s->arrivals_over = !have;
     if (have)
         sim_heap_push(s, t, EV_ARRIVAL, 0, 0);
     while (s->nh && !s->failed) {
@@ -244,6 +249,8 @@ static void simulate(sim_run *s, sim_stream *st, const char *phase)
             have = st->ops->next(st, &t, &in, &out);
             if (have)
                 sim_heap_push(s, t, EV_ARRIVAL, 0, 0);
+            else
+                s->arrivals_over = 1;
             if (!s->opt->quiet && phase && s->opt->progress && (n_arr & 4095) == 0) {
                 double frac = st->ops->progress(st, s->now);
                 if (frac >= next_report) {

@@ -63,6 +63,7 @@ struct sim_run {
     const sim_policy_spec *pol;
     dlsched_agent *agent;
     int learning;   /* warm-up: tickets kept, outcomes observed */
+    int arrivals_over; /* the stream ended: the cluster drains */
     int rr;
     double rate_est, rate_t; /* arrivals per second, EWMA (tau 5 s) */
     float *feat;

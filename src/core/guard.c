@@ -23,7 +23,13 @@
 #include "ckpt.h"
 #include "config.h"
 
-#define DLS_EPOCH_MASK 0x3fffffffu
+/* a ticket's tag (32 bits): arm (2 bits), guarded (1), leader learned at
+   the decision (1), then per design: single decisions: the epoch (28
+   bits); switchback: ring slot (6), counted (1), block number (21) */
+#define DLS_TAG_GUARDED 4u
+#define DLS_TAG_LED_L 8u
+#define DLS_EPOCH_MASK 0x0fffffffu
+#define DLS_BLK_MASK 0x1fffffu
 /* the standardiser's horizon: exact mean and variance over the first N
    states, then exponential */
 #define DLS_NORM_HORIZON 10000
@@ -182,6 +188,8 @@ static float dls_guard_prob(const dls_guard *g, const float *q, const uint8_t *m
 }
 
 static void dls_guard_test(dls_guard *g);
+static void dls_guard_new_epoch(dls_guard *g);
+static void dls_regime_reset(dls_regime *r);
 
 static inline uint64_t dls_pair_of(uint64_t blk) { return blk >> 1; }
 
@@ -226,8 +234,11 @@ static uint32_t dls_guard_block_step(dls_guard *g, dls_rng *rng, uint32_t *tag)
             }
         }
         if ((g->blk & 1) == 0) {
-            /* a pair starts: an experiment with probability 2 share */
-            double pe = 2 * g->share < 1 ? 2 * g->share : 1;
+            /* a pair starts: an experiment with probability 2 (1 + tail)
+               share (the policy not in charge decides B of its
+               2 (1 + tail) B decisions) */
+            double pe = 2.0 * (1 + DLS_GUARD_TAIL) * g->share;
+            pe = pe < 1 ? pe : 1;
             if (dls_rng_uniform(rng) < pe) {
                 int l_first = dls_rng_uniform(rng) < 0.5;
                 g->blk_arm = l_first ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
@@ -250,27 +261,30 @@ static uint32_t dls_guard_block_step(dls_guard *g, dls_rng *rng, uint32_t *tag)
             b->arm = g->blk_arm;
         }
     }
+    /* a block is B decisions by its arm, then DLS_GUARD_TAIL B by the
+       policy in charge (its tail: where the block's effect on later
+       outcomes shows, counted with the block) */
     uint32_t arm = g->blk_arm;
     dls_gblock *b = &g->ring[g->blk % DLS_GUARD_RING];
     *tag = 0;
     if (arm != DLS_ARM_NONE && b->id == g->blk + 1) {
         b->issued++;
-        /* arm | ring slot << 2 | counted << 8 | block number << 9 */
-        *tag = arm | (uint32_t)(g->blk % DLS_GUARD_RING) << 2 | (uint32_t)(g->pos >= g->burn) << 8 |
-               (uint32_t)(g->blk & 0x7fffffu) << 9;
+        *tag = arm | (uint32_t)(g->blk % DLS_GUARD_RING) << 4 |
+               (uint32_t)(g->pos >= g->burn) << 10 | (uint32_t)(g->blk & DLS_BLK_MASK) << 11;
     }
-    if (++g->pos == g->block_len) {
+    uint32_t decides = g->pos < g->block_len ? arm : DLS_ARM_NONE;
+    if (++g->pos == (1 + DLS_GUARD_TAIL) * g->block_len) {
         g->pos = 0;
         g->blk++;
     }
-    return arm;
+    return decides;
 }
 
 /* the block a switchback tag names, if it is still open */
 static dls_gblock *dls_guard_tag_block(dls_guard *g, uint32_t tag)
 {
-    dls_gblock *b = &g->ring[(tag >> 2) & (DLS_GUARD_RING - 1)];
-    if (b->id == 0 || ((b->id - 1) & 0x7fffffu) != tag >> 9)
+    dls_gblock *b = &g->ring[(tag >> 4) & (DLS_GUARD_RING - 1)];
+    if (b->id == 0 || ((b->id - 1) & DLS_BLK_MASK) != tag >> 11)
         return NULL;
     return b;
 }
@@ -335,11 +349,14 @@ uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int
     }
     c->probability =
         dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, pl, c, c->action);
+    if (greedy)
+        return 0;
+    uint32_t led = DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0);
     if (switchback)
-        return tag;
-    if (greedy || arm == DLS_ARM_NONE)
-        return DLS_ARM_NONE;
-    return arm | (uint32_t)(g->epoch & DLS_EPOCH_MASK) << 2;
+        return tag | led;
+    if (arm == DLS_ARM_NONE)
+        return led;
+    return arm | led | (uint32_t)(g->epoch & DLS_EPOCH_MASK) << 4;
 }
 
 static void dls_guard_new_epoch(dls_guard *g)
@@ -396,10 +413,14 @@ static void dls_guard_test(dls_guard *g)
     if (!dls_leader_learned(g) && g->last_lo > 0) {
         g->state = DLSCHED_GUARD_LEARNED;
         g->switches++;
+        dls_regime_reset(&g->reg_led); /* the reference reg_inc stays */
+        g->reg_k = 0;
         dls_guard_new_epoch(g);
     } else if (dls_leader_learned(g) && g->last_hi < 0) {
         g->state = DLSCHED_GUARD_FALLEN_BACK;
         g->fallbacks++;
+        dls_regime_reset(&g->reg_inc);
+        dls_regime_reset(&g->reg_led);
         dls_guard_new_epoch(g);
     } else if (g->k >= g->tests) {
         dls_guard_new_epoch(g);
@@ -432,6 +453,82 @@ static void dls_guard_norm(dls_guard *g, const float *x)
     dls_guard_norm_publish(g);
 }
 
+/* The regime check: the mean reward per decision while the learned policy
+   leads against the same while the incumbent led before the switch, in
+   batch means of DLS_REGIME_BATCH(g) outcomes (batches long enough that
+   their means are nearly independent). A learned policy whose effects
+   outlast the experiment's blocks (overload: queues that persist) looks
+   better in the blocks than it is; this catches it. After a switch, the
+   k-th check runs at 8 * 2^k batches: fall back when
+     (mL - mI) + z_k sqrt(vL / nL + vI / nI) < 0. */
+static uint64_t dls_regime_batch(const dls_guard *g)
+{
+    return g->block_len > 1 ? (1 + DLS_GUARD_TAIL) * g->block_len : 1024;
+}
+
+static void dls_regime_add(dls_regime *r, uint64_t batch, float reward)
+{
+    r->acc += reward;
+    if (++r->in_batch < batch)
+        return;
+    double m = r->acc / (double)batch;
+    r->n++;
+    r->sum += m;
+    r->sumsq += m * m;
+    r->acc = 0;
+    r->in_batch = 0;
+}
+
+static void dls_regime_reset(dls_regime *r)
+{
+    memset(r, 0, sizeof *r);
+}
+
+static void dls_regime_moments(const dls_regime *r, double *m, double *v)
+{
+    *m = r->n > 0 ? r->sum / (double)r->n : 0;
+    *v = r->n > 1 ? fmax(0.0, (r->sumsq - (double)r->n * *m * *m) / (double)(r->n - 1)) : 0;
+}
+
+static void dls_guard_regime(dls_guard *g, int led_learned, float reward)
+{
+    int learned = dls_leader_learned(g);
+    if (led_learned != learned)
+        return; /* decided under the other leader: that period is over */
+    uint64_t batch = dls_regime_batch(g);
+    if (!learned) {
+        dls_regime_add(&g->reg_inc, batch, reward);
+        /* a reference of the recent past: halved every 64 batches */
+        if (g->reg_inc.n >= 64) {
+            g->reg_inc.n /= 2;
+            g->reg_inc.sum *= 0.5;
+            g->reg_inc.sumsq *= 0.5;
+        }
+        return;
+    }
+    uint64_t before = g->reg_led.n;
+    dls_regime_add(&g->reg_led, batch, reward);
+    uint64_t need = (uint64_t)8 << g->reg_k;
+    if (g->reg_led.n == before || g->reg_led.n < need || g->reg_inc.n < 2 ||
+        g->reg_k >= g->tests)
+        return;
+    double ml, vl, mi, vi;
+    dls_regime_moments(&g->reg_led, &ml, &vl);
+    dls_regime_moments(&g->reg_inc, &mi, &vi);
+    double hi = (ml - mi) + g->z[g->reg_k] * sqrt(vl / (double)g->reg_led.n +
+                                                   vi / (double)g->reg_inc.n);
+    g->reg_k++;
+    if (hi < 0) {
+        g->state = DLSCHED_GUARD_FALLEN_BACK;
+        g->fallbacks++;
+        g->regime_fallbacks++;
+        g->last_hi = hi;
+        dls_regime_reset(&g->reg_inc);
+        dls_regime_reset(&g->reg_led);
+        dls_guard_new_epoch(g);
+    }
+}
+
 void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t action,
                        const float *features, float reward)
 {
@@ -442,6 +539,8 @@ void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t acti
         (*v)++;
     if (g->is_dqn && features)
         dls_guard_norm(g, features);
+    if (tag & DLS_TAG_GUARDED)
+        dls_guard_regime(g, (tag & DLS_TAG_LED_L) != 0, reward);
     uint32_t arm = tag & 3u;
     if (arm == DLS_ARM_NONE)
         return; /* not in the experiment */
@@ -450,14 +549,14 @@ void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t acti
         if (!b)
             return; /* its pair is over (a new epoch, or dropped) */
         b->resolved++;
-        if (tag >> 8 & 1u) {
+        if (tag >> 10 & 1u) {
             b->sum += reward;
             b->count++;
         }
         dls_guard_try_pair(g, b->id - 1);
         return;
     }
-    if ((tag >> 2) != (uint32_t)(g->epoch & DLS_EPOCH_MASK))
+    if ((tag >> 4) != (uint32_t)(g->epoch & DLS_EPOCH_MASK))
         return; /* from an epoch that is over */
     g->n[arm] += 1;
     g->sum[arm] += reward;
@@ -488,6 +587,12 @@ void dls_guard_stats(const dls_guard *g, dlsched_stats_t *s)
     double d, se;
     dls_guard_estimate(g, &d, &se);
     double z = g->z[g->k < g->tests ? g->k : g->tests - 1];
+    double ml, vl, mi, vi;
+    dls_regime_moments(&g->reg_led, &ml, &vl);
+    dls_regime_moments(&g->reg_inc, &mi, &vi);
+    s->guard_led_learned = ml;
+    s->guard_led_incumbent = mi;
+    s->guard_regime_fallbacks = g->regime_fallbacks;
     s->guard_advantage = d;
     s->guard_advantage_low = isfinite(se) ? d - z * se : -INFINITY;
     s->guard_advantage_high = isfinite(se) ? d + z * se : INFINITY;
@@ -519,6 +624,17 @@ void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
     dls_w_u64(w, g->dropped);
     dls_w_f64(w, g->dsum);
     dls_w_f64(w, g->dsumsq);
+    const dls_regime *rg[2] = {&g->reg_inc, &g->reg_led};
+    for (int i = 0; i < 2; i++) {
+        dls_w_u64(w, rg[i]->n);
+        dls_w_u64(w, rg[i]->in_batch);
+        dls_w_f64(w, rg[i]->sum);
+        dls_w_f64(w, rg[i]->sumsq);
+        dls_w_f64(w, rg[i]->acc);
+    }
+    dls_w_u32(w, g->reg_k);
+    dls_w_u32(w, 0);
+    dls_w_u64(w, g->regime_fallbacks);
     dls_w_u64(w, g->n_regions);
     dls_w_bytes(w, g->visits, (size_t)g->n_regions * g->na * sizeof *g->visits);
     if (g->is_dqn) {
@@ -546,6 +662,17 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
     uint32_t barm = dls_r_u32(r), sarm = dls_r_u32(r);
     uint64_t dropped = dls_r_u64(r);
     double dsum = dls_r_f64(r), dsumsq = dls_r_f64(r);
+    dls_regime rg[2];
+    for (int i = 0; i < 2; i++) {
+        rg[i].n = dls_r_u64(r);
+        rg[i].in_batch = dls_r_u64(r);
+        rg[i].sum = dls_r_f64(r);
+        rg[i].sumsq = dls_r_f64(r);
+        rg[i].acc = dls_r_f64(r);
+    }
+    uint32_t reg_k = dls_r_u32(r);
+    (void)dls_r_u32(r);
+    uint64_t reg_fb = dls_r_u64(r);
     uint64_t nr = dls_r_u64(r);
     DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
     DLS_FAIL_IF(state < DLSCHED_GUARD_INCUMBENT || state > DLSCHED_GUARD_FALLEN_BACK ||
@@ -559,6 +686,12 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
                 "checkpoint: the guard's last test is corrupt");
     DLS_FAIL_IF(c[2] != c[3] + c[4] + c[5] + c[6], DLSCHED_EFORMAT,
                 "checkpoint: the guard's decision counts do not add up");
+    for (int i = 0; i < 2; i++)
+        DLS_FAIL_IF(!isfinite(rg[i].sum) || !isfinite(rg[i].acc) || !(rg[i].sumsq >= 0) ||
+                        !isfinite(rg[i].sumsq) || rg[i].in_batch >= dls_regime_batch(g),
+                    DLSCHED_EFORMAT, "checkpoint: the guard's regime check is corrupt");
+    DLS_FAIL_IF(reg_k > g->tests || reg_fb > c[1], DLSCHED_EFORMAT,
+                "checkpoint: the guard's regime check is corrupt");
     DLS_FAIL_IF(barm > DLS_ARM_LEARNED || sarm > DLS_ARM_LEARNED || !isfinite(dsum) ||
                     !(dsumsq >= 0) || !isfinite(dsumsq),
                 DLSCHED_EFORMAT, "checkpoint: the guard's blocks are corrupt");
@@ -596,12 +729,16 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
     /* guard_block may differ now (an override): the next block starts
        afresh then */
     g->blk = blk;
-    g->pos = pos < g->block_len ? pos : 0;
+    g->pos = pos < (1 + DLS_GUARD_TAIL) * g->block_len ? pos : 0;
     g->blk_arm = barm;
     g->second_arm = sarm;
     g->dropped = dropped;
     g->dsum = dsum;
     g->dsumsq = dsumsq;
+    g->reg_inc = rg[0];
+    g->reg_led = rg[1];
+    g->reg_k = reg_k;
+    g->regime_fallbacks = reg_fb;
     memset(g->ring, 0, sizeof g->ring);
     if (g->is_dqn)
         dls_guard_norm_publish(g);

@@ -46,6 +46,9 @@ enum { DLS_ARM_NONE = 0, DLS_ARM_INCUMBENT = 1, DLS_ARM_LEARNED = 2 };
 /* guard_block > 1: blocks of decisions in pairs (switchback); the open
    blocks, waiting for their tickets' outcomes */
 #define DLS_GUARD_RING 64
+/* a block's tail, in blocks: decisions by the policy in charge whose
+   outcomes count with the block */
+#define DLS_GUARD_TAIL 3
 typedef struct dls_gblock {
     uint64_t id;     /* block number + 1; 0 = free */
     uint32_t arm, closed;
@@ -53,6 +56,13 @@ typedef struct dls_gblock {
     uint32_t count, pad;       /* rewards summed (past the burn-in) */
     double sum;
 } dls_gblock;
+
+/* the regime check: batch means of rewards while one policy leads */
+typedef struct dls_regime {
+    uint64_t n, in_batch; /* batches done; outcomes in the open batch */
+    double sum, sumsq;    /* of the batch means */
+    double acc;           /* the open batch's reward sum */
+} dls_regime;
 
 typedef struct dls_guard {
     int enabled, is_dqn;
@@ -73,6 +83,11 @@ typedef struct dls_guard {
     uint32_t blk_arm, second_arm;
     double dsum, dsumsq; /* pair differences, this epoch */
     dls_gblock ring[DLS_GUARD_RING];
+    /* the regime check: the incumbent-led reference, the learned-led
+       period since the switch, the checks done */
+    dls_regime reg_inc, reg_led;
+    uint32_t reg_k;
+    uint64_t regime_fallbacks;
     uint64_t switches, fallbacks, decisions, by_learned, by_incumbent, agreed, unsupported;
     /* support counts: n_regions x na, saturating */
     uint16_t *visits;
