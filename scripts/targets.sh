@@ -71,12 +71,17 @@ esac
 : "${RANDOM_SEED:=1}" "${JOBS:=2}" "${PYTHON:=python3}"
 : "${SIM:=build/default/bin/dlsched-sim}"
 [ -x "$SIM" ] || { echo "targets: no simulator at $SIM (make all)" >&2; exit 2; }
-case $SIM in /*) ;; *) SIM=$PWD/$SIM ;; esac
 
 mkdir -p "$OUT"
 rm -rf "$OUT/gen" "$OUT/log" "$OUT/plots" "$OUT/summary.json"
 rm -f "$OUT"/*.json "$OUT"/*.json.part
 mkdir -p "$OUT/log"
+# every run with the same binary, even if the tree is rebuilt meanwhile
+# (libdlsched is linked in statically)
+cp "$SIM" "$OUT/log/dlsched-sim"
+SIM_SRC=$SIM
+SIM=$PWD/$OUT/log/dlsched-sim
+case $OUT in /*) SIM=$OUT/log/dlsched-sim ;; esac
 
 # the job list, the longest runs first (b and e take the longest, then the
 # generated ones, which vary)
@@ -100,7 +105,7 @@ fi
 TOTAL=$(wc -l <"$jobs")
 export SIM OUT TOTAL
 
-echo "targets ($set_name): $TOTAL runs of $SIM, $JOBS at a time, into $OUT/" \
+echo "targets ($set_name): $TOTAL runs of $SIM_SRC, $JOBS at a time, into $OUT/" \
      "(shipped: $SCENARIOS x seeds $SEEDS; generated: $RANDOM_N of --random-seed $RANDOM_SEED)"
 t0=$(now)
 xargs -P "$JOBS" -L 1 bash "$0" --run-one <"$jobs" || true

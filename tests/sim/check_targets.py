@@ -380,7 +380,12 @@ def main(argv):
                 r["scenario"], seed_label(r["seed"]), seen[key], r["json"]))
         seen[key] = r["json"]
 
-    for r in rows:
+    shipped = sorted((r for r in rows if r["kind"] == "shipped"),
+                     key=lambda r: (r["group"], seed_key(r["seed"]), r["scenario"]))
+    generated = sorted((r for r in rows if r["kind"] == "generated"),
+                       key=lambda r: (r["random_seed"], r["index"]))
+
+    for r in shipped + generated:
         where = "%s seed %s" % (r["scenario"], seed_label(r["seed"])) if r["kind"] == "shipped" \
             else r["scenario"]
         if not r["learned"]:
@@ -390,11 +395,6 @@ def main(argv):
                 if n not in r["learned"]:
                     r["misses"].append("learned policy %s not in the run" % n)
         misses += ["%s: %s" % (where, m) for m in r["misses"]]
-
-    shipped = sorted((r for r in rows if r["kind"] == "shipped"),
-                     key=lambda r: (r["group"], seed_key(r["seed"]), r["scenario"]))
-    generated = sorted((r for r in rows if r["kind"] == "generated"),
-                       key=lambda r: (r["random_seed"], r["index"]))
 
     if not subset:
         have = {(r["group"], r["seed"]) for r in shipped}
