@@ -1805,8 +1805,13 @@ static void ck_assert_reloads(dlsched_agent *ag, const char *what)
 #define CK_GD_BLOCKS 168 /* block, position (u64), its arm, the pair's second arm (u32),
                             pairs dropped (u64), sum and sum of squares of the pair
                             differences (f64) */
-#define CK_GD_REGIONS 216
-#define CK_GD_VISITS 224
+#define CK_GD_REGIME 216 /* the regime check: incumbent-led reference, then learned-led:
+                            batches n, outcomes in the open batch (u64), sum and sum of
+                            squares of the batch means, the open batch's sum (f64) */
+#define CK_GD_REG_K 296  /* regime checks done (u32), 0 (u32) */
+#define CK_GD_REG_FB 304 /* fallbacks by the regime check (u64) */
+#define CK_GD_REGIONS 312
+#define CK_GD_VISITS 320
 
 /* a checkpoint (own copy) of an agent that ran steps with hint 0 */
 static unsigned char *ck_guard_buf(const char *spec, uint32_t nf, int steps, size_t *len)
