@@ -13,6 +13,14 @@
 /* learned policies: features a real host has. See dlsched-sim(1), FEATURES. */
 static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
+/* a request's size against the scenario's own: log(tokens / mean) on a
+   scale where mean / 8 .. 8 x mean maps to 0 .. 2 (1 = the mean) */
+static double tokens_feature(double tokens, double mean)
+{
+    double m = mean > 1 ? mean : 1;
+    return clampd(1 + log((tokens + 1) / (m + 1)) / log(8.0), 0, 2);
+}
+
 static int dqn_features(sim_run *s, double in, double out, const double *work)
 {
     const sim_scenario *sc = s->sc;
@@ -31,8 +39,8 @@ static int dqn_features(sim_run *s, double in, double out, const double *work)
                                (slo - sim_predict(s, si, v, in, out, work[si])) / slo, -2, 1)
                          : 0.0f;
     }
-    f[k++] = (float)(log1p(in) / 10);
-    f[k++] = (float)(log1p(out) / 7);
+    f[k++] = (float)tokens_feature(in, sc->mean_in);
+    f[k++] = (float)tokens_feature(out, sc->mean_out);
     f[k++] = (float)clampd(s->rate_est / sc->capacity, 0, 4);
     return k;
 }
@@ -76,8 +84,8 @@ static int class_features(sim_run *s, double in, double out, const double *work)
         for (int v = 0; v < sc->n_var; v++)
             f[k++] = best[v] > -INFINITY ? (float)clampd(best[v], -2, 1) : 0.0f;
     }
-    f[k++] = (float)(log1p(in) / 10);
-    f[k++] = (float)(log1p(out) / 7);
+    f[k++] = (float)tokens_feature(in, sc->mean_in);
+    f[k++] = (float)tokens_feature(out, sc->mean_out);
     f[k++] = (float)clampd(s->rate_est / sc->capacity, 0, 4);
     return k;
 }
@@ -99,8 +107,8 @@ static int qt_features(sim_run *s, double in, double out, const double *work)
     const sim_scenario *sc = s->sc;
     int k = 0;
     s->feat[k++] = (float)clampd(s->rate_est / sc->capacity, 0, 1.999);
-    /* output size on a log scale: 20 tokens or fewer .. 1000 or more */
-    s->feat[k++] = (float)clampd((log1p(out) - log(21.0)) / (log(1001.0) - log(21.0)), 0, 0.999);
+    /* output size against the scenario's mean: mean / 8 or fewer .. 8 x mean or more */
+    s->feat[k++] = (float)clampd(0.5 * tokens_feature(out, sc->mean_out), 0, 0.999);
     /* predicted slack of the most accurate variant on its best server */
     int top = 0;
     for (int v = 1; v < sc->n_var; v++)

@@ -212,9 +212,12 @@ static void arrive(sim_run *s, double t, double in, double out)
     r->out = out;
     r->slo = sim_slo_of(sc, out);
     r->id = s->next_id++;
-    /* arrival-rate estimate: exponentially decaying count, tau = 5 s */
+    /* arrival-rate estimate: exponentially decaying count over the
+       scenario's own time scale, one mean SLO span (at least 1 s) */
+    double tau = (sc->slo_base_ms + sc->slo_per_token_ms * sc->mean_out) / 1000.0;
+    tau = tau > 1 ? tau : 1;
     double dt = (t - s->rate_t) / 1000.0;
-    s->rate_est = s->rate_est * exp(-dt / 5.0) + 1.0 / 5.0;
+    s->rate_est = s->rate_est * exp(-dt / tau) + 1.0 / tau;
     s->rate_t = t;
     if (decide(s, r))
         return;

@@ -234,7 +234,7 @@ static uint32_t dls_guard_block_step(dls_guard *g, dls_rng *rng, uint32_t *tag)
             }
         }
         if ((g->blk & 1) == 0) {
-            /* a pair starts: an experiment with probability 2 (1 + tail)
+            /* a pair starts: an experiment with probability 2 (1 + TAIL)
                share (the policy not in charge decides B of its
                2 (1 + tail) B decisions) */
             double pe = 2.0 * (1 + DLS_GUARD_TAIL) * g->share;

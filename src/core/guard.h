@@ -48,7 +48,7 @@ enum { DLS_ARM_NONE = 0, DLS_ARM_INCUMBENT = 1, DLS_ARM_LEARNED = 2 };
 #define DLS_GUARD_RING 64
 /* a block's tail, in blocks: decisions by the policy in charge whose
    outcomes count with the block */
-#define DLS_GUARD_TAIL 3
+#define DLS_GUARD_TAIL 1
 typedef struct dls_gblock {
     uint64_t id;     /* block number + 1; 0 = free */
     uint32_t arm, closed;
