@@ -237,6 +237,20 @@ static int guard_block(const sim_scenario *sc)
     return b < 16 ? 16 : b > 1024 ? 1024 : (int)lround(b);
 }
 
+/* ticketed decisions of the warm-up: exploration falls linearly to 0 over
+   them, so that the evaluation explores no more (the guard's experiment
+   goes on) */
+static unsigned long long warmup_decisions(const sim_run *s)
+{
+    const sim_scenario *sc = s->sc;
+    double scale = s->opt->scale > 0 ? s->opt->scale : 1, n;
+    if (sc->process == SIM_ARR_TRACE)
+        n = ceil(sc->warmup_passes * scale) * (double)sc->n_trace * sc->train_share;
+    else
+        n = sc->warmup_s * scale * sc->rate;
+    return n < 1000 ? 1000 : (unsigned long long)n;
+}
+
 /* a learned policy's agent: defaults, then the scenario's own keys */
 int sim_make_agent(sim_run *s, sim_err *err)
 {
@@ -249,10 +263,10 @@ int sim_make_agent(sim_run *s, sim_err *err)
         snprintf(spec, sizeof spec,
                  "algo=dqn device=cpu n_features=%d n_actions=%d hidden=64,64 lr=0.0005 gamma=0.9 "
                  "batch=64 learning_starts=1000 train_every=4 target_update=1000 "
-                 "epsilon_start=0.1 epsilon_end=0.01 epsilon_decay_steps=100000 replay=100000 "
+                 "epsilon_start=0.1 epsilon_end=0 epsilon_decay_steps=%llu replay=100000 "
                  "apprentice=%llu apprentice_agreement=1 guard_block=%d seed=%llu %s",
-                 s->n_feat, s->n_act, (unsigned long long)sc->apprentice, guard_block(sc),
-                 (unsigned long long)sc->seed, sc->dqn_config);
+                 s->n_feat, s->n_act, warmup_decisions(s), (unsigned long long)sc->apprentice,
+                 guard_block(sc), (unsigned long long)sc->seed, sc->dqn_config);
     } else {
         s->n_feat = 3 + sc->n_gpu;
         s->n_act = sc->n_gpu * sc->n_var;
@@ -264,10 +278,11 @@ int sim_make_agent(sim_run *s, sim_err *err)
         }
         snprintf(spec, sizeof spec,
                  "algo=qtable n_features=%d n_actions=%d bins=%s feature_low=%s feature_high=%s "
-                 "lr=0.05 gamma=0 epsilon_start=0.2 epsilon_end=0.02 epsilon_decay_steps=100000 "
+                 "lr=0.05 gamma=0 epsilon_start=0.2 epsilon_end=0 epsilon_decay_steps=%llu "
                  "apprentice=%llu apprentice_agreement=1 guard_block=%d seed=%llu %s",
-                 s->n_feat, s->n_act, bins, lo, hi, (unsigned long long)sc->apprentice,
-                 guard_block(sc), (unsigned long long)sc->seed, sc->qtable_config);
+                 s->n_feat, s->n_act, bins, lo, hi, warmup_decisions(s),
+                 (unsigned long long)sc->apprentice, guard_block(sc),
+                 (unsigned long long)sc->seed, sc->qtable_config);
     }
     dlsched_config *cfg = NULL;
     int rc = dlsched_config_new(&cfg);

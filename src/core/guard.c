@@ -193,6 +193,16 @@ static void dls_regime_reset(dls_regime *r);
 
 static inline uint64_t dls_pair_of(uint64_t blk) { return blk >> 1; }
 
+/* the experiment's share: guard_share, or an eighth of it while the
+   incumbent leads and this epoch's last test found the learned policy
+   worse (upper bound below zero): measuring a policy known to be worse
+   costs, and the epoch's next start gives it its full share again */
+static double dls_guard_share(const dls_guard *g)
+{
+    int cautious = !dls_leader_learned(g) && g->k > 0 && g->last_hi < 0;
+    return cautious ? g->share / 8 : g->share;
+}
+
 /* the pair's two blocks, when both are tracked, closed and resolved, give
    one difference: value(learned block) - value(incumbent block) */
 static void dls_guard_try_pair(dls_guard *g, uint64_t blk)
@@ -237,7 +247,7 @@ static uint32_t dls_guard_block_step(dls_guard *g, dls_rng *rng, uint32_t *tag)
             /* a pair starts: an experiment with probability 2 (1 + TAIL)
                share (the policy not in charge decides B of its
                2 (1 + tail) B decisions) */
-            double pe = 2.0 * (1 + DLS_GUARD_TAIL) * g->share;
+            double pe = 2.0 * (1 + DLS_GUARD_TAIL) * dls_guard_share(g);
             pe = pe < 1 ? pe : 1;
             if (dls_rng_uniform(rng) < pe) {
                 int l_first = dls_rng_uniform(rng) < 0.5;
@@ -247,13 +257,18 @@ static uint32_t dls_guard_block_step(dls_guard *g, dls_rng *rng, uint32_t *tag)
                 g->blk_arm = g->second_arm = DLS_ARM_NONE;
             }
         } else {
-            g->blk_arm = g->second_arm;
+            /* the second block, if its pair's first is still open (a new
+               epoch or a load may have ended the pair) */
+            g->blk_arm = g->ring[(g->blk - 1) % DLS_GUARD_RING].id == g->blk ? g->second_arm
+                                                                            : DLS_ARM_NONE;
         }
         if (g->blk_arm != DLS_ARM_NONE) {
             dls_gblock *b = &g->ring[g->blk % DLS_GUARD_RING];
             if (b->id != 0) { /* a pair still waiting for outcomes: dropped */
-                uint64_t old = b->id - 1, o0 = dls_pair_of(old) << 1;
-                g->ring[o0 % DLS_GUARD_RING].id = g->ring[(o0 + 1) % DLS_GUARD_RING].id = 0;
+                uint64_t o0 = dls_pair_of(b->id - 1) << 1;
+                for (uint64_t j = o0; j < o0 + 2; j++)
+                    if (g->ring[j % DLS_GUARD_RING].id == j + 1)
+                        g->ring[j % DLS_GUARD_RING].id = 0;
                 g->dropped++;
             }
             memset(b, 0, sizeof *b);
@@ -316,7 +331,7 @@ uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int
     else if (switchback)
         pl = block_arm == DLS_ARM_NONE ? learned : block_arm == DLS_ARM_LEARNED;
     else
-        pl = learned ? 1 - g->share : g->share;
+        pl = learned ? 1 - g->share : dls_guard_share(g);
     uint32_t arm = DLS_ARM_NONE;
     if (greedy) {
         mode = -1;
@@ -642,7 +657,32 @@ void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
         dls_w_bytes(w, g->mean, g->nf * sizeof *g->mean);
         dls_w_bytes(w, g->m2, g->nf * sizeof *g->m2);
     }
+    /* switchback: the open blocks, oldest first (an exact continuation
+       goes on with the pair under way) */
+    uint32_t n_open = 0;
+    for (int i = 0; i < DLS_GUARD_RING; i++)
+        n_open += g->ring[i].id != 0;
+    dls_w_u32(w, n_open);
+    dls_w_u32(w, 0);
+    for (uint64_t j = g->blk + 1 >= DLS_GUARD_RING ? g->blk + 1 - DLS_GUARD_RING : 0; j <= g->blk;
+         j++) {
+        const dls_gblock *b = &g->ring[j % DLS_GUARD_RING];
+        if (b->id != j + 1)
+            continue;
+        dls_w_u64(w, j);
+        dls_w_u32(w, b->arm);
+        dls_w_u32(w, b->closed);
+        dls_w_u32(w, b->issued);
+        dls_w_u32(w, b->resolved);
+        dls_w_u32(w, b->count);
+        dls_w_u32(w, 0);
+        dls_w_f64(w, b->sum);
+    }
 }
+
+/* the largest batch of the regime check (guard_block's largest value,
+   1048576; a load may override guard_block) */
+#define DLS_REGIME_BATCH_MAX ((1 + DLS_GUARD_TAIL) * (uint64_t)1048576)
 
 int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
 {
@@ -675,8 +715,10 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
     uint64_t reg_fb = dls_r_u64(r);
     uint64_t nr = dls_r_u64(r);
     DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
+    /* k >= the loaded agent's guard_tests (an override) is valid: the
+       epoch is over, a new one starts below */
     DLS_FAIL_IF(state < DLSCHED_GUARD_INCUMBENT || state > DLSCHED_GUARD_FALLEN_BACK ||
-                    k >= g->tests || nr != g->n_regions,
+                    k > DLS_GUARD_MAX_TESTS || nr != g->n_regions,
                 DLSCHED_EFORMAT, "checkpoint: the guard section is corrupt");
     for (int a = 0; a < 3; a++)
         DLS_FAIL_IF(!(st[a][0] >= 0) || !isfinite(st[a][0]) || !isfinite(st[a][1]) ||
@@ -688,9 +730,9 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
                 "checkpoint: the guard's decision counts do not add up");
     for (int i = 0; i < 2; i++)
         DLS_FAIL_IF(!isfinite(rg[i].sum) || !isfinite(rg[i].acc) || !(rg[i].sumsq >= 0) ||
-                        !isfinite(rg[i].sumsq) || rg[i].in_batch >= dls_regime_batch(g),
+                        !isfinite(rg[i].sumsq) || rg[i].in_batch >= DLS_REGIME_BATCH_MAX,
                     DLSCHED_EFORMAT, "checkpoint: the guard's regime check is corrupt");
-    DLS_FAIL_IF(reg_k > g->tests || reg_fb > c[1], DLSCHED_EFORMAT,
+    DLS_FAIL_IF(reg_k > DLS_GUARD_MAX_TESTS || reg_fb > c[1], DLSCHED_EFORMAT,
                 "checkpoint: the guard's regime check is corrupt");
     DLS_FAIL_IF(barm > DLS_ARM_LEARNED || sarm > DLS_ARM_LEARNED || !isfinite(dsum) ||
                     !(dsumsq >= 0) || !isfinite(dsumsq),
@@ -702,7 +744,35 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
         dls_r_bytes(r, g->mean, g->nf * sizeof *g->mean);
         dls_r_bytes(r, g->m2, g->nf * sizeof *g->m2);
     }
+    uint32_t n_open = dls_r_u32(r);
+    (void)dls_r_u32(r);
     DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
+    DLS_FAIL_IF(n_open > DLS_GUARD_RING, DLSCHED_EFORMAT,
+                "checkpoint: the guard's open blocks are corrupt");
+    dls_gblock ring[DLS_GUARD_RING];
+    memset(ring, 0, sizeof ring);
+    uint64_t prev = 0;
+    for (uint32_t i = 0; i < n_open; i++) {
+        uint64_t j = dls_r_u64(r);
+        dls_gblock b;
+        memset(&b, 0, sizeof b);
+        b.arm = dls_r_u32(r);
+        b.closed = dls_r_u32(r);
+        b.issued = dls_r_u32(r);
+        b.resolved = dls_r_u32(r);
+        b.count = dls_r_u32(r);
+        (void)dls_r_u32(r);
+        b.sum = dls_r_f64(r);
+        DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
+        /* oldest first, within the ring's reach of the current block */
+        DLS_FAIL_IF(j > blk || blk - j >= DLS_GUARD_RING || (i > 0 && j <= prev) ||
+                        b.arm < DLS_ARM_INCUMBENT || b.arm > DLS_ARM_LEARNED || b.closed > 1 ||
+                        b.resolved > b.issued || b.count > b.resolved || !isfinite(b.sum),
+                    DLSCHED_EFORMAT, "checkpoint: the guard's open blocks are corrupt");
+        prev = j;
+        b.id = j + 1;
+        ring[j % DLS_GUARD_RING] = b;
+    }
     if (g->is_dqn)
         for (uint32_t i = 0; i < g->nf; i++)
             DLS_FAIL_IF(!isfinite(g->mean[i]) || !(g->m2[i] >= 0) || !isfinite(g->m2[i]),
@@ -737,10 +807,29 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
     g->dsumsq = dsumsq;
     g->reg_inc = rg[0];
     g->reg_led = rg[1];
+    /* an open batch longer than this guard_block's batches starts afresh */
+    for (int i = 0; i < 2; i++)
+        if (rg[i].in_batch >= dls_regime_batch(g)) {
+            (i ? &g->reg_led : &g->reg_inc)->in_batch = 0;
+            (i ? &g->reg_led : &g->reg_inc)->acc = 0;
+        }
     g->reg_k = reg_k;
     g->regime_fallbacks = reg_fb;
-    memset(g->ring, 0, sizeof g->ring);
+    memcpy(g->ring, ring, sizeof ring);
     if (g->is_dqn)
         dls_guard_norm_publish(g);
+    if (g->k >= g->tests) {
+        /* stored under a larger guard_tests: this epoch has run its tests */
+        dls_guard_new_epoch(g);
+        return DLSCHED_OK;
+    }
+    /* tickets pending at the save count as expired: their blocks are
+       resolved, and pairs complete with it are finalized */
+    for (int i = 0; i < DLS_GUARD_RING; i++)
+        g->ring[i].resolved = g->ring[i].issued;
+    for (uint64_t j = g->blk + 1 >= DLS_GUARD_RING ? g->blk + 1 - DLS_GUARD_RING : 0; j <= g->blk;
+         j++)
+        if (g->ring[j % DLS_GUARD_RING].id == j + 1)
+            dls_guard_try_pair(g, j);
     return DLSCHED_OK;
 }

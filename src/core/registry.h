@@ -103,7 +103,7 @@
       "leave apprenticeship early at this greedy/hint agreement over 1000 decisions")       \
     X(GUARD, "guard", INT, "1", NULL, 0, 1, 0, NULL,                                        \
       "1 = with a hint, the learned policy decides only once proven better than it")        \
-    X(GUARD_SHARE, "guard_share", FLOAT, "0.1", NULL, 0, 0.5, 0, NULL,                      \
+    X(GUARD_SHARE, "guard_share", FLOAT, "0.05", NULL, 0, 0.5, 0, NULL,                      \
       "guard: share of disagreements decided by the policy not in charge (the experiment)") \
     X(GUARD_RISK, "guard_risk", FLOAT, "0.05", NULL, 1e-9, 0.5, 0, NULL,                     \
       "guard: chance of a wrong switch or fallback per epoch of tests")                    \
