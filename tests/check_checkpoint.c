@@ -316,6 +316,9 @@ static void ck_same_stats(dlsched_agent *a, dlsched_agent *b, const char *what)
     CK_SAME_D(guard_advantage);
     CK_SAME_D(guard_advantage_low);
     CK_SAME_D(guard_advantage_high);
+    CK_SAME_D(guard_led_incumbent);
+    CK_SAME_D(guard_led_learned);
+    CK_SAME_U(guard_regime_fallbacks);
 #undef CK_SAME_U
 #undef CK_SAME_D
 }
@@ -477,14 +480,14 @@ static void ck_drive(dlsched_agent **ags, int n_ags, ck_env *e, int steps)
    file and from a buffer, 2,000 more) see the same inputs; after the load
    and at the end every Q-value, every statistic and every later decision
    agree bit for bit, and so do checkpoints of the three at the end. */
-static void ck_continuation_hinted(const char *spec, uint32_t nf, uint32_t na,
-                                   uint32_t train_every, uint32_t train_steps, int32_t hint)
+static void ck_continuation_at(const char *spec, uint32_t nf, uint32_t na, uint32_t train_every,
+                               uint32_t train_steps, int32_t hint, int first)
 {
     dlsched_agent *a = tst_agent(spec), *b = tst_agent(spec);
     ck_env e = ck_env_new(0x1234 + strlen(spec), nf, na, train_every, train_steps);
     e.hint = hint;
     dlsched_agent *both[2] = {a, b};
-    ck_drive(both, 2, &e, CK_HALF);
+    ck_drive(both, 2, &e, first);
     ck_assert_uint_eq(tst_stats(a).tickets_pending, 0);
     if (hint >= 0) {
         /* saved mid-run after the guard's switch, with an epoch under way */
@@ -532,7 +535,7 @@ static void ck_continuation_hinted(const char *spec, uint32_t nf, uint32_t na,
     ck_same_stats(a, b1, "continued (file)");
     ck_same_stats(a, b2, "continued (buffer)");
     dlsched_stats_t st = tst_stats(a);
-    ck_assert_uint_eq(st.decisions, 2 * CK_HALF);
+    ck_assert_uint_eq(st.decisions, (uint64_t)first + CK_HALF);
     ck_assert_uint_gt(st.train_steps, 0);
     if (hint >= 0)
         ck_assert_uint_gt(st.guard_by_learned, 0);
@@ -549,6 +552,12 @@ static void ck_continuation_hinted(const char *spec, uint32_t nf, uint32_t na,
     dlsched_agent_free(a);
     dlsched_agent_free(b1);
     dlsched_agent_free(b2);
+}
+
+static void ck_continuation_hinted(const char *spec, uint32_t nf, uint32_t na,
+                                   uint32_t train_every, uint32_t train_steps, int32_t hint)
+{
+    ck_continuation_at(spec, nf, na, train_every, train_steps, hint, CK_HALF);
 }
 
 static void ck_continuation(const char *spec, uint32_t nf, uint32_t na, uint32_t train_every,
@@ -601,6 +610,26 @@ END_TEST
 START_TEST(test_continue_dqn_guard)
 {
     ck_continuation_hinted(CK_DQN CK_GUARD "save_replay=1", 4, 3, 100, 3, 0);
+}
+END_TEST
+
+/* Switchback (guard_block 6: blocks of 6 decisions by their arm and a
+   tail of DLS_GUARD_TAIL (1) x 6 by the policy in charge, 12 decisions; a
+   pair is 24; every hinted decision steps the blocks; guard_share 0.3: every
+   pair is an experiment). The guard switches at decision 1921 (the test
+   at 80 pairs = 1920 decisions; the new epoch starts with pair 80), and
+   the save comes after 1935 decisions: in block 161 (the second of pair
+   80, whose first block is closed and resolved) at position 3, past the
+   burn-in of 1 and inside the arm's 6 decisions. The open pair continues
+   exactly across the load. */
+#define CK_GUARD_BLOCK CK_GUARD "guard_block=6 "
+#define CK_MID_BLOCK 1959
+
+START_TEST(test_continue_qtable_guard_block)
+{
+    ck_assert_int_eq(CK_MID_BLOCK / 12, 163);
+    ck_assert_int_eq(CK_MID_BLOCK % 12, 3);
+    ck_continuation_at(CK_QT CK_GUARD_BLOCK, 2, 3, 0, 0, 0, CK_MID_BLOCK);
 }
 END_TEST
 
@@ -1811,7 +1840,13 @@ static void ck_assert_reloads(dlsched_agent *ag, const char *what)
 #define CK_GD_REG_K 296  /* regime checks done (u32), 0 (u32) */
 #define CK_GD_REG_FB 304 /* fallbacks by the regime check (u64) */
 #define CK_GD_REGIONS 312
-#define CK_GD_VISITS 320
+#define CK_GD_VISITS 320 /* 2 bytes per (region, action); dqn: then n (u64), mean and
+                            variance per feature (f64); then the open blocks: */
+#define CK_GD_OPEN_HEAD 8 /* their number (u32), 0 (u32) */
+#define CK_GD_OPEN_REC 40 /* each: block number (u64), arm, closed, issued, resolved,
+                             counted, 0 (u32), the counted rewards' sum (f64) */
+#define CK_GUARD_MAX_TESTS 30 /* DLS_GUARD_MAX_TESTS, guard_tests' largest value */
+#define CK_REGIME_BATCH_MAX (2 * 1048576) /* (1 + DLS_GUARD_TAIL) x guard_block's largest */
 
 /* a checkpoint (own copy) of an agent that ran steps with hint 0 */
 static unsigned char *ck_guard_buf(const char *spec, uint32_t nf, int steps, size_t *len)
@@ -1887,7 +1922,9 @@ static void ck_guard_crafted(const unsigned char *buf, size_t len, uint32_t test
     ck_secs s = ck_sections(buf, len);
     ck_assert(s.has[CK_SEC_GUARD]);
     size_t g = s.off[CK_SEC_GUARD], gl = s.len[CK_SEC_GUARD];
-    ck_assert_uint_eq(gl, CK_GD_VISITS + n_regions * 3 * 2 + (dqn ? 8 + 16 * nf : 0));
+    size_t open = g + CK_GD_VISITS + n_regions * 3 * 2 + (dqn ? 8 + 16 * nf : 0);
+    ck_assert_uint_eq(ck_rd32(buf + open), 0); /* guard_block 1: no blocks */
+    ck_assert_uint_eq(gl, open + CK_GD_OPEN_HEAD - g);
     ck_assert_uint_eq(ck_rd64(buf + g + CK_GD_REGIONS), n_regions);
     /* the unchanged file loads */
     ck_assert_int_eq(ck_load_rc(buf, len, NULL, NULL), DLSCHED_OK);
@@ -1896,12 +1933,18 @@ static void ck_guard_crafted(const unsigned char *buf, size_t len, uint32_t test
     for (int i = 0; i < 3; i++)
         ck_expect_patch(buf, len, g + CK_GD_STATE, &bad_state[i], 4, "corrupt",
                         "guard state out of range");
-    v32 = tests;
-    ck_expect_patch(buf, len, g + CK_GD_K, &v32, 4, "corrupt", "k = guard_tests");
-    v32 = tests - 1; /* the last test still to come: fine */
-    unsigned char *ok = ck_patch(buf, len, g + CK_GD_K, &v32, 4);
-    ck_assert_int_eq(ck_load_rc(ok, len, NULL, NULL), DLSCHED_OK);
-    free(ok);
+    /* k: beyond DLS_GUARD_MAX_TESTS corrupt; up to it valid (k >= the
+       loaded guard_tests starts a new epoch: test_guard_tests_override) */
+    static const uint32_t bad_k[2] = {CK_GUARD_MAX_TESTS + 1, UINT32_MAX};
+    for (int i = 0; i < 2; i++)
+        ck_expect_patch(buf, len, g + CK_GD_K, &bad_k[i], 4, "corrupt", "k > 30");
+    static const uint32_t ok_k[3] = {0, 1, CK_GUARD_MAX_TESTS};
+    for (int i = 0; i < 3; i++) {
+        unsigned char *ok = ck_patch(buf, len, g + CK_GD_K, &ok_k[i], 4);
+        ck_assert_int_eq(ck_load_rc(ok, len, NULL, NULL), DLSCHED_OK);
+        free(ok);
+    }
+    (void)tests;
     uint64_t v64 = n_regions + 1;
     ck_expect_patch(buf, len, g + CK_GD_REGIONS, &v64, 8, "corrupt", "other region count");
     /* statistics: n < 0, NaN or infinite sums, negative sum of squares */
@@ -1936,6 +1979,43 @@ static void ck_guard_crafted(const unsigned char *buf, size_t len, uint32_t test
     ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 32, &dinf, 8, "blocks", "pair sum infinite");
     ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 40, &dneg, 8, "blocks", "pair sumsq < 0");
     ck_expect_patch(buf, len, g + CK_GD_BLOCKS + 40, &dnan, 8, "blocks", "pair sumsq NaN");
+    /* the regime check, per record (incumbent-led, learned-led): in_batch at
+       the largest batch; NaN or infinite sums; a negative, NaN or infinite
+       sum of squares */
+    for (int i = 0; i < 2; i++) {
+        size_t o = g + CK_GD_REGIME + (size_t)i * 40;
+        v64 = CK_REGIME_BATCH_MAX;
+        ck_expect_patch(buf, len, o + 8, &v64, 8, "regime", "in_batch at the largest batch");
+        v64 = UINT64_MAX;
+        ck_expect_patch(buf, len, o + 8, &v64, 8, "regime", "in_batch huge");
+        ck_expect_patch(buf, len, o + 16, &dnan, 8, "regime", "batch means' sum NaN");
+        ck_expect_patch(buf, len, o + 16, &dinf, 8, "regime", "batch means' sum infinite");
+        ck_expect_patch(buf, len, o + 24, &dneg, 8, "regime", "sum of squares < 0");
+        ck_expect_patch(buf, len, o + 24, &dnan, 8, "regime", "sum of squares NaN");
+        ck_expect_patch(buf, len, o + 24, &dinf, 8, "regime", "sum of squares infinite");
+        ck_expect_patch(buf, len, o + 32, &dnan, 8, "regime", "open batch sum NaN");
+        ck_expect_patch(buf, len, o + 32, &dinf, 8, "regime", "open batch sum infinite");
+        /* an open batch as long as this guard_block's (1024) or longer,
+           shorter than the largest: valid (a guard_block override), it
+           starts afresh */
+        v64 = 1024;
+        unsigned char *ok = ck_patch(buf, len, o + 8, &v64, 8);
+        ck_assert_int_eq(ck_load_rc(ok, len, NULL, NULL), DLSCHED_OK);
+        free(ok);
+    }
+    v32 = CK_GUARD_MAX_TESTS + 1;
+    ck_expect_patch(buf, len, g + CK_GD_REG_K, &v32, 4, "regime", "regime checks > 30");
+    v64 = ck_rd64(buf + g + CK_GD_COUNTS + 8) + 1; /* more than all fallbacks */
+    ck_expect_patch(buf, len, g + CK_GD_REG_FB, &v64, 8, "regime", "regime fallbacks");
+    v32 = CK_GUARD_MAX_TESTS; /* all checks done: valid */
+    unsigned char *okk = ck_patch(buf, len, g + CK_GD_REG_K, &v32, 4);
+    ck_assert_int_eq(ck_load_rc(okk, len, NULL, NULL), DLSCHED_OK);
+    free(okk);
+    /* more open blocks than the ring holds; one announced that is not there */
+    v32 = 65;
+    ck_expect_patch(buf, len, open, &v32, 4, "open blocks", "65 open blocks");
+    v32 = 1;
+    ck_expect_patch(buf, len, open, &v32, 4, "truncated", "an open block missing");
     if (dqn) {
         size_t nn = g + CK_GD_VISITS + n_regions * 3 * 2, mean = nn + 8, m2 = mean + 8 * nf;
         ck_expect_patch(buf, len, mean, &dnan, 8, "feature statistics", "mean NaN");
@@ -1945,7 +2025,8 @@ static void ck_guard_crafted(const unsigned char *buf, size_t len, uint32_t test
         ck_expect_patch(buf, len, m2, &dnan, 8, "feature statistics", "variance NaN");
     }
     /* truncated: cut anywhere (a valid CRC and section lengths), or longer */
-    static const size_t cut[] = {0, 3, CK_GD_REGIONS + 4, CK_GD_VISITS, CK_GD_VISITS + 1};
+    static const size_t cut[] = {0,           3,          CK_GD_REGIME + 4, CK_GD_REG_FB,
+                                 CK_GD_REGIONS + 4, CK_GD_VISITS, CK_GD_VISITS + 1};
     for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
         size_t nl;
         unsigned char *nb = ck_replace_section(buf, len, CK_SEC_GUARD, buf + g, cut[i], &nl);
@@ -1965,6 +2046,96 @@ static void ck_guard_crafted(const unsigned char *buf, size_t len, uint32_t test
     free(nb);
     free(longer);
 }
+
+/* switchback's open blocks (guard_block 4: blocks of 8 decisions with the
+   tail, pairs of 16; guard_share 0.3: every pair an experiment): after 300
+   decisions block 37 is under way (position 4) and pair 18 is open: block
+   36 closed, 37 not. Each crafted record value: DLSCHED_EFORMAT. */
+START_TEST(test_limit_crafted_guard_blocks)
+{
+    size_t len;
+    unsigned char *buf =
+        ck_guard_buf(CK_OV_QT "guard_block=4 guard_share=0.3 guard_min_samples=1000", 2, 300, &len);
+    ck_assert_int_eq(ck_load_rc(buf, len, NULL, NULL), DLSCHED_OK);
+    ck_secs s = ck_sections(buf, len);
+    size_t g = s.off[CK_SEC_GUARD], open = g + CK_GD_VISITS + 12 * 3 * 2;
+    ck_assert_uint_eq(s.len[CK_SEC_GUARD], open - g + CK_GD_OPEN_HEAD + 2 * CK_GD_OPEN_REC);
+    ck_assert_uint_eq(ck_rd64(buf + g + CK_GD_BLOCKS), 37);    /* the block */
+    ck_assert_uint_eq(ck_rd64(buf + g + CK_GD_BLOCKS + 8), 4); /* its position */
+    ck_assert_uint_eq(ck_rd32(buf + open), 2);
+    size_t r0 = open + CK_GD_OPEN_HEAD, r1 = r0 + CK_GD_OPEN_REC;
+    ck_assert_uint_eq(ck_rd64(buf + r0), 36);
+    ck_assert_uint_eq(ck_rd32(buf + r0 + 12), 1); /* closed */
+    ck_assert_uint_eq(ck_rd32(buf + r0 + 16), 8); /* 8 tickets issued, all resolved */
+    ck_assert_uint_eq(ck_rd32(buf + r0 + 20), 8);
+    ck_assert_uint_eq(ck_rd32(buf + r0 + 24), 7); /* past the burn-in of 1 */
+    ck_assert_uint_eq(ck_rd64(buf + r1), 37);
+    ck_assert_uint_eq(ck_rd32(buf + r1 + 12), 0);
+    ck_assert_uint_eq(ck_rd32(buf + r1 + 16), 4);
+    ck_assert_uint_ne(ck_rd32(buf + r0 + 8), ck_rd32(buf + r1 + 8)); /* one arm each */
+    uint64_t v64 = 38; /* a block to come */
+    ck_expect_patch(buf, len, r1, &v64, 8, "open blocks", "block after the current");
+    v64 = 37; /* not oldest first */
+    ck_expect_patch(buf, len, r0, &v64, 8, "open blocks", "blocks out of order");
+    v64 = UINT64_MAX;
+    ck_expect_patch(buf, len, r0, &v64, 8, "open blocks", "block number huge");
+    static const uint32_t bad_arm[3] = {0, 3, UINT32_MAX};
+    for (int i = 0; i < 3; i++)
+        ck_expect_patch(buf, len, r0 + 8, &bad_arm[i], 4, "open blocks", "arm");
+    uint32_t v32 = 2;
+    ck_expect_patch(buf, len, r0 + 12, &v32, 4, "open blocks", "closed 2");
+    v32 = 9;
+    ck_expect_patch(buf, len, r0 + 20, &v32, 4, "open blocks", "resolved > issued");
+    v32 = 9;
+    ck_expect_patch(buf, len, r0 + 24, &v32, 4, "open blocks", "counted > resolved");
+    const double dnan = NAN, dinf = INFINITY;
+    ck_expect_patch(buf, len, r1 + 32, &dnan, 8, "open blocks", "sum NaN");
+    ck_expect_patch(buf, len, r1 + 32, &dinf, 8, "open blocks", "sum infinite");
+    v32 = 3;
+    ck_expect_patch(buf, len, open, &v32, 4, "truncated", "a third block announced");
+    free(buf);
+}
+END_TEST
+
+/* A stored k (tests done in the epoch) at or above the loaded agent's
+   guard_tests (an override lower than the saved agent's) is valid: that
+   epoch has run its tests, a new one starts (guard_epoch + 1, fresh
+   statistics; the counters stay). Below it, the epoch goes on. */
+START_TEST(test_guard_tests_override)
+{
+    size_t len;
+    unsigned char *buf = ck_guard_buf(CK_OV_QT "guard_tests=5 guard_share=0.3 "
+                                               "guard_min_samples=1000 guard_min_visits=3",
+                                      2, 600, &len);
+    size_t g = ck_sections(buf, len).off[CK_SEC_GUARD];
+    uint32_t k = 3;
+    unsigned char *b = ck_patch(buf, len, g + CK_GD_K, &k, 4);
+    dlsched_agent *same = ck_load(b, len, NULL);
+    dlsched_stats_t s0 = tst_stats(same);
+    ck_assert_uint_gt(s0.guard_samples_learned, 0);
+    ck_assert_uint_gt(s0.guard_samples_incumbent, 0);
+    static const char *const lower[3] = {"guard_tests=1", "guard_tests=2", "guard_tests=3"};
+    for (int i = 0; i < 3; i++) {
+        dlsched_agent *ag = ck_load(b, len, lower[i]);
+        dlsched_stats_t st = tst_stats(ag);
+        ck_assert_uint_eq(st.guard_epoch, s0.guard_epoch + 1);
+        ck_assert_uint_eq(st.guard_samples_learned, 0);
+        ck_assert_uint_eq(st.guard_samples_incumbent, 0);
+        ck_assert(st.guard_advantage_low == -INFINITY && st.guard_advantage_high == INFINITY);
+        ck_assert_uint_eq(st.guard_state, s0.guard_state);
+        ck_assert_uint_eq(st.guard_decisions, s0.guard_decisions);
+        ck_assert_uint_eq(st.guard_switches, s0.guard_switches);
+        ck_assert_uint_eq(st.guard_fallbacks, s0.guard_fallbacks);
+        dlsched_agent_free(ag);
+    }
+    dlsched_agent *higher = ck_load(b, len, "guard_tests=4");
+    ck_same_stats(same, higher, "k below the loaded guard_tests");
+    dlsched_agent_free(higher);
+    dlsched_agent_free(same);
+    free(b);
+    free(buf);
+}
+END_TEST
 
 START_TEST(test_limit_crafted_guard)
 {
@@ -2276,6 +2447,7 @@ Suite *suite_checkpoint(void)
     tcase_add_test(tc, test_continue_dqn_dueling_per_normalize_nstep);
     tcase_add_test(tc, test_continue_qtable_guard);
     tcase_add_test(tc, test_continue_dqn_guard);
+    tcase_add_test(tc, test_continue_qtable_guard_block);
     tcase_add_test(tc, test_dqn_without_replay);
     tcase_add_test(tc, test_pending_tickets_not_saved);
     tcase_add_test(tc, test_old_tickets_after_new_acts);
@@ -2301,6 +2473,8 @@ Suite *suite_checkpoint(void)
     tcase_add_test(tc, test_limit_crafted_normaliser_range);
     tcase_add_test(tc, test_limit_crafted_nstep_queue_nan);
     tcase_add_test(tc, test_limit_crafted_guard);
+    tcase_add_test(tc, test_limit_crafted_guard_blocks);
+    tcase_add_test(tc, test_guard_tests_override);
     tcase_add_test(tc, test_limit_diverged_model_roundtrip);
     tcase_add_test(tc, test_limit_null_and_io);
     suite_add_tcase(s, tc);
