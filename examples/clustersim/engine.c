@@ -364,6 +364,17 @@ int sim_check_learning(const sim_scenario *sc, const sim_policy_spec *p, sim_err
 {
     if (p->kind != SIM_POL_DQN && p->kind != SIM_POL_QTABLE)
         return 0;
+    if (strcmp(sc->incumbent, "auto") != 0) { /* a named incumbent must be a heuristic */
+        sim_policy_spec inc;
+        if (sim_policy_parse(sc, sc->incumbent, &inc, err))
+            return -1;
+        if (inc.kind > SIM_POL_GREEDY) {
+            snprintf(err->msg, sizeof err->msg,
+                     "[learning] incumbent: '%s' is a learned policy; name a heuristic or auto",
+                     sc->incumbent);
+            return -1;
+        }
+    }
     sim_options opt = {.quiet = 1};
     sim_run *s = malloc(sizeof *s);
     if (!s) {
@@ -424,12 +435,9 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
             goto fail;
         }
         simulate(s, &st, "warm-up");
-        if (!s->failed && s->pend) {
-            int orc = dlsched_observe(s->agent, s->pend_ticket, s->pend_reward, NULL,
-                                      DLSCHED_OBS_TERMINAL);
-            if (orc && orc != DLSCHED_ETICKET) /* ETICKET: expired, see account() */
-                sim_run_fail(s, "dlsched_observe: %s", dlsched_last_error());
-        }
+        /* (no transition is left waiting for a next state: outcomes are
+           reported only while requests arrive, and each arrival completes
+           the one waiting) */
         s->pend = 0;
         if (s->failed)
             goto fail;
@@ -474,13 +482,6 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
         goto fail;
     }
     simulate(s, &st, learned ? "evaluate" : NULL);
-    if (learned && !s->failed && s->pend) {
-        int orc = dlsched_observe(s->agent, s->pend_ticket, s->pend_reward, NULL,
-                                  DLSCHED_OBS_TERMINAL);
-        if (orc && orc != DLSCHED_ETICKET)
-            sim_run_fail(s, "dlsched_observe: %s", dlsched_last_error());
-        s->pend = 0;
-    }
     if (learned && !s->failed) {
         dlsched_stats_t gs;
         if (dlsched_stats(s->agent, &gs, sizeof gs) == 0) {

@@ -257,7 +257,7 @@ int main(int argc, char **argv)
         sim_options opt = {.quiet = quiet, .progress = isatty(2), .time_decisions = 1,
                            .scale = scale, .frozen = frozen};
         /* the learned policies' incumbent, once for all of them */
-        for (size_t i = 0; i < np && !sc.inc_resolved; i++)
+        for (size_t i = 0; i < np && !sc.inc_resolved && !status; i++)
             if (specs[i].kind > SIM_POL_GREEDY) {
                 if (sim_resolve_incumbent(&sc, &opt, &err)) {
                     fprintf(stderr, "dlsched-sim: %s: %s\n", file, err.msg);

@@ -122,6 +122,8 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
             json_num(f, r[i].guard_hi);
             fputs(", \"learned_share\": ", f);
             json_num(f, r[i].guard_learned_share);
+            fputs(", \"eval_learned_share\": ", f);
+            json_num(f, r[i].eval_learned_share);
             fprintf(f, ", \"eval_state\": \"%s\", \"eval_fallbacks\": %llu",
                     states[r[i].eval_guard_state & 3], (unsigned long long)r[i].eval_fallbacks);
             fputs("}", f);

@@ -88,9 +88,10 @@ typedef struct {
     uint64_t apprentice;
     int dqn_class;               /* dqn actions: 0 = (server, variant), 1 = (GPU type, variant) */
     /* the incumbent whose choice the learned policies get as their hint
-       (and fall back to): "auto" = the heuristic with the best weighted
-       goodput on a quarter of the warm-up stream, or a heuristic's name;
-       resolved by sim_resolve_incumbent() */
+       (and fall back to): "auto" = of the heuristics within 5% of the best
+       weighted goodput on a quarter of the warm-up stream, the one with
+       the highest SLO attainment; or a heuristic's name; resolved by
+       sim_resolve_incumbent() */
     char incumbent[48];
     int inc_resolved, inc_kind, inc_variant;
     char inc_name[48];
@@ -163,7 +164,8 @@ typedef struct {
     int time_decisions;
     double scale;    /* multiplies warmup_s/eval_s (and trace passes) */
     int calibrate;   /* heuristics only: measure on the warm-up stream instead */
-    int frozen;      /* learned: evaluate greedily, without tickets or learning */
+    int frozen;      /* learned: evaluate with DLSCHED_ACT_GREEDY and the hint (the
+                        guard's state decides; no tickets, learning or experiment) */
     /* test hook: called once per completed request */
     void (*on_complete)(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
                         int variant);

@@ -9,11 +9,15 @@
  * the arm that decided. The difference of the two arms' mean rewards
  * estimates the learned policy's advantage per disagreement.
  * guard_block = B > 1 (switchback, for decisions that affect each other's
- * rewards, e.g. through queues): decisions run in blocks of B; a pair of
- * consecutive blocks is an experiment with probability 2 guard_share (one
- * block per policy, in random order), else both follow the policy in
- * charge. A block's value is the mean reward of its tickets past the first
- * B/4 (burn-in); a pair gives one difference, learned - incumbent. Either
+ * rewards, e.g. through queues): a block is B decisions by its arm and a
+ * tail of DLS_GUARD_TAIL x B decisions by the policy in charge; a pair of
+ * consecutive blocks is an experiment with probability 2 (1 + TAIL)
+ * guard_share (one block per policy, in random order), else both follow
+ * the policy in charge. A block's value is the mean reward of its tickets
+ * from its B/4-th decision (burn-in) to its tail's end; a pair gives one
+ * difference, learned - incumbent. After a switch, the regime check
+ * compares the reward per decision while the learned policy leads with the
+ * incumbent-led reference (dls_guard_regime). Either
  * estimate is tested at sample sizes m, 2m, 4m, ... with a normal interval
  * whose error rate is spent over the tests (alpha_k = risk / ((k + 1)(k +
  * 2)), summing to risk).
