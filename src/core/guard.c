@@ -205,13 +205,8 @@ static double dls_guard_share(const dls_guard *g)
 
 /* the pair's two blocks, when both are tracked, closed and resolved, give
    one difference: value(learned block) - value(incumbent block) */
-static void dls_guard_try_pair(dls_guard *g, uint64_t blk)
+static void dls_guard_pair_done(dls_guard *g, dls_gblock *x, dls_gblock *y)
 {
-    uint64_t b0 = dls_pair_of(blk) << 1;
-    dls_gblock *x = &g->ring[b0 % DLS_GUARD_RING], *y = &g->ring[(b0 + 1) % DLS_GUARD_RING];
-    if (x->id != b0 + 1 || y->id != b0 + 2 || !x->closed || !y->closed ||
-        x->resolved < x->issued || y->resolved < y->issued)
-        return;
     if (x->count > 0 && y->count > 0) {
         const dls_gblock *bl = x->arm == DLS_ARM_LEARNED ? x : y, *bi = bl == x ? y : x;
         double vl = bl->sum / bl->count, vi = bi->sum / bi->count, d = vl - vi;
@@ -229,6 +224,50 @@ static void dls_guard_try_pair(dls_guard *g, uint64_t blk)
     x->id = y->id = 0;
     if (g->n[DLS_ARM_LEARNED] >= (double)g->min_samples * ldexp(1.0, (int)g->k))
         dls_guard_test(g);
+}
+
+static void dls_guard_try_pair(dls_guard *g, uint64_t blk)
+{
+    uint64_t b0 = dls_pair_of(blk) << 1;
+    dls_gblock *x = &g->ring[b0 % DLS_GUARD_RING], *y = &g->ring[(b0 + 1) % DLS_GUARD_RING];
+    if (x->id != b0 + 1 || y->id != b0 + 2 || !x->closed || !y->closed ||
+        x->resolved < x->issued || y->resolved < y->issued)
+        return;
+    dls_guard_pair_done(g, x, y);
+}
+
+/* the ring needs the slot of a pair still waiting for outcomes (tickets
+   pending for 64 blocks: an overloaded system): its pending tickets count
+   as the lowest reward the pair has seen (dropping them would hide the
+   slowest, worst outcomes); with no reward seen, or half a pair, the pair
+   is dropped */
+static void dls_guard_force_pair(dls_guard *g, uint64_t blk)
+{
+    uint64_t b0 = dls_pair_of(blk) << 1;
+    dls_gblock *x = &g->ring[b0 % DLS_GUARD_RING], *y = &g->ring[(b0 + 1) % DLS_GUARD_RING];
+    int hx = x->id == b0 + 1, hy = y->id == b0 + 2;
+    if (!hx || !hy) {
+        if (hx)
+            x->id = 0;
+        if (hy)
+            y->id = 0;
+        g->dropped++;
+        return;
+    }
+    float worst = x->rmin < y->rmin ? x->rmin : y->rmin;
+    if (!isfinite(worst)) {
+        x->id = y->id = 0;
+        g->dropped++;
+        return;
+    }
+    dls_gblock *b[2] = {x, y};
+    for (int i = 0; i < 2; i++) {
+        uint32_t left = b[i]->issued - b[i]->resolved;
+        b[i]->sum += (double)left * worst;
+        b[i]->count += left;
+        b[i]->resolved = b[i]->issued;
+    }
+    dls_guard_pair_done(g, x, y);
 }
 
 /* switchback: the block bookkeeping of one ticketed guarded decision;
@@ -264,16 +303,12 @@ static uint32_t dls_guard_block_step(dls_guard *g, dls_rng *rng, uint32_t *tag)
         }
         if (g->blk_arm != DLS_ARM_NONE) {
             dls_gblock *b = &g->ring[g->blk % DLS_GUARD_RING];
-            if (b->id != 0) { /* a pair still waiting for outcomes: dropped */
-                uint64_t o0 = dls_pair_of(b->id - 1) << 1;
-                for (uint64_t j = o0; j < o0 + 2; j++)
-                    if (g->ring[j % DLS_GUARD_RING].id == j + 1)
-                        g->ring[j % DLS_GUARD_RING].id = 0;
-                g->dropped++;
-            }
+            if (b->id != 0) /* a pair still waiting for outcomes */
+                dls_guard_force_pair(g, b->id - 1);
             memset(b, 0, sizeof *b);
             b->id = g->blk + 1;
             b->arm = g->blk_arm;
+            b->rmin = INFINITY;
         }
     }
     /* a block is B decisions by its arm, then DLS_GUARD_TAIL B by the
@@ -564,6 +599,8 @@ void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t acti
         if (!b)
             return; /* its pair is over (a new epoch, or dropped) */
         b->resolved++;
+        if (reward < b->rmin)
+            b->rmin = reward;
         if (tag >> 10 & 1u) {
             b->sum += reward;
             b->count++;
@@ -675,7 +712,7 @@ void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
         dls_w_u32(w, b->issued);
         dls_w_u32(w, b->resolved);
         dls_w_u32(w, b->count);
-        dls_w_u32(w, 0);
+        dls_w_bytes(w, &b->rmin, 4);
         dls_w_f64(w, b->sum);
     }
 }
@@ -761,13 +798,14 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
         b.issued = dls_r_u32(r);
         b.resolved = dls_r_u32(r);
         b.count = dls_r_u32(r);
-        (void)dls_r_u32(r);
+        dls_r_bytes(r, &b.rmin, 4);
         b.sum = dls_r_f64(r);
         DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
         /* oldest first, within the ring's reach of the current block */
         DLS_FAIL_IF(j > blk || blk - j >= DLS_GUARD_RING || (i > 0 && j <= prev) ||
                         b.arm < DLS_ARM_INCUMBENT || b.arm > DLS_ARM_LEARNED || b.closed > 1 ||
-                        b.resolved > b.issued || b.count > b.resolved || !isfinite(b.sum),
+                        b.resolved > b.issued || b.count > b.resolved || !isfinite(b.sum) ||
+                        isnan(b.rmin) || b.rmin == -INFINITY,
                     DLSCHED_EFORMAT, "checkpoint: the guard's open blocks are corrupt");
         prev = j;
         b.id = j + 1;

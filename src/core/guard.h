@@ -57,7 +57,8 @@ typedef struct dls_gblock {
     uint64_t id;     /* block number + 1; 0 = free */
     uint32_t arm, closed;
     uint32_t issued, resolved; /* tickets of the block; resolved: observed or expired */
-    uint32_t count, pad;       /* rewards summed (past the burn-in) */
+    uint32_t count;            /* rewards summed (past the burn-in) */
+    float rmin;                /* the lowest reward observed in the block */
     double sum;
 } dls_gblock;
 
