@@ -194,12 +194,12 @@ static void dls_regime_reset(dls_regime *r);
 static inline uint64_t dls_pair_of(uint64_t blk) { return blk >> 1; }
 
 /* the experiment's share: guard_share, or an eighth of it while the
-   incumbent leads and this epoch's last test found the learned policy
-   worse (upper bound below zero): measuring a policy known to be worse
+   incumbent leads and this epoch's last test estimated the learned policy
+   worse (its advantage below zero): measuring a policy that looks worse
    costs, and the epoch's next start gives it its full share again */
 static double dls_guard_share(const dls_guard *g)
 {
-    int cautious = !dls_leader_learned(g) && g->k > 0 && g->last_hi < 0;
+    int cautious = !dls_leader_learned(g) && g->k > 0 && g->last_adv < 0;
     return cautious ? g->share / 8 : g->share;
 }
 
