@@ -176,7 +176,11 @@ START_TEST(test_learned_worse_rarely_switches)
     }
     fprintf(stderr, "check_guard (ii): %d of 200 runs switched, %d ended in LEARNED\n", switched,
             ended_learned);
-    ck_assert_uint_gt(samples, 200 * 300); /* the learned policy did disagree */
+    /* the learned policy did disagree: its arm has >= 50 outcomes by the
+       first test (at min(n_L, n_I) = 50); after a test whose upper bound is
+       below zero it gets an eighth of guard_share (guard.c), so fewer
+       (measured: 214 a run) */
+    ck_assert_uint_gt(samples, 200 * 100);
     ck_assert_int_le(ended_learned, 20);
     ck_assert_int_le(switched, 20);
 }
