@@ -470,9 +470,10 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
             out->learn_reward[i] = s->win_n[i] > 0 ? s->win_rew[i] / s->win_n[i] : NAN;
             out->learn_attain[i] = s->win_n[i] > 0 ? s->win_met[i] / s->win_n[i] : NAN;
         }
-        /* evaluation on another stream: online by default (tickets,
-           outcomes, learning and the guard's measurements go on, as in
-           service), or frozen (greedy, the guard's state as it is) */
+        /* evaluation on another stream: frozen (DLSCHED_ACT_GREEDY with
+           the hint: the policy the guard settled on, no experiment; the
+           default of dlsched-sim) or online (tickets, outcomes, learning and
+           the guard's measurements go on, as in service) */
         s->learning = !opt->frozen;
         s->last = -1;
         run_reset_cluster(s);

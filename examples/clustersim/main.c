@@ -30,8 +30,10 @@ static void usage(FILE *f)
           "  -s, --scale F        multiply the warm-up and evaluation lengths by F\n"
           "      --seed N         warm-up seed N, evaluation seed N+1 (default: the file's)\n"
           "  -q, --quiet          no progress on stderr\n"
-          "      --frozen         evaluate the learned policies greedily, without learning\n"
-          "                       (default: online, as in service: tickets, learning, guard)\n"
+          "      --online         evaluate the learned policies as in service: tickets,\n"
+          "                       learning and the guard's experiment go on\n"
+          "      --frozen         (the default) evaluate them with DLSCHED_ACT_GREEDY and the\n"
+          "                       hint: the policy the guard settled on, no experiment\n"
           "  -c, --check          read the scenarios, print a summary and exit\n"
           "      --random N       also run N generated scenarios (indexes 0..N-1, after the files)\n"
           "      --random-seed S  the family of generated scenarios (default 1; --seed\n"
@@ -106,14 +108,14 @@ int main(int argc, char **argv)
         {"random-seed", required_argument, 0, 'F'},
         {"write-scenarios", required_argument, 0, 'W'},
         {"traces", required_argument, 0, 'T'},   {"frozen", no_argument, 0, 'Z'},
-        {0, 0, 0, 0}};
+        {"online", no_argument, 0, 'N'},         {0, 0, 0, 0}};
     const char *write_dir = NULL, *traces_opt = NULL;
     long long n_random = 0;
     unsigned long long family = 1;
     const char *policies = NULL, *json = NULL, *plots = NULL;
     double scale = 1;
     long long seed = -1;
-    int quiet = 0, check = 0, frozen = 0, c;
+    int quiet = 0, check = 0, frozen = 1, c;
     while ((c = getopt_long(argc, argv, "p:j:o:s:qchV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
@@ -160,6 +162,7 @@ int main(int argc, char **argv)
         case 'T': traces_opt = optarg; break;
         case 'q': quiet = 1; break;
         case 'Z': frozen = 1; break;
+        case 'N': frozen = 0; break;
         case 'c': check = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("dlsched-sim (libdlsched %s)\n", dlsched_version_string()); return 0;

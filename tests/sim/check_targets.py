@@ -33,6 +33,9 @@ Options:
                the first JSON file)
   --seed N     the seed of files whose name carries none
   --no-plots   no gnuplot scripts or PNGs
+  --t1-only    exit status from T1 (and completeness) alone: T2 is still
+               checked and its misses printed, marked as not enforced (CI:
+               T2 is not met by this version; see the README)
 
 Writes DIR/summary.json and DIR/plots/{targets-shipped,targets-generated}
 .{dat,gp,png} (the PNGs when gnuplot is installed; without it a note is
@@ -309,6 +312,7 @@ def write_plots(plotdir, shipped, generated, names):
 
 def main(argv):
     subset = False
+    t1_only = False
     no_plots = False
     out = None
     seed_opt = None
@@ -317,6 +321,8 @@ def main(argv):
     for a in it:
         if a == "--subset":
             subset = True
+        elif a == "--t1-only":
+            t1_only = True
         elif a == "--no-plots":
             no_plots = True
         elif a in ("--out", "--seed"):
@@ -518,8 +524,14 @@ def main(argv):
     if misses:
         print("\n### Misses (%d)\n" % len(misses))
         for m in misses:
-            print("- " + m)
-        return 1
+            print("- " + m + (" (not enforced: --t1-only)" if t1_only and m.startswith("T2 ")
+                              else ""))
+        enforced = [m for m in misses if not (t1_only and m.startswith("T2 "))]
+        if enforced:
+            return 1
+        print("\nT1 met (%d shipped runs, %d generated); T2 missed, not enforced (--t1-only)"
+              % (len(shipped), len(generated)))
+        return 0
     print("\nall targets met (%d shipped runs, %d generated)" % (len(shipped), len(generated)))
     return 0
 
