@@ -543,10 +543,508 @@ START_TEST(test_block_oracle)
 }
 END_TEST
 
+/* ---- (b), (c): worlds where a decision changes the rewards of later ones ---------- */
+
+/*
+ * One state, two actions, hint 0 (the incumbent plays 0); the learned
+ * policy prefers action 1 throughout (pinned as in (a): each decision also
+ * logs "1 paid 3", "0 paid -3"), no exploration, guard_share 0.25: every
+ * pair is an experiment (probability min(1, 2 (1 + TAIL) share) = 1) but
+ * after a test that found the learned policy worse (an eighth then).
+ * Rewards: action 1 pays delta = 0.5 now, plus Normal(0, sigma = 0.5) noise,
+ * minus a penalty that earlier decisions left:
+ *   backlog (b): a one-server queue whose backlog drains geometrically:
+ *     r_t = delta [a_t = 1] - c q_t,  q_{t+1} = lambda q_t + [a_t = 1],
+ *     lambda = 1 - 2 / B: an action 1 costs c / (1 - lambda) = c B / 2 in
+ *     all, spread over the next ~B/2 decisions;
+ *   window (c): the share of action 1 in the last W = 256 decisions:
+ *     r_t = delta [a_t = 1] - c f_t (a slow-building penalty with a long
+ *     memory: eight pairs of B = 8).
+ */
+#define TW_DELTA 0.5
+#define TW_SIGMA 0.5
+#define TW_W 256
+#define TW_B 16     /* (b): guard_block */
+#define TW_SEEDS 20
+
+typedef struct tw_world {
+    int window;     /* 0: backlog (b), 1: window (c) */
+    double c, lambda, q;
+    unsigned char hist[TW_W];
+    int hpos, ones;
+} tw_world;
+
+static double tw_mean(const tw_world *w, int a)
+{
+    return TW_DELTA * a - w->c * (w->window ? (double)w->ones / TW_W : w->q);
+}
+
+static void tw_next(tw_world *w, int a)
+{
+    if (w->window) {
+        w->ones += a - w->hist[w->hpos];
+        w->hist[w->hpos] = (unsigned char)a;
+        w->hpos = (w->hpos + 1) % TW_W;
+    } else {
+        w->q = w->lambda * w->q + a;
+    }
+}
+
+static dlsched_agent *tw_agent(int block, uint64_t seed)
+{
+    dlsched_agent *ag = tst_agentf(
+        "algo=qtable n_features=1 n_actions=2 bins=1 gamma=0 lr=0.1 epsilon_start=0 "
+        "epsilon_end=0 guard_block=%d guard_share=%g guard_min_samples=30 guard_tests=8 "
+        "guard_risk=0.05 guard_min_visits=1 seed=%llu",
+        block, block > 1 ? 0.25 : 0.1, (unsigned long long)seed);
+    tst_log1(ag, 1, 3.0);
+    tst_log1(ag, 0, -3.0);
+    return ag;
+}
+
+/* one decision in world w: act with hint 0, the outcome observed at once;
+   returns the reward */
+static double tw_step(dlsched_agent *ag, tw_world *w, uint64_t *rng)
+{
+    dlsched_decision_t d = tst_act1(ag, 0, 0);
+    double r = tw_mean(w, d.action) + TW_SIGMA * tst_normal(rng);
+    tw_next(w, d.action);
+    tst_log1(ag, 1, 3.0);
+    tst_log1(ag, 0, -3.0);
+    tst_observe1(ag, d.ticket, r);
+    return r;
+}
+
+/* the backlog world (b) with cost c */
+static tw_world tw_backlog(double c)
+{
+    tw_world w;
+    memset(&w, 0, sizeof w);
+    w.c = c;
+    w.lambda = 1 - 2.0 / TW_B;
+    return w;
+}
+
+/* steps in w until the guard switches (at most bound decisions); the
+   decisions it took */
+static uint64_t tw_until_switch(dlsched_agent *ag, tw_world *w, uint64_t *rng, uint64_t bound,
+                                uint64_t seed)
+{
+    uint64_t t = 0;
+    while (tst_stats(ag).guard_state != DLSCHED_GUARD_LEARNED) {
+        ck_assert_msg(t < bound, "seed %llu: no switch within %llu decisions",
+                      (unsigned long long)seed, (unsigned long long)bound);
+        tw_step(ag, w, rng);
+        t++;
+    }
+    return t;
+}
+
+/* The expected paired difference of an experiment pair while the
+   incumbent leads (its tails play 0), noise-free: the learned block plays
+   1 in its arm's B decisions; a block's value is its mean from position
+   B/4. l_first: the learned block first; w's penalty state at the pair's
+   start as given. */
+static double tw_pair_d(tw_world w, int block, int l_first)
+{
+    double sum[2] = {0, 0};
+    for (int b = 0; b < 2; b++)
+        for (int p = 0; p < 2 * block; p++) {
+            int learned_block = (b == 0) == (l_first != 0);
+            int a = p < block && learned_block;
+            if (p >= block / 4)
+                sum[learned_block] += tw_mean(&w, a);
+            tw_next(&w, a);
+        }
+    return (sum[1] - sum[0]) / (2 * block - block / 4);
+}
+
+/* (b) backlog: the expected d over the pair's order, at the extremes of the
+   backlog it starts with (d is linear in it): 0 and 1 / (1 - lambda); *lo
+   and *hi bound it, *spread bounds the order's part of the variance */
+static void tw_backlog_d(double c, int block, double *lo, double *hi, double *spread)
+{
+    tw_world w;
+    memset(&w, 0, sizeof w);
+    w.c = c;
+    w.lambda = 1 - 2.0 / block;
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    double dmin = INFINITY, dmax = -INFINITY;
+    for (int e = 0; e < 2; e++) {
+        w.q = e ? 1 / (1 - w.lambda) : 0;
+        double d1 = tw_pair_d(w, block, 1), d0 = tw_pair_d(w, block, 0), m = (d1 + d0) / 2;
+        *lo = fmin(*lo, m);
+        *hi = fmax(*hi, m);
+        dmin = fmin(dmin, fmin(d0, d1));
+        dmax = fmax(dmax, fmax(d0, d1));
+    }
+    *spread = (dmax - dmin) * (dmax - dmin) / 4;
+}
+
+/* the paired test's sd bound: a block's mean of n_c = 2B - B/4 outcomes
+   has noise variance sigma^2 / n_c, a difference twice that; plus the
+   spread of the expected differences; doubled for the sample variance's
+   own error at n >= 30 pairs (chi-square: below 2 x with chance
+   Phi(-4) > ...) */
+static double tw_sd_d(int block, double spread)
+{
+    double nc = 2 * block - block / 4;
+    return sqrt(2 * (2 * TW_SIGMA * TW_SIGMA / nc + spread));
+}
+
+/*
+ * (b1) guard_block = 1, c = 0.125 (an action 1 costs c B / 2 = 1.0 later:
+ * worse than the incumbent by 0.5 a decision in all). The per-decision
+ * experiment compares the arms under the same backlog (the arm's draw
+ * does not look at it): d = delta = 0.5 exactly. Rewards vary by sigma and
+ * the backlog (c q within [0, c / (1 - lambda)] = [0, 1]): v <= sigma^2 +
+ * 1/4 = 0.5. As in check_guard_learn.c (i), the k-th test switches but
+ * for a chance Phi(-4) once m 2^k >= 2 (z_k + 4)^2 v / delta^2 (k* = 3, 240
+ * learned outcomes); the learned arm gets guard_share = 0.1 of the
+ * decisions (all are supported disagreements): within tst_trials(240, 0.1)
+ * decisions. Then the learned policy leads (it plays 1 in 0.9 of the
+ * decisions): the reward per decision is about 0.9 (delta - 1) = -0.45
+ * where the incumbent alone earns 0 (asserted: below -0.2 over 4000
+ * decisions; the backlog's memory of ~8 decisions makes that mean's sd
+ * about sqrt(2 x 8) sigma / sqrt(4000) = 0.03).
+ */
+/* measured over 10 seeds: (b1) switches after <= 387 decisions (bound
+   3105); (b2) 0 of 20 seeds switched, E[d] = -0.294; (b3) switches after
+   <= 1921 decisions (bound 15424), E[d] = 0.087 */
+START_TEST(test_block1_fooled)
+{
+    int k = 0;
+    while (30 * ldexp(1.0, k) < 2 * pow(tst_guard_z(0.05, k) + 4, 2) * 0.5 / 0.25)
+        k++;
+    ck_assert_int_eq(k, 3);
+    uint64_t bound = (uint64_t)ceil(tst_trials(30 * ldexp(1.0, k), 0.1)), worst = 0;
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        dlsched_agent *ag = tw_agent(1, seed);
+        tw_world w = tw_backlog(0.125);
+        uint64_t rng = 300 + seed, t = tw_until_switch(ag, &w, &rng, bound, seed);
+        worst = t > worst ? t : worst;
+        double after = 0;
+        for (int i = 0; i < 4000; i++)
+            after += tw_step(ag, &w, &rng);
+        after /= 4000;
+        ck_assert_msg(after < -0.2, "seed %llu: reward per decision %.3f after the switch",
+                      (unsigned long long)seed, after);
+        ck_assert_uint_eq(tst_stats(ag).guard_state, DLSCHED_GUARD_LEARNED);
+        dlsched_agent_free(ag);
+    }
+    fprintf(stderr, "check_guard (b1): guard_block 1 switched to the worse policy after <= %llu "
+                    "decisions (bound %llu)\n",
+            (unsigned long long)worst, (unsigned long long)bound);
+}
+END_TEST
+
+/*
+ * (b2) the same world with guard_block B = 16 (tails of B, burn-in 4):
+ * the learned block's backlog weighs on its own tail, and what outlasts it
+ * on the next block. E[d] over the pair's order, for a pair starting with
+ * any backlog in [0, 1 / (1 - lambda)] (tw_backlog_d; pairs with no
+ * experiment leave none): d <= dmax < 0 (about -0.1). The test switches
+ * only if d^ - z_k se > 0, i.e. d^ - d > |dmax| + z_k se with se about
+ * sd_d / sqrt n: chance <= Phi(-(|dmax| sqrt(n) / sd_d + z_k)) at the
+ * test with n pairs (30, 60, 120, 240 in 16000 decisions: 250 pairs);
+ * summed, p (printed) is far below 1/20: 19 of 20 seeds do not switch but
+ * for a chance below 20 * 19 / 2 p^2 (asserted <= 1 switched).
+ */
+START_TEST(test_block_not_fooled)
+{
+    double lo, hi, spread;
+    tw_backlog_d(0.125, TW_B, &lo, &hi, &spread);
+    double sd = tw_sd_d(TW_B, spread), p = 0;
+    ck_assert_msg(hi < -0.05, "expected d up to %g", hi);
+    for (int k = 0; k < 4; k++)
+        p += 0.5 * erfc((-hi * sqrt(30 * ldexp(1.0, k)) / sd + tst_guard_z(0.05, k)) / M_SQRT2);
+    ck_assert(p < 0.01);
+    int switched = 0;
+    for (uint64_t seed = 1; seed <= TW_SEEDS; seed++) {
+        dlsched_agent *ag = tw_agent(TW_B, seed);
+        tw_world w = tw_backlog(0.125);
+        uint64_t rng = 500 + seed;
+        for (int i = 0; i < 16000; i++)
+            tw_step(ag, &w, &rng);
+        dlsched_stats_t s = tst_stats(ag);
+        switched += s.guard_switches > 0;
+        /* the experiment ran: 30 pairs at least (then an eighth of the
+           share once a test found the learned policy worse) */
+        ck_assert_uint_ge(s.guard_by_learned, 30 * TW_B);
+        dlsched_agent_free(ag);
+    }
+    fprintf(stderr, "check_guard (b2): guard_block %d: E[d] in [%.3f, %.3f], %d of %d seeds "
+                    "switched (chance per seed <= %.2g)\n",
+            TW_B, lo, hi, switched, TW_SEEDS, p);
+    ck_assert_int_le(switched, 1);
+}
+END_TEST
+
+/*
+ * (b3) c = 0.03125 (an action 1 costs 0.25 later: better by 0.25 a decision
+ * in all), guard_block 16. E[d] >= dmin > 0 (tw_backlog_d); the k-th test
+ * switches but for a chance Phi(-4) once dmin >= (z_k + 4) sd_d / sqrt(n):
+ * n* pairs of 4B = 64 decisions (every pair an experiment until a test
+ * finds the learned policy worse: chance below Phi(-4) too): within 64 n*
+ * + 64 decisions.
+ */
+START_TEST(test_block_better_switches)
+{
+    double lo, hi, spread;
+    tw_backlog_d(0.03125, TW_B, &lo, &hi, &spread);
+    double sd = tw_sd_d(TW_B, spread);
+    ck_assert(lo > 0);
+    int k = 0;
+    while (lo * sqrt(30 * ldexp(1.0, k)) < (tst_guard_z(0.05, k) + 4) * sd)
+        k++;
+    ck_assert_int_lt(k, 8);
+    uint64_t bound = (uint64_t)(30 * ldexp(1.0, k) + 1) * 4 * TW_B, worst = 0;
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        dlsched_agent *ag = tw_agent(TW_B, seed);
+        tw_world w = tw_backlog(0.03125);
+        uint64_t rng = 700 + seed, t = tw_until_switch(ag, &w, &rng, bound, seed);
+        worst = t > worst ? t : worst;
+        dlsched_agent_free(ag);
+    }
+    fprintf(stderr, "check_guard (b3): E[d] in [%.3f, %.3f]: switched after <= %llu decisions "
+                    "(bound %llu)\n",
+            lo, hi, (unsigned long long)worst, (unsigned long long)bound);
+}
+END_TEST
+
+/*
+ * (c) the regime check, window world, guard_block B = 8 (pairs and the
+ * check's batches of 4B = 32 decisions), c = 2 (harmful: a learned-led
+ * pair plays 1 in 3B of its 32 decisions, f -> 3/4: the reward per
+ * decision falls to about 3 delta / 4 - 3c / 4 = -1.1 where the
+ * incumbent-led reference, f ~ 1/4, earns about -0.4) and c = 0.1 (truly
+ * better: about 0.3 against 0.1).
+ * The block test: inside a pair both blocks see the same penalty but for
+ * the pair's own actions (tw_pair_d from an empty window: exact) and the
+ * pair eight back leaving the window (at most c B / W either way): E[d]
+ * >= dmin > 0, and the switch comes within the (b3) bound.
+ * The regime check after the switch: every pair's expected mean, over
+ * every history of its eight predecessors (experiment pairs either way
+ * round, or none), is bounded by enumeration: the reference's batches
+ * (pairs while the incumbent leads) >= l_ref; the j-th learned-led batch
+ * (one decision later than its pair: +-(delta + c)/32) in [l_j, u_j] (j
+ * learned-led pairs in the window). At the k-th check (n = 8 2^k learned
+ * batches, the reference n_I >= 30 batches) the bound hi <= (mean u_j -
+ * l_ref) + 4 sd + z_k se holds but for a chance Phi(-4), with sd the
+ * noise's (sigma^2 / 32 per batch) and se from variances <= 2 (sigma^2 /
+ * 32 + the expected means' spread); the first k where that is < 0 bounds
+ * the fallback: 32 n + 32 decisions after the switch (check k = 3, 2080
+ * decisions). c = 0.1: the same bounds keep m_L - m_I above 4 sd at every
+ * check (k = 0..4, run to the fifth): a fallback's chance (printed,
+ * 5e-7) is negligible.
+ */
+#define TC_B 8
+#define TC_PAIR (4 * TC_B)
+
+/* pair types: incumbent-led experiment (learned block first or not), no
+   experiment, learned-led experiment (either way) */
+enum { TC_IL, TC_II, TC_N, TC_LL, TC_LI };
+
+/* the expected mean of a pair of type `ty` after the eight pairs pre[8]
+   (oldest first), noise-free */
+static double tc_pair_mean(double c, const int *pre, int ty)
+{
+    tw_world w;
+    memset(&w, 0, sizeof w);
+    w.window = 1;
+    w.c = c;
+    double sum = 0;
+    for (int i = 0; i <= 8; i++) {
+        int t = i < 8 ? pre[i] : ty;
+        for (int p = 0; p < TC_PAIR; p++) {
+            int blk = p / (2 * TC_B), arm = p % (2 * TC_B) < TC_B;
+            int l_block = (blk == 0) == (t == TC_IL || t == TC_LL);
+            /* the arm part: the block's arm; the tail: the leader */
+            int a = t == TC_N ? 0 : arm ? l_block : t >= TC_LL;
+            if (i == 8)
+                sum += tw_mean(&w, a);
+            tw_next(&w, a);
+        }
+    }
+    return sum / TC_PAIR;
+}
+
+/* bounds of the pair mean over predecessors: the last j learned-led, the
+   others incumbent-led (any of 3 types); ty learned-led (j >= 0) or, with
+   j < 0, an incumbent-led pair */
+static void tc_bounds(double c, int j, double *lo, double *hi)
+{
+    int pre[8];
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    int nl = j < 0 ? 0 : j > 8 ? 8 : j, ni = 8 - nl;
+    int combos = 1;
+    for (int i = 0; i < ni; i++)
+        combos *= 3;
+    combos <<= nl;
+    for (int code = 0; code < combos; code++) {
+        int x = code;
+        for (int i = 0; i < ni; i++, x /= 3)
+            pre[i] = x % 3;
+        for (int i = ni; i < 8; i++, x /= 2)
+            pre[i] = TC_LL + x % 2;
+        int tys[3] = {j < 0 ? TC_IL : TC_LL, j < 0 ? TC_II : TC_LI, TC_N};
+        for (int k = 0; k < (j < 0 ? 3 : 2); k++) {
+            double m = tc_pair_mean(c, pre, tys[k]);
+            *lo = fmin(*lo, m);
+            *hi = fmax(*hi, m);
+        }
+    }
+}
+
+typedef struct tc_bound {
+    double dmin, sd, lref, uref, l[9], u[9];
+} tc_bound;
+
+static void tc_derive(double c, tc_bound *b)
+{
+    tw_world w;
+    memset(&w, 0, sizeof w);
+    w.window = 1;
+    w.c = c;
+    double d1 = tw_pair_d(w, TC_B, 1), d0 = tw_pair_d(w, TC_B, 0), leave = c * TC_B / TW_W;
+    b->dmin = (d1 + d0) / 2 - leave;
+    double range = fabs(d1 - d0) + 2 * leave;
+    b->sd = tw_sd_d(TC_B, range * range / 4);
+    tc_bounds(c, -1, &b->lref, &b->uref);
+    double slop = (TW_DELTA + c) / TC_PAIR;
+    for (int j = 0; j <= 8; j++) {
+        tc_bounds(c, j, &b->l[j], &b->u[j]);
+        b->l[j] -= slop;
+        b->u[j] += slop;
+    }
+}
+
+/* the k-th regime check's upper bound (at the 4-sd edge) when the
+   learned-led batches have expected means in [l_j, u_j]; hi_side: the
+   bound for hi (else: the lower bound of m_L - m_I) */
+static double tc_check_edge(const tc_bound *b, int k, int hi_side)
+{
+    int n = 8 << k;
+    double s = 0, mid = (b->l[8] + b->u[8]) / 2, spread = 0;
+    for (int j = 0; j < n; j++) {
+        int jj = j < 8 ? j : 8;
+        s += hi_side ? b->u[jj] : b->l[jj];
+        spread += fmax(pow(b->u[jj] - mid, 2), pow(b->l[jj] - mid, 2));
+    }
+    double v0 = TW_SIGMA * TW_SIGMA / TC_PAIR;
+    double vl = 2 * (v0 + spread / (n - 1)), vi = 2 * (v0 + pow(b->uref - b->lref, 2) / 4 * 30 / 29);
+    double sd = sqrt(v0 / n + v0 / 30), se = sqrt(vl / n + vi / 30);
+    if (hi_side)
+        return (s / n - b->lref) + 4 * sd + tst_guard_z(0.05, k) * se;
+    return (s / n - b->uref) - 4 * sd;
+}
+
+/* run seed until the switch (within bound1), then until the state leaves
+   LEARNED or `after` decisions pass; *t1, *t2: the decisions each took */
+static dlsched_stats_t tc_run(double c, uint64_t seed, uint64_t bound1, uint64_t after,
+                              uint64_t *t1, uint64_t *t2)
+{
+    dlsched_agent *ag = tw_agent(TC_B, seed);
+    tw_world w;
+    memset(&w, 0, sizeof w);
+    w.window = 1;
+    w.c = c;
+    uint64_t rng = 900 + seed;
+    *t1 = tw_until_switch(ag, &w, &rng, bound1, seed);
+    *t2 = 0;
+    while (tst_stats(ag).guard_state == DLSCHED_GUARD_LEARNED && *t2 < after) {
+        tw_step(ag, &w, &rng);
+        (*t2)++;
+    }
+    dlsched_stats_t s = tst_stats(ag);
+    dlsched_agent_free(ag);
+    return s;
+}
+
+static uint64_t tc_switch_bound(const tc_bound *b)
+{
+    ck_assert(b->dmin > 0);
+    int k = 0;
+    while (b->dmin * sqrt(30 * ldexp(1.0, k)) < (tst_guard_z(0.05, k) + 4) * b->sd)
+        k++;
+    ck_assert_int_lt(k, 8);
+    return (uint64_t)(30 * ldexp(1.0, k) + 1) * TC_PAIR;
+}
+
+/* measured over 10 seeds: (c1) the switch after <= 961 decisions (bound
+   7712), the regime's fallback <= 512 decisions after it (bound 2080) */
+START_TEST(test_regime_falls_back)
+{
+    tc_bound b;
+    tc_derive(2.0, &b);
+    uint64_t bound1 = tc_switch_bound(&b);
+    int k = 0;
+    while (k < 8 && tc_check_edge(&b, k, 1) >= 0)
+        k++;
+    ck_assert_int_lt(k, 8);
+    uint64_t bound2 = (uint64_t)(8 << k) * TC_PAIR + TC_PAIR, w1 = 0, w2 = 0;
+    for (uint64_t seed = 1; seed <= 10; seed++) {
+        uint64_t t1, t2;
+        dlsched_stats_t s = tc_run(2.0, seed, bound1, bound2, &t1, &t2);
+        ck_assert_msg(s.guard_state == DLSCHED_GUARD_FALLEN_BACK,
+                      "seed %llu: no fallback within %llu decisions of the switch",
+                      (unsigned long long)seed, (unsigned long long)bound2);
+        ck_assert_uint_eq(s.guard_regime_fallbacks, 1);
+        ck_assert_uint_eq(s.guard_fallbacks, 1);
+        ck_assert_uint_eq(s.guard_switches, 1);
+        w1 = t1 > w1 ? t1 : w1;
+        w2 = t2 > w2 ? t2 : w2;
+    }
+    fprintf(stderr,
+            "check_guard (c1): E[d] >= %.3f, reference >= %.3f, learned-led <= %.3f: switch "
+            "after <= %llu (bound %llu), regime fallback <= %llu after it (bound %llu, check "
+            "%d)\n",
+            b.dmin, b.lref, b.u[8], (unsigned long long)w1, (unsigned long long)bound1,
+            (unsigned long long)w2, (unsigned long long)bound2, k);
+}
+END_TEST
+
+/* measured: (c2) no fallback on 20 seeds */
+START_TEST(test_regime_keeps_better)
+{
+    tc_bound b;
+    tc_derive(0.1, &b);
+    uint64_t bound1 = tc_switch_bound(&b);
+    /* every check's m_L - m_I stays above 0 but for the printed chance */
+    double p = 0;
+    for (int k = 0; k < 5; k++) {
+        double edge = tc_check_edge(&b, k, 0);
+        ck_assert_msg(edge > 0, "check %d: m_L - m_I may reach %g", k, edge);
+        p += 0.5 * erfc((edge / sqrt(2 * TW_SIGMA * TW_SIGMA / TC_PAIR / 8) + 4) / M_SQRT2);
+    }
+    uint64_t after = (uint64_t)(8 << 4) * TC_PAIR + 2 * TC_PAIR;
+    for (uint64_t seed = 1; seed <= TW_SEEDS; seed++) {
+        uint64_t t1, t2;
+        dlsched_stats_t s = tc_run(0.1, 100 + seed, bound1, after, &t1, &t2);
+        ck_assert_msg(s.guard_state == DLSCHED_GUARD_LEARNED,
+                      "seed %llu: fell back %llu decisions after the switch (regime: %llu)",
+                      (unsigned long long)seed, (unsigned long long)t2,
+                      (unsigned long long)s.guard_regime_fallbacks);
+        ck_assert_uint_eq(s.guard_regime_fallbacks, 0);
+        ck_assert_double_gt(s.guard_led_learned, s.guard_led_incumbent);
+    }
+    fprintf(stderr, "check_guard (c2): reference <= %.3f, learned-led >= %.3f: no fallback on "
+                    "%d seeds over 5 checks (chance <= %.2g)\n",
+            b.uref, b.l[8], TW_SEEDS, p);
+}
+END_TEST
+
 TCase *tcase_guard_block(void)
 {
     TCase *tc = tcase_create("switchback");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_block_oracle);
+    tcase_add_test(tc, test_block1_fooled);
+    tcase_add_test(tc, test_block_not_fooled);
+    tcase_add_test(tc, test_block_better_switches);
+    tcase_add_test(tc, test_regime_falls_back);
+    tcase_add_test(tc, test_regime_keeps_better);
     return tc;
 }

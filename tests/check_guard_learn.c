@@ -5,7 +5,8 @@
  *             (iii) after the world changes, the guard falls back within a
  *             derived bound.
  *   threads:  learner=thread, four threads acting and observing with
- *             hints: the counters reconcile (run under TSan by CI:
+ *             hints (guard_block 1 and 4): the counters reconcile (run
+ *             under TSan by CI:
  *             CK_RUN_SUITE=guard make check SANITIZE=thread).
  * Deterministic: fixed library seeds, the test's own generator. */
 #include <pthread.h>
@@ -177,8 +178,8 @@ START_TEST(test_learned_worse_rarely_switches)
     fprintf(stderr, "check_guard (ii): %d of 200 runs switched, %d ended in LEARNED\n", switched,
             ended_learned);
     /* the learned policy did disagree: its arm has >= 50 outcomes by the
-       first test (at min(n_L, n_I) = 50); after a test whose upper bound is
-       below zero it gets an eighth of guard_share (guard.c), so fewer
+       first test (at min(n_L, n_I) = 50); after a test that estimates it
+       worse (d < 0) it gets an eighth of guard_share (guard.c), so fewer
        (measured: 214 a run) */
     ck_assert_uint_gt(samples, 200 * 100);
     ck_assert_int_le(ended_learned, 20);
@@ -381,6 +382,18 @@ START_TEST(test_threads_dqn)
 }
 END_TEST
 
+/* switchback (guard_block 4) under the same four threads: blocks, pairs
+   and tags under the agent's lock; the counters reconcile as above, and
+   the experiment ran (both arms decided disagreements) */
+START_TEST(test_threads_block)
+{
+    tg_threads_case("algo=qtable learner=thread n_features=2 n_actions=3 bins=4 gamma=0 "
+                    "lr=0.1 epsilon_decay_steps=2000 guard_share=0.25 guard_min_samples=5 "
+                    "guard_min_visits=3 guard_block=4 seed=33",
+                    2, 3, 6000);
+}
+END_TEST
+
 TCase *tcase_guard_learning(void)
 {
     TCase *tc = tcase_create("learning");
@@ -397,5 +410,6 @@ TCase *tcase_guard_threads(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_threads_qtable);
     tcase_add_test(tc, test_threads_dqn);
+    tcase_add_test(tc, test_threads_block);
     return tc;
 }
