@@ -196,6 +196,16 @@ static void dls_guard_note(dlsched_agent *ag, uint32_t tag, const void *key, int
     dls_guard_observe(&ag->guard, tag, dls_guard_region(&ag->guard, key, x), action, x, reward);
 }
 
+/* a logged transition's reward and guard visit, under one hold of tmu
+   (key: the state's encoding) */
+static void dls_note_transition(dlsched_agent *ag, const void *key, int32_t action, float reward)
+{
+    pthread_mutex_lock(&ag->tmu);
+    dls_count_reward(ag, reward);
+    dls_guard_note(ag, 0, key, action, reward);
+    pthread_mutex_unlock(&ag->tmu);
+}
+
 /* one transition into the backend; the agent's lock is held */
 static void dls_learn(dlsched_agent *ag, const dls_transition *t)
 {
@@ -553,18 +563,9 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     ag->backend = gpu ? DLSCHED_BACKEND_CUDA : DLSCHED_BACKEND_CPU;
     if (!gpu && reason[0])
         snprintf(ag->backend_reason, sizeof ag->backend_reason, "%s", reason);
-    uint64_t n_states = 1;
-    if (algo == DLS_ALGO_QTABLE) {
-        /* the guard's regions are the table's cells: prod(bins) */
-        double *bins = malloc(ag->nf * sizeof *bins);
-        if (!bins)
-            return dls_agent_fail(ag, dls_fail(DLSCHED_ENOMEM, "out of memory for an agent"));
-        dls_config_list(cfg, DLS_KEY_BINS, ag->nf, bins);
-        for (uint32_t i = 0; i < ag->nf; i++)
-            n_states *= (uint64_t)bins[i];
-        free(bins);
-    }
-    rc = dls_guard_init(&ag->guard, cfg, algo == DLS_ALGO_DQN, ag->nf, ag->na, n_states);
+    /* the guard's regions: a tabular backend's states, else SimHash buckets */
+    rc = dls_guard_init(&ag->guard, cfg, algo == DLS_ALGO_DQN, ag->nf, ag->na,
+                        ag->ops->states ? ag->ops->states(ag->impl) : 0);
     if (rc != DLSCHED_OK)
         return dls_agent_fail(ag, rc);
     uint32_t cap = (uint32_t)dls_config_int(cfg, DLS_KEY_TICKET_CAPACITY);
@@ -861,18 +862,11 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     int truncated = (flags & DLSCHED_OBS_TRUNCATED) != 0;
     const uint8_t *nmask = (!terminal && next->n_mask) ? next->mask : NULL;
 
-    pthread_mutex_lock(&ag->tmu);
-    dls_count_reward(ag, reward);
-    pthread_mutex_unlock(&ag->tmu);
     atomic_fetch_add_explicit(&ag->transitions, 1, memory_order_relaxed);
     if (ag->threaded) {
         dls_ctx *c = dls_ctx_acquire(ag);
         ag->ops->encode(ag->impl, st->features, c->key);
-        if (ag->guard.enabled) {
-            pthread_mutex_lock(&ag->tmu);
-            dls_guard_note(ag, 0, c->key, action, reward);
-            pthread_mutex_unlock(&ag->tmu);
-        }
+        dls_note_transition(ag, c->key, action, reward);
         if (!terminal)
             ag->ops->encode(ag->impl, next->features, c->key_next);
         dls_stage(ag, c, c->key, action, reward, terminal ? NULL : c->key_next, nmask,
@@ -882,11 +876,7 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     }
     dls_lock(ag);
     ag->ops->encode(ag->impl, st->features, ag->key_cur);
-    if (ag->guard.enabled) {
-        pthread_mutex_lock(&ag->tmu);
-        dls_guard_note(ag, 0, ag->key_cur, action, reward);
-        pthread_mutex_unlock(&ag->tmu);
-    }
+    dls_note_transition(ag, ag->key_cur, action, reward);
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, ag->key_next);
     dls_transition t = {ag->key_cur, action, reward, terminal ? NULL : ag->key_next, nmask,

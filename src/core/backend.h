@@ -66,6 +66,9 @@ typedef struct dls_backend_ops {
     int (*sync)(void *impl);
     /* the text of the device failure that stopped training, or NULL */
     const char *(*failure)(const void *impl);
+    /* tabular backends: the number of states a key can name (0 .. n - 1;
+       the guard's regions); NULL where keys are features */
+    uint64_t (*states)(const void *impl);
 } dls_backend_ops;
 
 struct dlsched_config;

@@ -422,27 +422,27 @@ static void dls_guard_new_epoch(dls_guard *g)
         g->ring[i].id = 0;
 }
 
+/* mean and unbiased variance of n samples from their sum and sum of
+   squares: (sum x^2 - n mean^2) / (n - 1), floored at 0; 0 for n < 1 and
+   n < 2 */
+static void dls_mean_var(double n, double sum, double sumsq, double *m, double *v)
+{
+    *m = n > 0 ? sum / n : 0;
+    *v = n > 1 ? fmax(0.0, (sumsq - n * *m * *m) / (n - 1)) : 0;
+}
+
 /* d, and its standard error, from this epoch's sums */
 static void dls_guard_estimate(const dls_guard *g, double *d, double *se)
 {
     double m[3] = {0, 0, 0}, v[3] = {0, 0, 0};
-    for (int a = DLS_ARM_INCUMBENT; a <= DLS_ARM_LEARNED; a++) {
-        if (g->n[a] < 1)
-            continue;
-        m[a] = g->sum[a] / g->n[a];
-        /* unbiased: (sum x^2 - n mean^2) / (n - 1), floored at 0 */
-        v[a] = g->n[a] > 1 ? fmax(0.0, (g->sumsq[a] - g->n[a] * m[a] * m[a]) / (g->n[a] - 1))
-                           : 0.0;
-    }
+    for (int a = DLS_ARM_INCUMBENT; a <= DLS_ARM_LEARNED; a++)
+        dls_mean_var(g->n[a], g->sum[a], g->sumsq[a], &m[a], &v[a]);
     *d = m[DLS_ARM_LEARNED] - m[DLS_ARM_INCUMBENT];
     if (g->block_len > 1) {
         /* paired differences: d = mean, se = sd / sqrt(n) */
-        double n = g->n[DLS_ARM_LEARNED];
-        *se = INFINITY;
-        if (n >= 2) {
-            double md = g->dsum / n;
-            *se = sqrt(fmax(0.0, (g->dsumsq - n * md * md) / (n - 1)) / n);
-        }
+        double n = g->n[DLS_ARM_LEARNED], md, vd;
+        dls_mean_var(n, g->dsum, g->dsumsq, &md, &vd);
+        *se = n >= 2 ? sqrt(vd / n) : INFINITY;
         return;
     }
     *se = (g->n[DLS_ARM_LEARNED] >= 1 && g->n[DLS_ARM_INCUMBENT] >= 1)
@@ -536,8 +536,7 @@ static void dls_regime_reset(dls_regime *r)
 
 static void dls_regime_moments(const dls_regime *r, double *m, double *v)
 {
-    *m = r->n > 0 ? r->sum / (double)r->n : 0;
-    *v = r->n > 1 ? fmax(0.0, (r->sumsq - (double)r->n * *m * *m) / (double)(r->n - 1)) : 0;
+    dls_mean_var((double)r->n, r->sum, r->sumsq, m, v);
 }
 
 static void dls_guard_regime(dls_guard *g, int led_learned, float reward)

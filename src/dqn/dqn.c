@@ -860,7 +860,7 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
 static const dls_backend_ops dls_dqn_backend = {
     "dqn",      1,         dqn_encode, dqn_q,    dqn_q_shared, dqn_scratch_floats, dqn_publish,
     dqn_learn,  dqn_train, dqn_stored, dqn_save, dqn_finite, dqn_load,     dqn_memory,         dqn_destroy,
-    dqn_sync,   dqn_failure,
+    dqn_sync,   dqn_failure, NULL,
 };
 
 /* ---- creation ---------------------------------------------------------------- */
