@@ -360,21 +360,19 @@ static double pct(const float *v, size_t n, double q)
     return i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[i];
 }
 
+/* the share of the guard's decisions the learned policy took */
+static double learned_share(const dlsched_stats_t *gs)
+{
+    return gs->guard_decisions ? (double)gs->guard_by_learned / (double)gs->guard_decisions : 0;
+}
+
 int sim_check_learning(const sim_scenario *sc, const sim_policy_spec *p, sim_err *err)
 {
     if (p->kind != SIM_POL_DQN && p->kind != SIM_POL_QTABLE)
         return 0;
-    if (strcmp(sc->incumbent, "auto") != 0) { /* a named incumbent must be a heuristic */
-        sim_policy_spec inc;
-        if (sim_policy_parse(sc, sc->incumbent, &inc, err))
-            return -1;
-        if (inc.kind > SIM_POL_GREEDY) {
-            snprintf(err->msg, sizeof err->msg,
-                     "[learning] incumbent: '%s' is a learned policy; name a heuristic or auto",
-                     sc->incumbent);
-            return -1;
-        }
-    }
+    sim_policy_spec inc; /* a named incumbent must be a heuristic */
+    if (strcmp(sc->incumbent, "auto") != 0 && sim_parse_incumbent(sc, &inc, err))
+        return -1;
     sim_options opt = {.quiet = 1};
     sim_run *s = malloc(sizeof *s);
     if (!s) {
@@ -451,8 +449,7 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
             out->guard_adv = gs.guard_advantage;
             out->guard_lo = gs.guard_advantage_low;
             out->guard_hi = gs.guard_advantage_high;
-            out->guard_learned_share =
-                gs.guard_decisions ? (double)gs.guard_by_learned / (double)gs.guard_decisions : 0;
+            out->guard_learned_share = learned_share(&gs);
         }
         /* the learning curve: per warm-up window, mean reward and SLO attainment */
         size_t nw = 0;
@@ -487,8 +484,7 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
         dlsched_stats_t gs;
         if (dlsched_stats(s->agent, &gs, sizeof gs) == 0) {
             out->eval_guard_state = (int)gs.guard_state;
-            out->eval_learned_share =
-                gs.guard_decisions ? (double)gs.guard_by_learned / (double)gs.guard_decisions : 0;
+            out->eval_learned_share = learned_share(&gs);
             out->eval_fallbacks = gs.guard_fallbacks;
         }
     }

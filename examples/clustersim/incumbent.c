@@ -21,18 +21,25 @@ static void set_incumbent(sim_scenario *sc, const sim_policy_spec *p)
     sc->inc_resolved = 1;
 }
 
+int sim_parse_incumbent(const sim_scenario *sc, sim_policy_spec *p, sim_err *err)
+{
+    if (sim_policy_parse(sc, sc->incumbent, p, err))
+        return -1;
+    if (p->kind > SIM_POL_GREEDY) {
+        snprintf(err->msg, sizeof err->msg,
+                 "[learning] incumbent: '%s' is a learned policy; name a heuristic or auto",
+                 sc->incumbent);
+        return -1;
+    }
+    return 0;
+}
+
 int sim_resolve_incumbent(sim_scenario *sc, const sim_options *opt, sim_err *err)
 {
     if (strcmp(sc->incumbent, "auto") != 0) {
         sim_policy_spec p;
-        if (sim_policy_parse(sc, sc->incumbent, &p, err))
+        if (sim_parse_incumbent(sc, &p, err))
             return -1;
-        if (p.kind > SIM_POL_GREEDY) {
-            snprintf(err->msg, sizeof err->msg,
-                     "[learning] incumbent: '%s' is a learned policy; name a heuristic or auto",
-                     sc->incumbent);
-            return -1;
-        }
         set_incumbent(sc, &p);
         return 0;
     }

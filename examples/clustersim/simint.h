@@ -141,6 +141,9 @@ void sim_pick_greedy(const sim_run *s, double in, double out, const double *work
                      int *vo);
 int sim_pick_heuristic(sim_run *s, int kind, int v, double in, double out, const double *work);
 
+/* ---- incumbent.c ---- */
+/* sc->incumbent (not "auto") as a policy: a heuristic, else an error */
+int sim_parse_incumbent(const sim_scenario *sc, sim_policy_spec *p, sim_err *err);
 /* ---- adapters.c ---- */
 /* a learned policy's agent, features and action mask */
 int sim_make_agent(sim_run *s, sim_err *err);
