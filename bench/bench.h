@@ -87,6 +87,23 @@ static inline void bench_die(const char *prog, const char *what, int rc, const c
     exit(1);
 }
 
+/* an agent from a config spec; any failure ends the benchmark, naming the
+   call and the library's message */
+static inline dlsched_agent *bench_agent(const char *prog, const char *spec)
+{
+    dlsched_config *cfg;
+    dlsched_agent *ag;
+    int rc = dlsched_config_new(&cfg);
+    if (rc)
+        bench_die(prog, "dlsched_config_new", rc, dlsched_last_error());
+    if ((rc = dlsched_config_parse(cfg, spec)))
+        bench_die(prog, "dlsched_config_parse", rc, dlsched_last_error());
+    if ((rc = dlsched_agent_new(cfg, &ag)))
+        bench_die(prog, "dlsched_agent_new", rc, dlsched_last_error());
+    dlsched_config_free(cfg);
+    return ag;
+}
+
 /* zeroed memory, every page faulted in before any timing */
 static inline void *bench_xmalloc(const char *prog, size_t n)
 {

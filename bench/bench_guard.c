@@ -45,21 +45,6 @@ static void die(const char *what, int rc)
     bench_die("bench_guard", what, rc, dlsched_last_error());
 }
 
-static dlsched_agent *make_agent(const char *spec)
-{
-    dlsched_config *cfg;
-    dlsched_agent *ag;
-    int rc = dlsched_config_new(&cfg);
-    if (rc)
-        die("dlsched_config_new", rc);
-    if ((rc = dlsched_config_parse(cfg, spec)))
-        die("dlsched_config_parse", rc);
-    if ((rc = dlsched_agent_new(cfg, &ag)))
-        die("dlsched_agent_new", rc);
-    dlsched_config_free(cfg);
-    return ag;
-}
-
 typedef struct runner {
     dlsched_agent *ag;
     uint64_t ring[ACT_LAG];
@@ -120,8 +105,8 @@ static void measure(const shape *sh, int learned, double target_ns)
     char spec_g[1024], spec_u[1024];
     snprintf(spec_g, sizeof spec_g, "%s guard=1 guard_min_visits=0", sh->spec);
     snprintf(spec_u, sizeof spec_u, "%s guard=0", sh->spec);
-    runner g = {.ag = make_agent(spec_g), .favour_learned = learned};
-    runner u = {.ag = make_agent(spec_u), .favour_learned = learned};
+    runner g = {.ag = bench_agent("bench_guard", spec_g), .favour_learned = learned};
+    runner u = {.ag = bench_agent("bench_guard", spec_u), .favour_learned = learned};
     uint64_t *buf = malloc(PER_ROUND * sizeof *buf);
     if (!buf)
         die("malloc", DLSCHED_ENOMEM);

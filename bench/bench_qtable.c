@@ -219,22 +219,12 @@ static void print_latency(const table_spec *sp, const states *s, const char *sta
 
 static dlsched_agent *new_agent(const table_spec *sp, uint32_t ticket_capacity)
 {
-    dlsched_config *cfg;
-    dlsched_agent *ag;
     char spec[256];
-    int rc = dlsched_config_new(&cfg);
-    if (rc)
-        die("dlsched_config_new", rc);
     snprintf(spec, sizeof spec,
              "algo=qtable n_features=%u n_actions=%u bins=%u feature_low=0 feature_high=1 "
              "seed=7 ticket_capacity=%u",
              sp->nf, sp->na, sp->bins, ticket_capacity);
-    if ((rc = dlsched_config_parse(cfg, spec)))
-        die("dlsched_config_parse", rc);
-    if ((rc = dlsched_agent_new(cfg, &ag)))
-        die("dlsched_agent_new", rc);
-    dlsched_config_free(cfg);
-    return ag;
+    return bench_agent("bench_qtable", spec);
 }
 
 static inline float reward_of(size_t i)

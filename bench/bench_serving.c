@@ -90,17 +90,7 @@ static float *rand_floats(size_t n, bench_rng *r)
 
 static dlsched_agent *make_agent(const char *spec)
 {
-    dlsched_config *cfg;
-    dlsched_agent *ag;
-    int rc = dlsched_config_new(&cfg);
-    if (rc)
-        die("dlsched_config_new", rc, dlsched_last_error());
-    if ((rc = dlsched_config_parse(cfg, spec)))
-        die("dlsched_config_parse", rc, dlsched_last_error());
-    if ((rc = dlsched_agent_new(cfg, &ag)))
-        die("dlsched_agent_new", rc, dlsched_last_error());
-    dlsched_config_free(cfg);
-    return ag;
+    return bench_agent("bench_serving", spec);
 }
 
 static void get_stats(dlsched_agent *ag, dlsched_stats_t *st)
