@@ -308,10 +308,11 @@ DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
  * transitions once learning_starts were seen, runs gradient_steps training
  * steps before returning. With learner=thread the transition is handed to
  * the background learner (a short per-shard lock) and observe returns at
- * once. next may be NULL only with DLSCHED_OBS_TERMINAL;
- * DLSCHED_OBS_TERMINAL and DLSCHED_OBS_TRUNCATED exclude each other.
+ * once. next may be NULL only with DLSCHED_OBS_TERMINAL. Both flags
+ * together (a step that ended the episode and hit a time limit, which
+ * Gymnasium allows) count as DLSCHED_OBS_TERMINAL: no bootstrap (Since 1.1).
  * Returns DLSCHED_OK, DLSCHED_EINVAL (NULL agent, non-finite reward, bad
- * next state, unknown or contradictory flags), DLSCHED_ENOACTION (next's
+ * next state, unknown flags), DLSCHED_ENOACTION (next's
  * mask allows no action and the episode goes on), DLSCHED_ETICKET
  * (unknown, expired or already-observed ticket) or DLSCHED_EBACKEND
  * (learner=inline on the GPU: the transition was stored but the training

@@ -1272,10 +1272,11 @@ START_TEST(test_bad_input_changes_nothing)
     tst_assert_error_has("0x4");
     ck_assert_int_eq(dlsched_observe_transition(ag, &s, 0, 1.0f, &s, 8u), DLSCHED_EINVAL);
     tst_assert_error_has("0x8");
+    /* both flags together: accepted (terminated wins), but not with 4u */
     ck_assert_int_eq(dlsched_observe(ag, pend.ticket, 1.0f, &s,
-                                     DLSCHED_OBS_TERMINAL | DLSCHED_OBS_TRUNCATED),
+                                     DLSCHED_OBS_TERMINAL | DLSCHED_OBS_TRUNCATED | 4u),
                      DLSCHED_EINVAL);
-    tst_assert_error_has("exclude");
+    tst_assert_error_has("0x7");
     ck_assert_int_eq(dlsched_observe(ag, pend.ticket, 1.0f, NULL, 0), DLSCHED_EINVAL);
     tst_assert_error_has("next is NULL");
     ck_assert_int_eq(dlsched_observe(ag, pend.ticket, 1.0f, NULL, DLSCHED_OBS_TRUNCATED),
@@ -1328,6 +1329,44 @@ START_TEST(test_terminal_next_mask_empty_ok)
     ck_assert_uint_eq(st.transitions_stored, 1);
     ck_assert_uint_eq(st.train_steps, 1);
     dlsched_agent_free(ag);
+}
+END_TEST
+
+/* terminated and truncated together learn exactly as terminated alone (whose
+   targets test_nstep_* check by hand), and not as truncated: three agents of
+   one seed fed the same episodes, nstep=2, differing only in the last flag */
+START_TEST(test_terminal_and_truncated_together)
+{
+    static const uint32_t last_flag[3] = {DLSCHED_OBS_TERMINAL | DLSCHED_OBS_TRUNCATED,
+                                          DLSCHED_OBS_TERMINAL, DLSCHED_OBS_TRUNCATED};
+    float q[3][BA];
+    float probe[BF] = {0.3f, -0.2f, 0.5f};
+    for (int k = 0; k < 3; k++) {
+        dlsched_agent *ag = tst_agent("algo=dqn n_features=3 n_actions=4 hidden=8 batch=8 "
+                                      "replay=64 nstep=2 gamma=0.9 learning_starts=8 "
+                                      "train_every=1 seed=5");
+        uint64_t r = 77;
+        for (int ep = 0; ep < 12; ep++) {
+            float x[BF], x2[BF];
+            for (int i = 0; i < BF; i++)
+                x[i] = (float)tst_unif(&r);
+            for (int t = 0; t < 4; t++) {
+                for (int i = 0; i < BF; i++)
+                    x2[i] = (float)tst_unif(&r);
+                dlsched_state_t s = tst_state(x, BF), n = tst_state(x2, BF);
+                uint32_t fl = t == 3 ? last_flag[k] : 0u;
+                ck_assert_int_eq(dlsched_observe_transition(ag, &s, (int32_t)tst_below(&r, BA),
+                                                            1.0f + (float)t, &n, fl),
+                                 DLSCHED_OK);
+                memcpy(x, x2, sizeof x);
+            }
+        }
+        dlsched_state_t p = tst_state(probe, BF);
+        ck_assert_int_eq(dlsched_q_values(ag, &p, q[k], BA), DLSCHED_OK);
+        dlsched_agent_free(ag);
+    }
+    ck_assert_mem_eq(q[0], q[1], sizeof q[0]);
+    ck_assert(memcmp(q[0], q[2], sizeof q[0]) != 0);
 }
 END_TEST
 
@@ -1437,6 +1476,7 @@ Suite *suite_dqn(void)
     tc = tcase_create("limits");
     tcase_add_test(tc, test_bad_input_changes_nothing);
     tcase_add_test(tc, test_terminal_next_mask_empty_ok);
+    tcase_add_test(tc, test_terminal_and_truncated_together);
     tcase_add_test(tc, test_config_errors);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);

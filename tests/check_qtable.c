@@ -313,6 +313,28 @@ START_TEST(test_terminal_vs_truncated_update)
                      DLSCHED_OK);
     tq_q1(ag, x, q, 3);
     ck_assert_float_eq_tol(q[d2.action], 0.5 * (-3.0 + 0.9 * 2.0), 1e-6); /* -0.6 */
+
+    /* terminated and truncated on the same step (Gymnasium allows it):
+       terminated wins, no bootstrap. Q(s, 2) = 1.4 -> 1.4 + 0.5 (1 - 1.4) = 1.2,
+       where bootstrapping would give 1.4 + 0.5 (2.8 - 1.4) = 2.1 */
+    tq_learn1(ag, s, 2, 1.0f, &s2, DLSCHED_OBS_TERMINAL | DLSCHED_OBS_TRUNCATED);
+    tq_q1(ag, s, q, 3);
+    ck_assert_float_eq_tol(q[2], 1.2, 1e-6);
+    /* ... also with next NULL: 1.2 + 0.5 (1 - 1.2) = 1.1 */
+    tq_learn1(ag, s, 2, 1.0f, NULL, DLSCHED_OBS_TRUNCATED);
+    tq_q1(ag, s, q, 3);
+    ck_assert_float_eq_tol(q[2], 1.1, 1e-6);
+    /* ... and through a ticket in state 3, where Q(3, a) is -0.6 or 0:
+       Q += 0.5 (1 - Q), not 0.5 (1 + 0.9 * 2 - Q) */
+    const uint32_t both = DLSCHED_OBS_TERMINAL | DLSCHED_OBS_TRUNCATED;
+    dlsched_decision_t d3;
+    ck_assert_int_eq(dlsched_act(ag, &st, 0, &d3), DLSCHED_OK);
+    tq_q1(ag, x, q, 3);
+    const float before = q[d3.action];
+    ck_assert_int_eq(dlsched_observe(ag, d3.ticket, 1.0f, &nst, both), DLSCHED_OK);
+    ck_assert_int_eq(dlsched_observe(ag, d3.ticket, 1.0f, &nst, both), DLSCHED_ETICKET);
+    tq_q1(ag, x, q, 3);
+    ck_assert_float_eq_tol(q[d3.action], before + 0.5 * (1.0 - before), 1e-6);
     dlsched_agent_free(ag);
 }
 END_TEST

@@ -91,9 +91,8 @@ static int dls_check_next(const dlsched_agent *ag, const dlsched_state_t *next, 
                 "flags 0x%x has unknown bits (allowed: DLSCHED_OBS_TERMINAL, "
                 "DLSCHED_OBS_TRUNCATED)",
                 flags);
-    DLS_FAIL_IF((flags & DLSCHED_OBS_TERMINAL) && (flags & DLSCHED_OBS_TRUNCATED),
-                DLSCHED_EINVAL, "flags: DLSCHED_OBS_TERMINAL and DLSCHED_OBS_TRUNCATED exclude "
-                                "each other");
+    /* DLSCHED_OBS_TERMINAL | DLSCHED_OBS_TRUNCATED together is a step that
+       both ended and was cut off (Gymnasium may say so): terminal wins */
     if (!next) {
         DLS_FAIL_IF(!(flags & DLSCHED_OBS_TERMINAL), DLSCHED_EINVAL,
                     "next is NULL but flags lack DLSCHED_OBS_TERMINAL");
@@ -778,7 +777,7 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     DLS_TRY(dls_check_reward(reward));
     DLS_TRY(dls_check_next(ag, next, flags));
     int terminal = (flags & DLSCHED_OBS_TERMINAL) != 0;
-    int truncated = (flags & DLSCHED_OBS_TRUNCATED) != 0;
+    int truncated = !terminal && (flags & DLSCHED_OBS_TRUNCATED) != 0;
     const uint8_t *nmask = (!terminal && next->n_mask) ? next->mask : NULL;
     dls_ctx *c = NULL;
     unsigned char *key_prev, *key_next;
@@ -859,7 +858,7 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     DLS_TRY(dls_check_reward(reward));
     DLS_TRY(dls_check_next(ag, next, flags));
     int terminal = (flags & DLSCHED_OBS_TERMINAL) != 0;
-    int truncated = (flags & DLSCHED_OBS_TRUNCATED) != 0;
+    int truncated = !terminal && (flags & DLSCHED_OBS_TRUNCATED) != 0;
     const uint8_t *nmask = (!terminal && next->n_mask) ? next->mask : NULL;
 
     atomic_fetch_add_explicit(&ag->transitions, 1, memory_order_relaxed);
