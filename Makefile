@@ -5,6 +5,7 @@
 #   make check SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make demo                 the example host program
 #   make bench                micro-benchmarks, one JSON line per figure
+#   make ffi-examples         build and run examples/rust and examples/go against lib/
 #   make install PREFIX=/usr/local DESTDIR=   / make uninstall
 #   make abicheck             compare the ABI with abi/libdlsched.abi
 #   make abi-baseline         rewrite the committed baseline (deliberate ABI change)
@@ -88,7 +89,7 @@ MAN3 := $(wildcard man/man3/*.3)
 MAN7 := man/man7/dlsched.7
 
 .PHONY: all lib cuda check test deps-build deps-check demo bench fuzz install uninstall abicheck \
-        abi-baseline lint-man man clean
+        abi-baseline lint-man man clean ffi-examples
 
 TOOL := build/$(VARIANT)/bin/dlsched
 MAN1 := $(wildcard man/man1/*.1)
@@ -324,6 +325,11 @@ examples: deps-build
 	./build/$(VARIANT)/examples/dqn_host
 	@echo
 	./build/$(VARIANT)/examples/server
+
+# examples/rust and examples/go (routing.c's loop over the C ABI) built
+# through pkg-config against this tree's library, run, and checked
+ffi-examples: lib
+	bash scripts/ffi-examples.sh
 
 bench: deps-build
 	$(MAKE) --no-print-directory lib $(BENCH_BINS)

@@ -1,0 +1,3 @@
+module dlsched.example/routing
+
+go 1.19
