@@ -2,6 +2,7 @@
 #
 #   make                      build lib/libdlsched.so.1.x.y, lib/libdlsched.a, lib/dlsched.pc
 #   make check                build and run the test suites (installs Check if it can)
+#   make check-python         the Python package's tests (a venv in build/pyvenv, pip)
 #   make check SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make demo                 the example host program
 #   make bench                micro-benchmarks, one JSON line per figure
@@ -88,7 +89,7 @@ CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 MAN3 := $(wildcard man/man3/*.3)
 MAN7 := man/man7/dlsched.7
 
-.PHONY: all lib cuda check test deps-build deps-check demo bench fuzz install uninstall abicheck \
+.PHONY: all lib cuda check check-python test deps-build deps-check demo bench fuzz install uninstall abicheck \
         abi-baseline lint-man man clean ffi-examples
 
 TOOL := build/$(VARIANT)/bin/dlsched
@@ -224,6 +225,25 @@ build/$(VARIANT)/bench/bench_sim: bench/bench_sim.c bench/bench.h $(SIM_LIB) $(A
 # ---- tests ------------------------------------------------------------------
 deps-build:
 	@sh scripts/ensure-deps.sh build
+
+# ---- the Python package (bindings/python): installed into a venv from pip,
+# as a user would, and tested against this tree's library by its SONAME
+PYTHON ?= python3
+PYVENV := build/pyvenv
+PY_TEST_DEPS := numpy gymnasium pytest
+
+$(PYVENV)/bin/python:
+	@sh scripts/ensure-deps.sh python
+	$(PYTHON) -m venv $(PYVENV)
+
+check-python: $(PYVENV)/bin/python lib
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_TEST_DEPS)
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+	    ./bindings/python
+	rm -f build/python-validation.jsonl
+	cd build && env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) DLSCHED_TOP=$(CURDIR) \
+	    DLSCHED_VALIDATION_LOG=$(CURDIR)/build/python-validation.jsonl \
+	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
 
 deps-check:
 	@sh scripts/ensure-deps.sh check

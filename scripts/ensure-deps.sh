@@ -7,6 +7,7 @@
 #   abi:   abigail-tools
 #   fuzz:  clang with its libFuzzer runtime
 #   demo:  build + gnuplot (PNG plots of the simulator)
+#   python: python3 with venv (the Python package's tests and benchmarks)
 set -u
 profile=${1:-build}
 case "$profile" in
@@ -15,6 +16,7 @@ check) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev check mandoc"
 abi) pkgs="abigail-tools" ;;
 demo) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev gnuplot-nox" ;;
 fuzz) pkgs="clang libclang-rt-14-dev libopenblas-dev" ;;
+python) pkgs="python3 python3-venv" ;;
 *) echo "ensure-deps.sh: unknown profile '$profile'" >&2; exit 2 ;;
 esac
 

@@ -1081,6 +1081,44 @@ START_TEST(test_forward1)
 END_TEST
 
 /* He initialisation: biases 0, weights of standard deviation sqrt(2/fan_in) */
+/* init=torch: every weight and bias of a layer ~ U(-b, b), b = 1/sqrt(fan_in)
+   (PyTorch's nn.Linear default): within the bound, with the uniform law's
+   variance b^2/3, both networks equal; init=he (the default) differs */
+START_TEST(test_init_torch)
+{
+    dls_dqn *d = td_new("n_features=40 n_actions=30 hidden=50,60 init=torch batch=2 replay=4", 8);
+    static const int hid[2] = {50, 60};
+    tnet t;
+    tnet_layout(&t, 40, 30, hid, 2, 0);
+    tslice ts[2 * TD_MAXL + 4];
+    int k = tnet_tensors(&t, ts);
+    const float *p = dls_dqn_params(d);
+    for (int i = 0; i < k; i++) {
+        int fan_in = ts[i].fan_in ? ts[i].fan_in : ts[i - 1].fan_in; /* a bias follows its W */
+        double b = 1.0 / sqrt(fan_in), ss = 0;
+        int nonzero = 0;
+        for (size_t j = 0; j < ts[i].len; j++) {
+            double v = p[ts[i].off + j];
+            ck_assert_msg(fabs(v) <= b * (1 + 1e-6), "%s[%zu] = %g outside +-%g", ts[i].name, j,
+                          v, b);
+            ss += v * v;
+            nonzero += v != 0;
+        }
+        ck_assert_int_eq(nonzero, (int)ts[i].len);
+        /* 30 to 3000 draws: the sample variance within 3.5 of its standard errors */
+        double var = ss / (double)ts[i].len, want = b * b / 3;
+        double se = want * sqrt(0.8 / (double)ts[i].len); /* sd of u^2 is 2/sqrt(45) b^2 */
+        ck_assert_msg(fabs(var - want) < 3.5 * se + 1e-12, "%s: variance %g, expected %g",
+                      ts[i].name, var, want);
+    }
+    ck_assert_mem_eq(dls_dqn_target(d), p, t.n * sizeof(float));
+    dls_dqn *h = td_new("n_features=40 n_actions=30 hidden=50,60 batch=2 replay=4", 8);
+    ck_assert(memcmp(dls_dqn_params(h), p, t.n * sizeof(float)) != 0);
+    td_free(h);
+    td_free(d);
+}
+END_TEST
+
 START_TEST(test_init)
 {
     dls_dqn *d = td_new("n_features=40 n_actions=30 hidden=50,60 dueling=1 batch=2 replay=4", 8);
@@ -1471,6 +1509,7 @@ Suite *suite_dqn(void)
     tcase_add_test(tc, test_normalize_agent);
     tcase_add_loop_test(tc, test_forward1, 0, (int)(sizeof fcases / sizeof fcases[0]));
     tcase_add_test(tc, test_init);
+    tcase_add_test(tc, test_init_torch);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");

@@ -885,9 +885,21 @@ static double dqn_gauss(dls_rng *rng)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-static void dqn_init_dense(dls_dqn *d, dls_rng *rng, size_t offW, uint32_t out, uint32_t in)
+/* init=he: W ~ N(0, 2 / fan_in), biases 0 (He et al.). init=torch: W and b ~
+   U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's nn.Linear default (what
+   Stable-Baselines3 networks start from); the weights are drawn before the
+   biases */
+static void dqn_init_dense(dls_dqn *d, dls_rng *rng, int torch, size_t offW, size_t offb,
+                           uint32_t out, uint32_t in)
 {
-    /* He initialisation: W ~ N(0, 2 / fan_in), biases 0 */
+    if (torch) {
+        double bound = 1.0 / sqrt(in);
+        for (size_t i = 0; i < (size_t)out * in; i++)
+            d->theta[offW + i] = (float)(bound * (2.0 * dls_rng_uniform(rng) - 1.0));
+        for (size_t i = 0; i < out; i++)
+            d->theta[offb + i] = (float)(bound * (2.0 * dls_rng_uniform(rng) - 1.0));
+        return;
+    }
     double sd = sqrt(2.0 / in);
     for (size_t i = 0; i < (size_t)out * in; i++)
         d->theta[offW + i] = (float)(sd * dqn_gauss(rng));
@@ -1083,13 +1095,14 @@ int dls_dqn_new_on(const dlsched_config *cfg, dls_rng *rng, const dls_gpu_ops *g
     for (uint32_t j = 0; j < nf; j++)
         d->ninv[j] = 1.0f;
 
+    int torch = dls_config_int(cfg, DLS_KEY_INIT) == DLS_INIT_TORCH;
     for (uint32_t l = 0; l < L; l++)
-        dqn_init_dense(d, rng, d->offW[l], d->w[l + 1], d->w[l]);
+        dqn_init_dense(d, rng, torch, d->offW[l], d->offb[l], d->w[l + 1], d->w[l]);
     if (!d->dueling) {
-        dqn_init_dense(d, rng, d->hd.offWq, na, h);
+        dqn_init_dense(d, rng, torch, d->hd.offWq, d->hd.offbq, na, h);
     } else {
-        dqn_init_dense(d, rng, d->hd.offWv, 1, h);
-        dqn_init_dense(d, rng, d->hd.offWa, na, h);
+        dqn_init_dense(d, rng, torch, d->hd.offWv, d->hd.offbv, 1, h);
+        dqn_init_dense(d, rng, torch, d->hd.offWa, d->hd.offba, na, h);
     }
     memcpy(d->theta_t, d->theta, n * fs);
     d->inline_train = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_INLINE;
