@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._agent import Agent
 
-__all__ = ["env_keys", "train", "evaluate", "sb3_settings", "SB3_DEFAULTS"]
+__all__ = ["env_keys", "train", "evaluate", "Training", "sb3_settings", "SB3_DEFAULTS"]
 
 
 # ---- spaces ---------------------------------------------------------------------
@@ -132,26 +132,68 @@ class _Progress:
 
 # ---- train and evaluate -----------------------------------------------------------
 
-def train(env: Any, agent: Agent, steps: int, seed: Optional[int] = None,
-          progress: Optional[bool] = None) -> List[float]:
-    """Run ``steps`` environment steps of learning; return each finished
-    episode's return.
+class Training:
+    """What :func:`train` did: ``returns`` of the finished episodes,
+    ``evaluations`` as (environment step, mean greedy return) pairs, and the
+    checkpoint (bytes) of the best evaluation, ``best_checkpoint``, with its
+    ``best_step`` and ``best_mean`` (None without evaluations). Load it with
+    ``dlsched.Agent.load_buffer(training.best_checkpoint)``."""
 
-    ``env.reset(seed=seed)`` is called once, later episodes continue the
+    def __init__(self) -> None:
+        self.returns: List[float] = []
+        self.evaluations: List[Tuple[int, float]] = []
+        self.best_checkpoint: Optional[bytes] = None
+        self.best_step: Optional[int] = None
+        self.best_mean: Optional[float] = None
+
+    def __repr__(self) -> str:
+        return (f"Training(episodes={len(self.returns)}, evaluations={len(self.evaluations)}, "
+                f"best_mean={self.best_mean}, best_step={self.best_step})")
+
+
+def train(env: Any, agent: Agent, steps: int, seed: Optional[int] = None,
+          progress: Optional[bool] = None, eval_env: Any = None, eval_every: int = 0,
+          eval_episodes: int = 20, eval_seed: Optional[int] = None) -> Training:
+    """Run ``steps`` environment steps of learning.
+
+    ``env.reset(seed=seed)`` is called once; later episodes continue the
     environment's own random stream. Every step is act() then observe() with
     the step's reward: ``terminated`` ends the episode without bootstrap,
     ``truncated`` (a time limit) still bootstraps from the next observation,
     both together count as terminated. ``progress``: a status line on stderr
     (default: when stderr is a terminal).
+
+    With ``eval_env`` and ``eval_every`` > 0, every ``eval_every`` steps (and
+    after the last) the greedy policy plays ``eval_episodes`` episodes on
+    ``eval_env`` (reset with ``eval_seed`` at the first evaluation only) and
+    the checkpoint of the best mean so far is kept, like Stable-Baselines3's
+    EvalCallback keeps best_model. Evaluation steps learn nothing and do not
+    count in ``steps``.
     """
     enc = _encoder(env, agent)
     a0 = _action_start(env, agent)
-    prog = _Progress(int(steps), progress, "train")
-    returns: List[float] = []
+    steps = int(steps)
+    if eval_every and eval_env is None:
+        raise ValueError("eval_every needs eval_env (a second environment)")
+    prog = _Progress(steps, progress, "train")
+    log = Training()
+    returns = log.returns
+    first_eval = [True]
+
+    def run_eval(step: int) -> None:
+        ev = evaluate(eval_env, agent, eval_episodes,
+                      seed=eval_seed if first_eval[0] else None, progress=False)
+        first_eval[0] = False
+        mean = sum(ev) / len(ev)
+        log.evaluations.append((step, mean))
+        if log.best_mean is None or mean > log.best_mean:
+            log.best_mean, log.best_step = mean, step
+            log.best_checkpoint = agent.save_buffer()
+
     obs, _ = env.reset(seed=seed)
     x = enc(obs)
     ep = 0.0
-    for i in range(int(steps)):
+    for i in range(steps):
         d = agent.act(x)
         obs, reward, terminated, truncated, _ = env.step(d.action + a0)
         x2 = enc(obs)
@@ -164,8 +206,12 @@ def train(env: Any, agent: Agent, steps: int, seed: Optional[int] = None,
             x2 = enc(obs)
         x = x2
         prog.update(i + 1, returns)
-    prog.update(int(steps), returns, force=True)
-    return returns
+        if eval_every and (i + 1) % eval_every == 0:
+            run_eval(i + 1)
+    if eval_every and steps % eval_every:
+        run_eval(steps)
+    prog.update(steps, returns, force=True)
+    return log
 
 
 def evaluate(env: Any, agent: Agent, episodes: int, seed: Optional[int] = None,
@@ -268,8 +314,10 @@ def sb3_settings(total_timesteps: Union[int, float], **hyperparams: Any) -> Dict
     total = int(total_timesteps)
     if total < 1:
         raise ValueError(f"total_timesteps is {total_timesteps}; it must be >= 1")
+    # SB3's DQN: no double target, Huber (smooth L1, delta 1) loss, PyTorch's
+    # nn.Linear initialisation
     out: Dict[str, Any] = {"algo": "dqn", "explore": "egreedy", "double": 0, "dueling": 0,
-                           "nstep": 1, "huber_delta": 1.0, "normalize": 0}
+                           "nstep": 1, "huber_delta": 1.0, "normalize": 0, "init": "torch"}
     extra.pop("policy_kwargs", None)  # read below
     policy = extra.pop("policy", "MlpPolicy")
     if policy not in ("MlpPolicy",) and getattr(policy, "__name__", "") != "MlpPolicy":
