@@ -6,6 +6,8 @@
 #   make check SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make demo                 the example host program
 #   make bench                micro-benchmarks, one JSON line per figure
+#   make bench-python         the Python bindings' cost over C and CartPole-v1 training
+#                             throughput (JSON lines; venv build/pyvenv with numpy, gymnasium)
 #   make ffi-examples         build and run examples/rust and examples/go against lib/
 #   make install PREFIX=/usr/local DESTDIR=   / make uninstall
 #   make abicheck             compare the ABI with abi/libdlsched.abi
@@ -90,7 +92,7 @@ MAN3 := $(wildcard man/man3/*.3)
 MAN7 := man/man7/dlsched.7
 
 .PHONY: all lib cuda check check-python test deps-build deps-check demo bench fuzz install uninstall abicheck \
-        abi-baseline lint-man man clean ffi-examples
+        abi-baseline lint-man man clean ffi-examples bench-python
 
 TOOL := build/$(VARIANT)/bin/dlsched
 MAN1 := $(wildcard man/man1/*.1)
@@ -354,6 +356,18 @@ ffi-examples: lib
 bench: deps-build
 	$(MAKE) --no-print-directory lib $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do ./$$b || exit 1; done
+
+# the Python bindings (bench/python/bench_python.py): act and act+observe
+# through the package next to a C loop compiled at run time in the same
+# process, and CartPole-v1 DQN training next to the environment alone; this
+# tree's package and library, in the venv of check-python (pip: numpy,
+# gymnasium). make bench itself needs no Python.
+PY_BENCH_DEPS := numpy gymnasium
+bench-python: deps-build $(PYVENV)/bin/python
+	$(MAKE) --no-print-directory lib
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_BENCH_DEPS)
+	CC="$(CC)" DLSCHED_LIBRARY=$(CURDIR)/$(OUT)/$(SONAME) PYTHONPATH=$(CURDIR)/bindings/python/src \
+	    $(PYVENV)/bin/python bench/python/bench_python.py
 
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=60 ------------------
 FUZZ_SECONDS ?= 60

@@ -6,7 +6,8 @@ import os
 import struct
 import threading
 import weakref
-from ctypes import (addressof, byref, c_char_p, c_float, c_size_t, c_uint8, c_void_p)
+from ctypes import (addressof, byref, c_char_p, c_float, c_size_t, c_uint8, c_uint64,
+                    c_void_p)
 from typing import (Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple,
                     Union)
 
@@ -148,21 +149,71 @@ def _free_agent(lib: ctypes.CDLL, handle: int) -> None:
     lib.dlsched_agent_free(handle)
 
 
-class _Scratch:
-    """Per-thread C structs of one agent, so acting allocates little."""
-    __slots__ = ("state", "state_ref", "next", "next_ref", "dec", "dec_ref")
+def _raw(lib: ctypes.CDLL, name: str) -> Any:
+    """A second function object for name without argtypes (returns int):
+    its arguments must be ctypes values or byref()s of the right C types."""
+    fn = lib._FuncPtr((name, lib))
+    fn.restype = ctypes.c_int
+    return fn
 
-    def __init__(self) -> None:
+
+class _Scratch:
+    """Per-thread C structs of one agent, so acting allocates little.
+
+    The fast paths of act and observe (no mask, no hint) write the address
+    of the features straight into a struct through ``state_fp``/``next_fp``
+    (a c_void_p over the struct's ``features`` field) and copy lists and
+    tuples into ``state_buf``/``next_buf``. ``state_plain``/``next_plain``
+    say that the struct's other fields hold the no-mask, no-hint values
+    (n_features, n_mask 0, mask NULL, hint -1); :meth:`Agent._fill` may leave
+    them otherwise, and clears the flag.
+    """
+    __slots__ = ("state", "state_ref", "next", "next_ref", "dec", "dec_ref",
+                 "state_fp", "next_fp", "state_buf", "next_buf", "state_buf_addr",
+                 "next_buf_addr", "state_plain", "next_plain")
+
+    def __init__(self, n_features: int = 0) -> None:
         self.state = _lib.dlsched_state_t()
         self.state_ref = byref(self.state)
         self.next = _lib.dlsched_state_t()
         self.next_ref = byref(self.next)
         self.dec = _lib.dlsched_decision_t()
         self.dec_ref = byref(self.dec)
+        for st in (self.state, self.next):
+            st.n_features = n_features
+            st.hint = -1
+        self.state_plain = self.next_plain = True
+        self.state_fp = c_void_p.from_buffer(self.state, _FEATURES_OFFSET)
+        self.next_fp = c_void_p.from_buffer(self.next, _FEATURES_OFFSET)
+        self.state_buf = (c_float * max(n_features, 1))()
+        self.next_buf = (c_float * max(n_features, 1))()
+        self.state_buf_addr = addressof(self.state_buf)
+        self.next_buf_addr = addressof(self.next_buf)
 
 
 _F32P = ctypes.POINTER(c_float)
 _U8P = ctypes.POINTER(c_uint8)
+_FEATURES_OFFSET = _lib.dlsched_state_t.features.offset
+
+# dlsched_decision_t read in one go: ticket, model_version, action, flags,
+# value, probability (the same Python values as reading the fields one by
+# one); checked against the ctypes layout, else the fields are read
+_DECISION = struct.Struct("=QQiIff")
+_DECISION_UNPACK = _DECISION.unpack_from if (
+    _DECISION.size == ctypes.sizeof(_lib.dlsched_decision_t)
+    and [getattr(_lib.dlsched_decision_t, f).offset
+         for f in ("ticket", "model_version", "action", "flags", "value", "probability")]
+    == [0, 8, 16, 20, 24, 28]) else None
+# flags -> (explored, hinted, incumbent), i.e. bool(f & 1), bool(f & 2), bool(f & 4)
+_FLAG_BITS = tuple((bool(f & 1), bool(f & 2), bool(f & 4)) for f in range(8))
+_tuple_new = tuple.__new__
+if _np is not None:
+    _NDARRAY = _np.ndarray
+    _F32 = _np.dtype(_np.float32)
+else:  # pragma: no cover - without numpy no array reaches the fast path
+    _NDARRAY = _F32 = None
+_float_at = c_float.from_buffer
+_LIST_TYPES = (list, tuple)
 
 
 class Agent:
@@ -212,8 +263,14 @@ class Agent:
         self._ftype = c_float * n_features
         self._mtype = c_uint8 * n_actions
         self._tls = threading.local()
-        self._act = lib.dlsched_act
-        self._observe = lib.dlsched_observe
+        # act and observe call the C functions without ctypes' argtypes
+        # conversion (half the cost of a call), with arguments that are
+        # already C values: the handle as a c_void_p, the structs by
+        # reference, ticket and reward built as c_uint64 and c_float
+        self._hv = c_void_p(handle)
+        self._act = _raw(lib, "dlsched_act")
+        self._observe = _raw(lib, "dlsched_observe")
+        self._observe_checked = lib.dlsched_observe
         self._finalizer = weakref.finalize(self, _free_agent, lib, handle)
 
     # ---- properties --------------------------------------------------------
@@ -332,7 +389,7 @@ class Agent:
         try:
             return self._tls.s
         except AttributeError:
-            s = self._tls.s = _Scratch()
+            s = self._tls.s = _Scratch(self._nf)
             return s
 
     # ---- act and observe ---------------------------------------------------
@@ -346,15 +403,55 @@ class Agent:
         ``hint``: the host's own choice, or None. ``greedy``: no exploration
         and no ticket (evaluation).
         """
-        h = self._handle()
-        sc = self._scratch()
-        keep = self._fill(sc.state, obs, mask, hint, "obs")
-        rc = self._act(h, sc.state_ref, 1 if greedy else 0, sc.dec_ref)
+        if self._h is None:
+            raise ClosedError("the agent is closed", None, "dlsched.Agent")
+        try:
+            sc = self._tls.s
+        except AttributeError:
+            sc = self._scratch()
+        keep = obs
+        fast = False
+        if mask is None and hint is None:
+            t = type(obs)
+            if t is _NDARRAY:
+                # float32 of the right size: its own memory (from_buffer
+                # refuses a read-only or non-C-contiguous one: the slow path)
+                if obs.dtype is _F32 and obs.size == self._nf:
+                    try:
+                        sc.state_fp.value = addressof(_float_at(obs))
+                        fast = True
+                    except (TypeError, ValueError, BufferError):
+                        pass
+            elif t in _LIST_TYPES and len(obs) == self._nf:
+                try:
+                    sc.state_buf[:] = obs
+                except TypeError as e:
+                    raise InvalidArgumentError(f"obs: {e}", _lib.EINVAL,
+                                               "dlsched.Agent") from None
+                sc.state_fp.value = sc.state_buf_addr
+                fast = True
+        if fast:
+            if not sc.state_plain:
+                st = sc.state
+                st.n_features = self._nf
+                st.n_mask = 0
+                st.mask = None
+                st.hint = -1
+                sc.state_plain = True
+        else:
+            sc.state_plain = False
+            keep = self._fill(sc.state, obs, mask, hint, "obs")
+        rc = self._act(self._hv, sc.state_ref, 1 if greedy else 0, sc.dec_ref)
+        del keep
         if rc:
             raise_for(rc, "dlsched_act")
+        if _DECISION_UNPACK is not None:
+            ticket, version, action, f, value, prob = _DECISION_UNPACK(sc.dec)
+            explored, hinted, incumbent = _FLAG_BITS[f & 7]
+            return _tuple_new(Decision, (action, ticket, explored, hinted, value, prob,
+                                         version, incumbent))
         d = sc.dec
         f = d.flags
-        del keep
         return Decision(d.action, d.ticket, bool(f & 1), bool(f & 2), d.value, d.probability,
                         d.model_version, bool(f & 4))
 
@@ -371,14 +468,53 @@ class Agent:
         ``truncated`` may both be true (Gymnasium): terminated wins, no
         bootstrap. ``next_mask`` restricts the next state's actions.
         """
-        h = self._handle()
+        if self._h is None:
+            raise ClosedError("the agent is closed", None, "dlsched.Agent")
         nref = None
-        keep = None
+        keep = next_obs
         if next_obs is not None:
-            sc = self._scratch()
-            keep = self._fill(sc.next, next_obs, next_mask, None, "next_obs")
+            try:
+                sc = self._tls.s
+            except AttributeError:
+                sc = self._scratch()
+            fast = False
+            if next_mask is None:
+                t = type(next_obs)
+                if t is _NDARRAY:
+                    if next_obs.dtype is _F32 and next_obs.size == self._nf:
+                        try:
+                            sc.next_fp.value = addressof(_float_at(next_obs))
+                            fast = True
+                        except (TypeError, ValueError, BufferError):
+                            pass
+                elif t in _LIST_TYPES and len(next_obs) == self._nf:
+                    try:
+                        sc.next_buf[:] = next_obs
+                    except TypeError as e:
+                        raise InvalidArgumentError(f"next_obs: {e}", _lib.EINVAL,
+                                                   "dlsched.Agent") from None
+                    sc.next_fp.value = sc.next_buf_addr
+                    fast = True
+            if fast:
+                if not sc.next_plain:
+                    nx = sc.next
+                    nx.n_features = self._nf
+                    nx.n_mask = 0
+                    nx.mask = None
+                    nx.hint = -1
+                    sc.next_plain = True
+            else:
+                sc.next_plain = False
+                keep = self._fill(sc.next, next_obs, next_mask, None, "next_obs")
             nref = sc.next_ref
-        rc = self._observe(h, ticket, reward, nref, self._flags(terminated, truncated))
+        flags = (1 if terminated else 0) | (2 if truncated else 0)
+        try:
+            t_arg = c_uint64(ticket)
+            r_arg = c_float(reward)
+        except Exception:  # noqa: BLE001 - ctypes' own conversion, with its own error
+            rc = self._observe_checked(self._handle(), ticket, reward, nref, flags)
+        else:
+            rc = self._observe(self._hv, t_arg, r_arg, nref, flags)
         del keep
         if rc:
             raise_for(rc, "dlsched_observe")
