@@ -260,7 +260,7 @@ def _policy_kwargs(pk: Any) -> Dict[str, Any]:
     if pk is None:
         return {}
     if isinstance(pk, dict):
-        return pk
+        return dict(pk)  # a copy: the caller's dict is read, never changed
     if isinstance(pk, str):
         try:
             node = ast.parse(pk.strip(), mode="eval").body
@@ -370,8 +370,12 @@ def sb3_settings(total_timesteps: Union[int, float], **hyperparams: Any) -> Dict
         raise ValueError(f"tau is {tau}; it must be in (0, 1]")
     if tau == 1.0:
         out["target_update"] = max(1, int(round(per_update)))
-    else:  # Polyak every gradient step, with the same decay per environment step
-        out["target_update"] = 1.0 - (1.0 - tau) ** (1.0 / per_update)
+    else:
+        # Polyak every gradient step with the same decay per environment step:
+        # SB3 applies (1 - tau) every target_update_interval environment steps
+        # (several times between two rounds when it is below train_freq), and
+        # a round of gs gradient steps comes every train_freq environment steps
+        out["target_update"] = 1.0 - (1.0 - tau) ** (tf / (tui * gs))
     out["epsilon_start"] = float(hp["exploration_initial_eps"])
     out["epsilon_end"] = float(hp["exploration_final_eps"])
     out["epsilon_decay_steps"] = int(round(float(hp["exploration_fraction"]) * total))
@@ -385,7 +389,8 @@ def sb3_settings(total_timesteps: Union[int, float], **hyperparams: Any) -> Dict
         raise ValueError(f"net_arch {net!r}: give a non-empty list of layer widths")
     out["hidden"] = [int(w) for w in net]
     act = pk.pop("activation_fn", None)
-    if act is not None and "ReLU" not in str(getattr(act, "__name__", act)):
+    act_name = str(getattr(act, "__name__", act)).rsplit(".", 1)[-1]
+    if act is not None and act_name != "ReLU":
         raise ValueError(f"activation_fn {act!r}: libdlsched's hidden layers are ReLU")
     pk.pop("normalize_images", None)
     if pk:
