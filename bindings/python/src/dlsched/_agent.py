@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import operator
 import os
 import struct
 import threading
@@ -143,6 +144,15 @@ def _read_head(path: bytes) -> bytes:
             (length,) = struct.unpack_from("<Q", head, 32)
             head += f.read(min(length, 1 << 20))
     return head
+
+
+def _int32(value: Any, what: str) -> int:
+    """value as an int32 argument: ctypes would silently wrap a larger one
+    (hint 2**32 + 1 would pass as 1)."""
+    v = operator.index(value)
+    if not -0x80000000 <= v <= 0x7FFFFFFF:
+        raise InvalidArgumentError(f"{what} {v} is out of range", _lib.EINVAL, "dlsched.Agent")
+    return v
 
 
 def _free_agent(lib: ctypes.CDLL, handle: int) -> None:
@@ -341,6 +351,8 @@ class Agent:
                 if isinstance(obs, (int, float)):
                     obs = (obs,)
                 elif _np is not None:
+                    if not hasattr(obs, "__len__") and not hasattr(obs, "__array__"):
+                        obs = list(obs)  # an iterator, as without numpy
                     obs = _np.asarray(obs, dtype=_np.float32).ravel().tolist()
                 else:
                     obs = list(obs)
@@ -362,7 +374,7 @@ class Agent:
             keep_mask = self._mask(mask, what)
             st.n_mask = self._na
             st.mask = keep_mask
-        st.hint = -1 if hint is None else hint
+        st.hint = -1 if hint is None else _int32(hint, "hint")
         return keep, keep_mask
 
     def _mask(self, mask: Any, what: str) -> Any:
@@ -533,7 +545,8 @@ class Agent:
             nx = _lib.dlsched_state_t()
             keep2 = self._fill(nx, next_obs, next_mask, None, "next_obs")
             nref = byref(nx)
-        rc = self._lib.dlsched_observe_transition(h, byref(st), action, reward, nref,
+        rc = self._lib.dlsched_observe_transition(h, byref(st), _int32(action, "action"),
+                                                  reward, nref,
                                                   self._flags(terminated, truncated))
         del keep1, keep2
         if rc:
