@@ -169,10 +169,15 @@ man: $(MAN7)
 lint-man: man
 	mandoc -Tlint -W warning $(MAN3) $(MAN7) $(MAN1) $(MAN5)
 
-# ---- the dlsched command-line tool --------------------------------------------
-$(TOOL): tools/dlsched.c $(ALIB)
+# ---- the dlsched command-line tool: tools/dlsched/, a file per sub-command ----
+TOOL_SRCS := $(wildcard tools/dlsched/*.c)
+TOOL_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(TOOL_SRCS))
+$(TOOL_OBJS): ALL_CFLAGS += -Isrc
+-include $(TOOL_OBJS:.o=.d)
+
+$(TOOL): $(TOOL_OBJS) $(ALIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(ALIB) $(LDLIBS_CORE)
 
 # ---- dlsched-sim: the inference-cluster simulator (examples/clustersim) -------
 SIM_SRCS := examples/clustersim/scenario.c examples/clustersim/arrivals.c \
