@@ -8,6 +8,9 @@
 #   make bench                micro-benchmarks, one JSON line per figure
 #   make bench-python         the Python bindings' cost over C and CartPole-v1 training
 #                             throughput (JSON lines; venv build/pyvenv with numpy, gymnasium)
+#   make bench-anchors        libdlsched next to PyTorch on the CPU, same run: act latency and
+#                             the double-DQN step (JSON lines, build/anchors/; a venv with
+#                             torch: build/sb3venv if present, else build/anchorvenv; not in CI)
 #   make ffi-examples         build and run examples/rust and examples/go against lib/
 #   make install PREFIX=/usr/local DESTDIR=   / make uninstall
 #   make abicheck             compare the ABI with abi/libdlsched.abi
@@ -92,7 +95,7 @@ MAN3 := $(wildcard man/man3/*.3)
 MAN7 := man/man7/dlsched.7
 
 .PHONY: all lib cuda check check-python test deps-build deps-check demo bench fuzz install uninstall abicheck \
-        abi-baseline lint-man man clean ffi-examples bench-python
+        abi-baseline lint-man man clean ffi-examples bench-python bench-anchors
 
 TOOL := build/$(VARIANT)/bin/dlsched
 MAN1 := $(wildcard man/man1/*.1)
@@ -373,6 +376,33 @@ bench-python: deps-build $(PYVENV)/bin/python
 	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_BENCH_DEPS)
 	CC="$(CC)" DLSCHED_LIBRARY=$(CURDIR)/$(OUT)/$(SONAME) PYTHONPATH=$(CURDIR)/bindings/python/src \
 	    $(PYVENV)/bin/python bench/python/bench_python.py
+
+# PyTorch side by side (bench/anchors/anchors.py): act latency of the same
+# 16-256-256-8 MLP (torch eager, TorchScript, torch.compile when they work)
+# and the double-DQN training step at batch 32-1024, at default threads and
+# at one thread; the libdlsched figures come from bench/anchors/anchors_c.c
+# (C, no Python in the timed calls), run by the script in the same run.
+# JSON lines into build/anchors/anchors.jsonl, the table (bench/anchors/table.py)
+# into build/anchors/table.md. Torch comes from pip: build/sb3venv when it
+# exists, else build/anchorvenv (created here, pip install torch numpy).
+ANCHORS_C := build/$(VARIANT)/bench/anchors/anchors_c
+ANCHOR_VENV := $(if $(wildcard build/sb3venv/bin/python),build/sb3venv,build/anchorvenv)
+ANCHORS_OUT ?= build/anchors
+
+$(ANCHORS_C): bench/anchors/anchors_c.c bench/bench.h $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALIB) $(LDLIBS_CORE)
+
+build/anchorvenv/bin/python:
+	$(PYTHON) -m venv build/anchorvenv
+
+bench-anchors: deps-build $(ANCHOR_VENV)/bin/python
+	$(MAKE) --no-print-directory lib $(ANCHORS_C)
+	$(ANCHOR_VENV)/bin/python -c 'import torch, numpy' 2>/dev/null || \
+	    $(ANCHOR_VENV)/bin/pip install -q --disable-pip-version-check torch numpy
+	@mkdir -p $(ANCHORS_OUT)
+	$(ANCHOR_VENV)/bin/python bench/anchors/anchors.py --c-bench $(ANCHORS_C) \
+	    --jsonl $(ANCHORS_OUT)/anchors.jsonl --table $(ANCHORS_OUT)/table.md
 
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=60 ------------------
 FUZZ_SECONDS ?= 60
