@@ -13,7 +13,8 @@
 #                             torch: build/sb3venv if present, else build/anchorvenv; not in CI)
 #   make ffi-examples         build and run examples/rust and examples/go against lib/
 #   make install PREFIX=/usr/local DESTDIR=   / make uninstall
-#   make abicheck             compare the ABI with abi/libdlsched.abi
+#   make abicheck             compare the ABI with abi/libdlsched.abi (and the kept
+#                             1.0, 1.1 baselines: only dlsched_stats_t grew)
 #   make abi-baseline         rewrite the committed baseline (deliberate ABI change)
 #   make lint-man             mandoc -Tlint on every page
 #   make fuzz FUZZ_SECONDS=60 libFuzzer harnesses of tests/fuzz (clang)
@@ -473,10 +474,11 @@ uninstall:
 # ---- ABI --------------------------------------------------------------------
 ABI_BASELINE := abi/libdlsched.abi
 
-# against the current (1.1) baseline: no change at all; against the 1.0
-# baseline: nothing but dlsched_stats_t growing at its end (1.0 callers are
-# unaffected)
+# against the current (1.2) baseline: no change at all; against the kept
+# 1.0 and 1.1 baselines: nothing but dlsched_stats_t growing at its end
+# (their callers are unaffected)
 ABI_BASELINE_1_0 := abi/libdlsched-1.0.abi
+ABI_BASELINE_1_1 := abi/libdlsched-1.1.abi
 
 abicheck: lib
 	@sh scripts/ensure-deps.sh abi
@@ -486,6 +488,9 @@ abicheck: lib
 	abidiff --suppressions abi/since-1.0.suppr --headers-dir1 include --headers-dir2 include \
 	    $(ABI_BASELINE_1_0) build/current.abi \
 	    && echo "abicheck: against $(ABI_BASELINE_1_0) only dlsched_stats_t grew at its end"
+	abidiff --suppressions abi/since-1.1.suppr --headers-dir1 include --headers-dir2 include \
+	    $(ABI_BASELINE_1_1) build/current.abi \
+	    && echo "abicheck: against $(ABI_BASELINE_1_1) only dlsched_stats_t grew at its end"
 
 abi-baseline: lib
 	@mkdir -p abi

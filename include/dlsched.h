@@ -46,7 +46,7 @@ extern "C" {
  * ====================================================================== */
 
 #define DLSCHED_VERSION_MAJOR 1
-#define DLSCHED_VERSION_MINOR 1
+#define DLSCHED_VERSION_MINOR 2
 #define DLSCHED_VERSION_PATCH 0
 #define DLSCHED_VERSION_NUMBER \
     (DLSCHED_VERSION_MAJOR * 10000 + DLSCHED_VERSION_MINOR * 100 + DLSCHED_VERSION_PATCH)
@@ -198,6 +198,13 @@ typedef struct dlsched_agent dlsched_agent;
  * stats.backend_reason tell why the CPU was used. The plugin is looked for
  * in DLSCHED_PLUGIN_PATH (an absolute directory or file name) or beside
  * libdlsched.so, once per process. algo=qtable always learns on the CPU.
+ * BLAS (Since 1.2): algo=dqn acts with OpenBLAS on the CPU on either
+ * device (and trains with it on the CPU). When OpenBLAS runs older kernels
+ * than the CPU allows (its generic Prescott kernels on an AVX-512 Xeon it
+ * does not know), the call still succeeds, and both dlsched_last_error()
+ * and stats.blas_reason give the finding and the remedy (the
+ * OPENBLAS_CORETYPE to set); with a device=auto fallback too,
+ * dlsched_last_error() gives both, the fallback first, joined by "; ".
  * Thread safety: safe from any thread. Since 1.0.
  */
 DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out);
@@ -534,6 +541,21 @@ typedef struct dlsched_stats_t {
     double   guard_led_learned;   /* ... and while the learned policy has led
                                      since the switch */
     uint64_t guard_regime_fallbacks; /* of guard_fallbacks: by the regime check */
+    /* the BLAS (Since 1.2; a caller passing the 1.1 size gets none). Found
+       once per process; see dlsched(7) BLAS */
+    char     blas_core[32];      /* the kernels OpenBLAS runs
+                                    (openblas_get_corename(): "SkylakeX",
+                                    "Haswell", "Prescott", ...),
+                                    NUL-terminated; "" when unknown */
+    char     blas_reason[256];   /* algo=dqn: why OpenBLAS runs slower
+                                    kernels than this CPU allows, with the
+                                    remedy (e.g. "OpenBLAS runs its Prescott
+                                    kernels on a CPU with AVX-512F, AVX2 and
+                                    FMA (...): set OPENBLAS_CORETYPE=SkylakeX
+                                    in the host's environment before it
+                                    starts (...)"), NUL-terminated; "" when
+                                    its kernels fit the CPU, when either is
+                                    unknown, and for algo=qtable (no BLAS) */
 } dlsched_stats_t;
 
 /* guard states (dlsched_stats_t.guard_state) */
@@ -569,8 +591,10 @@ DLSCHED_API int dlsched_stats(dlsched_agent *agent, dlsched_stats_t *out, size_t
  * libdlsched.so) loads, has this library's plugin ABI, and finds a GPU that
  * runs its kernels; the first call in a process finds out (loading the
  * CUDA runtime), later calls return the same answer. Creating an agent with
- * device=cuda gives the reason when it is 0. Thread safety: safe from any
- * thread. Since 1.0.
+ * device=cuda gives the reason when it is 0. The first call with "cpu"
+ * finds out, once per process, which kernels OpenBLAS runs and what the
+ * CPU allows (a few CPUID instructions; see stats.blas_reason). Thread
+ * safety: safe from any thread. Since 1.0.
  */
 DLSCHED_API int dlsched_backend_available(const char *device);
 

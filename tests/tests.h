@@ -31,6 +31,7 @@ TCase *tcase_guard_block(void); /* check_guard_block.c, in suite_guard */
 Suite *suite_threads(void);
 Suite *suite_meta(void);
 Suite *suite_cuda(void);
+Suite *suite_blasinfo(void);
 
 /* An agent from a config spec; fails the test with the library's message
    when creation fails. With DLSCHED_TEST_DEVICE set (bench/gpu/run.sh sets

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../backends/cpu/blasinfo.h"
 #include "backend.h"
 #include "config.h"
 #include "explore.h"
@@ -586,9 +587,16 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
             return dls_agent_fail(ag, rc);
     }
     *out = ag;
-    /* a fallback is no failure, but the host may ask why */
-    if (algo == DLS_ALGO_DQN && !gpu && reason[0])
-        (void)dls_fail(DLSCHED_OK, "device=auto: learning on the CPU: %s", reason);
+    /* a fallback or slow BLAS kernels are no failure, but the host may ask
+       why; dqn acts with OpenBLAS on either device (qtable uses no BLAS).
+       The BLAS facts are found here, once per process, for dlsched_stats */
+    int fell_back = algo == DLS_ALGO_DQN && !gpu && reason[0];
+    const char *blas = dls_blas_info_get()->verdict.reason;
+    if (algo != DLS_ALGO_DQN)
+        blas = "";
+    if (fell_back || blas[0])
+        (void)dls_fail(DLSCHED_OK, "%s%s%s%s", fell_back ? "device=auto: learning on the CPU: " : "",
+                       fell_back ? reason : "", fell_back && blas[0] ? "; " : "", blas);
     return DLSCHED_OK;
 }
 
@@ -965,6 +973,11 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
     memset(&s, 0, sizeof s);
     s.backend = ag->backend;
     memcpy(s.backend_reason, ag->backend_reason, sizeof s.backend_reason);
+    /* the process's, found at the first agent (blasinfo.h) */
+    const dls_blas_info *blas = dls_blas_info_get();
+    memcpy(s.blas_core, blas->core, sizeof s.blas_core);
+    if (ag->is_dqn)
+        memcpy(s.blas_reason, blas->verdict.reason, sizeof s.blas_reason);
     s.memory_bytes = ag->bytes;
     pthread_mutex_lock(&ag->tmu);
     s.tickets_issued = ag->tickets_issued;

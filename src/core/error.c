@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 
-static _Thread_local char dls_errbuf[512];
+/* room for the longest message: agent creation's fallback reason and BLAS
+   reason together (34 + 255 + 2 + 255 bytes) */
+static _Thread_local char dls_errbuf[640];
 
 int dls_fail(int code, const char *fmt, ...)
 {

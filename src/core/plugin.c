@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../backends/cpu/blasinfo.h"
 #include "plugin.h"
 
 int dls_plugin_open(const char *path, const dls_gpu_ops **ops, char *why, size_t len)
@@ -129,8 +130,10 @@ DLSCHED_API int dlsched_backend_available(const char *device)
 {
     if (!device)
         return 0;
-    if (strcmp(device, "cpu") == 0)
+    if (strcmp(device, "cpu") == 0) {
+        (void)dls_blas_info_get(); /* found here, once, for the agents to come */
         return 1;
+    }
     if (strcmp(device, "cuda") == 0)
         return dls_cuda_backend(NULL, 0) != NULL;
     return 0;

@@ -49,7 +49,8 @@ class Stats:
     """A consistent snapshot of an agent's counters and gauges (dlsched_stats(3)).
 
     Attributes are the fields of ``dlsched_stats_t`` (``backend`` as "cpu" or
-    "cuda", ``backend_reason`` as str); :meth:`as_dict` gives them all.
+    "cuda", ``backend_reason``, ``blas_core`` and ``blas_reason`` as str);
+    :meth:`as_dict` gives them all.
     """
     __slots__ = tuple(_STAT_FIELDS)
 
@@ -58,6 +59,8 @@ class Stats:
             setattr(self, name, getattr(raw, name))
         self.backend = "cuda" if raw.backend == 1 else "cpu"
         self.backend_reason = raw.backend_reason.decode("utf-8", "replace")
+        self.blas_core = raw.blas_core.decode("utf-8", "replace")
+        self.blas_reason = raw.blas_reason.decode("utf-8", "replace")
 
     def as_dict(self) -> Dict[str, Any]:
         return {name: getattr(self, name) for name in _STAT_FIELDS}

@@ -93,7 +93,10 @@ class dlsched_stats_t(Structure):
                 ("guard_advantage_high", c_double),
                 ("guard_led_incumbent", c_double),
                 ("guard_led_learned", c_double),
-                ("guard_regime_fallbacks", c_uint64)]
+                ("guard_regime_fallbacks", c_uint64),
+                # Since 1.2: OpenBLAS's kernels and the verdict on them
+                ("blas_core", c_char * 32),
+                ("blas_reason", c_char * 256)]
 
 
 _state_p = POINTER(dlsched_state_t)
