@@ -510,7 +510,8 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
     for (size_t i = 0; i < s->nlat; i++)
         sum += s->lat[i];
     out->mean_ms = s->nlat ? sum / (double)s->nlat : 0;
-    qsort(s->lat, s->nlat, sizeof *s->lat, cmp_float);
+    if (s->nlat) /* qsort's array may not be NULL, even when empty */
+        qsort(s->lat, s->nlat, sizeof *s->lat, cmp_float);
     out->p50_ms = pct(s->lat, s->nlat, 0.50);
     out->p95_ms = pct(s->lat, s->nlat, 0.95);
     out->p99_ms = pct(s->lat, s->nlat, 0.99);
