@@ -90,7 +90,8 @@
     X(PER_BETA_STEPS, "per_beta_steps", INT, "100000", NULL, 1, 4611686018427387904.0, 0,     \
       NULL, "dqn: gradient steps over which per_beta rises linearly to 1")                  \
     X(CPU_THREADS, "cpu_threads", INT, "1", NULL, 1, 256, 0, NULL,                           \
-      "dqn: OpenBLAS threads for training GEMMs (process-wide setting)")                    \
+      "dqn: OpenBLAS threads training GEMMs may use, each as many as its size pays for "    \
+      "(process-wide setting)")                                                             \
     X(LEARNER, "learner", ENUM, "inline", NULL, 0, 0, 0, "inline|thread",                   \
       "inline: learn inside observe (deterministic); thread: a background learner")         \
     X(PUBLISH_EVERY, "publish_every", INT, "10", NULL, 1, 2147483647, 0, NULL,               \

@@ -451,6 +451,8 @@ static uint64_t dqn_train_n(dls_dqn *d, dls_rng *rng, uint64_t steps, double *lo
         return 0;
     if (d->gpu)
         return dqn_gpu_train(d, rng, steps, loss);
+    /* the GEMMs of these steps may use up to cpu_threads OpenBLAS threads,
+       each as many as its size pays for (the backend's rule: cpu_ops.c) */
     if (d->threads != 1)
         d->ops->set_threads(d->threads);
     for (uint64_t k = 0; k < steps; k++)

@@ -18,7 +18,9 @@ typedef struct dls_ops {
     const char *name;
     /* 1 when the backend can run here, else 0 with the reason in why */
     int (*probe)(char *why, size_t len);
-    /* threads the backend may use for training GEMMs */
+    /* threads the backend may use for the training GEMMs that follow (the
+       CPU backend gives each GEMM as many of them as its size pays for);
+       1 after training: acting never threads */
     void (*set_threads)(int n);
     /* C[m x n] = alpha * op(A) * op(B) + beta * C; ta/tb: 1 = transposed */
     void (*gemm)(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -45,5 +47,8 @@ typedef struct dls_ops {
 } dls_ops;
 
 const dls_ops *dls_cpu_ops(void);
+/* the OpenBLAS threads the CPU backend gives C[m x n] = op(A)[m x k] op(B)[k x n]
+   when training may use up to allowed (set_threads); 1 for allowed <= 1 */
+int dls_cpu_gemm_threads(int m, int n, int k, int allowed);
 
 #endif
