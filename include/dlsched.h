@@ -541,20 +541,23 @@ typedef struct dlsched_stats_t {
     double   guard_led_learned;   /* ... and while the learned policy has led
                                      since the switch */
     uint64_t guard_regime_fallbacks; /* of guard_fallbacks: by the regime check */
-    /* the BLAS (Since 1.2; a caller passing the 1.1 size gets none). Found
-       once per process; see dlsched(7) BLAS */
+    /* the BLAS (Since 1.2; a caller passing the 1.1 size gets none). The
+       core is found once per process; see dlsched(7) BLAS */
     char     blas_core[32];      /* the kernels OpenBLAS runs
                                     (openblas_get_corename(): "SkylakeX",
                                     "Haswell", "Prescott", ...),
                                     NUL-terminated; "" when unknown */
-    char     blas_reason[256];   /* algo=dqn: why OpenBLAS runs slower
-                                    kernels than this CPU allows, with the
-                                    remedy (e.g. "OpenBLAS runs its Prescott
-                                    kernels on a CPU with AVX-512F, AVX2 and
-                                    FMA (...): set OPENBLAS_CORETYPE=SkylakeX
-                                    in the host's environment before it
-                                    starts (...)"), NUL-terminated; "" when
-                                    its kernels fit the CPU, when either is
+    char     blas_reason[256];   /* algo=dqn: which kernels this agent's
+                                    matrix products run on and why, when
+                                    not simply OpenBLAS's fitting ones: e.g.
+                                    "OpenBLAS runs its Prescott kernels on a
+                                    CPU with AVX-512F, AVX2 and FMA (...):
+                                    this agent runs libdlsched's own AVX-512
+                                    kernels (self-test passed); for the
+                                    host's BLAS set OPENBLAS_CORETYPE=
+                                    SkylakeX (...)" (key cpu_kernels),
+                                    NUL-terminated; "" when OpenBLAS's
+                                    kernels fit the CPU, when either is
                                     unknown, and for algo=qtable (no BLAS) */
 } dlsched_stats_t;
 

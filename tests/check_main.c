@@ -23,6 +23,7 @@ int main(void)
     srunner_add_suite(sr, suite_meta());
     srunner_add_suite(sr, suite_cuda());
     srunner_add_suite(sr, suite_blasinfo());
+    srunner_add_suite(sr, suite_kernels());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -591,9 +591,8 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
        why; dqn acts with OpenBLAS on either device (qtable uses no BLAS).
        The BLAS facts are found here, once per process, for dlsched_stats */
     int fell_back = algo == DLS_ALGO_DQN && !gpu && reason[0];
-    const char *blas = dls_blas_info_get()->verdict.reason;
-    if (algo != DLS_ALGO_DQN)
-        blas = "";
+    (void)dls_blas_info_get();
+    const char *blas = algo == DLS_ALGO_DQN && ag->ops->kernels ? ag->ops->kernels(ag->impl) : "";
     if (fell_back || blas[0])
         (void)dls_fail(DLSCHED_OK, "%s%s%s%s", fell_back ? "device=auto: learning on the CPU: " : "",
                        fell_back ? reason : "", fell_back && blas[0] ? "; " : "", blas);
@@ -976,8 +975,8 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
     /* the process's, found at the first agent (blasinfo.h) */
     const dls_blas_info *blas = dls_blas_info_get();
     memcpy(s.blas_core, blas->core, sizeof s.blas_core);
-    if (ag->is_dqn)
-        memcpy(s.blas_reason, blas->verdict.reason, sizeof s.blas_reason);
+    if (ag->is_dqn && ag->ops->kernels)
+        snprintf(s.blas_reason, sizeof s.blas_reason, "%s", ag->ops->kernels(ag->impl));
     s.memory_bytes = ag->bytes;
     pthread_mutex_lock(&ag->tmu);
     s.tickets_issued = ag->tickets_issued;

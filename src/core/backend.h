@@ -69,6 +69,10 @@ typedef struct dls_backend_ops {
     /* tabular backends: the number of states a key can name (0 .. n - 1;
        the guard's regions); NULL where keys are features */
     uint64_t (*states)(const void *impl);
+    /* backends that multiply matrices on the CPU: which kernels this agent
+       runs and why, for dlsched_stats' blas_reason ("" when OpenBLAS's own
+       fit the CPU); NULL where no BLAS is used */
+    const char *(*kernels)(const void *impl);
 } dls_backend_ops;
 
 struct dlsched_config;

@@ -11,6 +11,7 @@ enum { DLS_DEVICE_AUTO = 0, DLS_DEVICE_CPU = 1, DLS_DEVICE_CUDA = 2 };
 enum { DLS_EXPLORE_EGREEDY = 0, DLS_EXPLORE_SOFTMAX = 1, DLS_EXPLORE_HINT = 2 };
 enum { DLS_LEARNER_INLINE = 0, DLS_LEARNER_THREAD = 1 };
 enum { DLS_INIT_HE = 0, DLS_INIT_TORCH = 1 };
+enum { DLS_KERNELS_AUTO = 0, DLS_KERNELS_OPENBLAS = 1, DLS_KERNELS_OWN = 2 };
 enum { DLS_CUDA_MATH_FP32 = 0, DLS_CUDA_MATH_TF32 = 1 };
 
 /* 1 when the key was set (explicitly, not by default) */

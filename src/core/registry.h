@@ -59,6 +59,9 @@
       "dqn: 1 = double DQN target (online argmax, target value)")                           \
     X(INIT, "init", ENUM, "he", NULL, 0, 0, 0, "he|torch",                                 \
       "dqn: initial weights: he = N(0, 2/fan_in), biases 0; torch = U(+-1/sqrt(fan_in))")  \
+    X(CPU_KERNELS, "cpu_kernels", ENUM, "auto", NULL, 0, 0, 0, "auto|openblas|own",         \
+      "dqn: matrix products on the CPU: auto = libdlsched's own AVX2/AVX-512 kernels when "  \
+      "OpenBLAS runs older ones than the CPU allows, else OpenBLAS")                       \
     X(NSTEP, "nstep", INT, "1", NULL, 1, 1000, K_STORED, NULL,                                      \
       "dqn: n-step returns over consecutive observes")                                      \
     X(HUBER_DELTA, "huber_delta", FLOAT, "1", NULL, 1e-6, 1e30, 0, NULL,                     \

@@ -40,6 +40,7 @@ typedef struct dls_snapshot {
 
 struct dls_dqn {
     const dls_ops *ops;
+    char kern_note[256]; /* which CPU kernels and why (dls_cpu_ops_select) */
     uint32_t nf, na, L, maxw;
     uint32_t *w; /* widths w[0..L] */
     int dueling, dbl;
@@ -859,10 +860,15 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
     return DLSCHED_OK;
 }
 
+static const char *dqn_kernels(const void *impl)
+{
+    return ((const dls_dqn *)impl)->kern_note;
+}
+
 static const dls_backend_ops dls_dqn_backend = {
     "dqn",      1,         dqn_encode, dqn_q,    dqn_q_shared, dqn_scratch_floats, dqn_publish,
     dqn_learn,  dqn_train, dqn_stored, dqn_save, dqn_finite, dqn_load,     dqn_memory,         dqn_destroy,
-    dqn_sync,   dqn_failure, NULL,
+    dqn_sync,   dqn_failure, NULL,       dqn_kernels,
 };
 
 /* ---- creation ---------------------------------------------------------------- */
@@ -1031,6 +1037,23 @@ int dls_dqn_new_on(const dlsched_config *cfg, dls_rng *rng, const dls_gpu_ops *g
     size_t n = dls_layout_compute(L, d->w, d->na, d->dueling, d->offW, d->offb, &d->hd);
     d->maxw = d->hd.maxw;
     uint32_t h = d->w[L], na = d->na, nf = d->nf, B = d->B;
+
+    /* OpenBLAS or libdlsched's own kernels, self-tested on this net's shapes:
+       the trunk's widths then the head's outputs */
+    {
+        unsigned *wt = malloc((L + 2) * sizeof *wt);
+        if (!wt) {
+            dqn_destroy(d);
+            return dls_fail(DLSCHED_ENOMEM, "out of memory for the DQN");
+        }
+        for (uint32_t l = 0; l <= L; l++)
+            wt[l] = d->w[l];
+        wt[L + 1] = na;
+        d->ops = dls_cpu_ops_select((int)dls_config_int(cfg, DLS_KEY_CPU_KERNELS), wt,
+                                    (int)L + 2, d->dueling ? 1 : 0, (int)B, d->kern_note,
+                                    sizeof d->kern_note);
+        free(wt);
+    }
     d->n_params = n;
 
     size_t fs = sizeof(float);

@@ -47,6 +47,16 @@ typedef struct dls_ops {
 } dls_ops;
 
 const dls_ops *dls_cpu_ops(void);
+/* The CPU ops a dqn agent runs, for cpu_kernels = mode (DLS_KERNELS_*):
+   OpenBLAS, or libdlsched's own AVX2/AVX-512 kernels (auto: when OpenBLAS
+   runs older kernels than the CPU allows) once they pass a self-test on the
+   agent's shapes (layer widths, a dueling value head of extra_out outputs
+   when > 0, the batch). note: what was chosen and why, "" when OpenBLAS
+   runs and its kernels fit the CPU. */
+const dls_ops *dls_cpu_ops_select(int mode, const unsigned *widths, int nw, int extra_out,
+                                  int batch, char *note, size_t len);
+/* tests: nonzero makes every self-test fail */
+extern int dls_kern_selftest_fault;
 /* the OpenBLAS threads the CPU backend gives C[m x n] = op(A)[m x k] op(B)[k x n]
    when training may use up to allowed (set_threads); 1 for allowed <= 1 */
 int dls_cpu_gemm_threads(int m, int n, int k, int allowed);

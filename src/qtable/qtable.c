@@ -261,7 +261,7 @@ static int qt_load(void *impl, dls_rbuf *r, int with_replay)
 static const dls_backend_ops dls_qtable_ops = {
     "qtable",   256,       qt_encode, qt_q,     qt_q_shared, qt_scratch_floats, qt_publish,
     qt_learn,   qt_train,  qt_stored, qt_save,  qt_finite, qt_load,     qt_memory,         qt_destroy,
-    NULL,       NULL,      qt_states,
+    NULL,       NULL,      qt_states, NULL,
 };
 
 /* malloc and touch: every page is faulted in at creation, not on a request */

@@ -151,6 +151,21 @@ START_TEST(test_dqn_variants_no_alloc)
 }
 END_TEST
 
+/* libdlsched's own kernels (cpu_kernels=own; OpenBLAS on a CPU without
+   AVX2 and FMA): their packing buffer is on the stack, and they do not
+   thread, so training with cpu_threads=2 allocates nothing either */
+START_TEST(test_dqn_own_kernels_no_alloc)
+{
+    run_steady_state("algo=dqn n_features=16 n_actions=8 hidden=64,64 batch=32 replay=5000 "
+                     "learning_starts=100 train_every=4 ticket_capacity=256 default_reward=0 "
+                     "cpu_kernels=own",
+                     1);
+    run_steady_state("algo=dqn n_features=16 n_actions=8 hidden=160 batch=48 replay=5000 "
+                     "learning_starts=100 train_every=2 dueling=1 cpu_kernels=own cpu_threads=2",
+                     1);
+}
+END_TEST
+
 /* With cpu_threads > 1, OpenBLAS 0.3.21's threaded GEMM driver mallocs a job
    array on every call, so only acting and storing are checked here (no
    training step runs: learning_starts is never reached). */
@@ -185,6 +200,7 @@ int main(void)
     tcase_add_test(tc, test_dqn_no_alloc);
     tcase_add_test(tc, test_dqn_variants_no_alloc);
     tcase_add_test(tc, test_dqn_threads_act_no_alloc);
+    tcase_add_test(tc, test_dqn_own_kernels_no_alloc);
     tcase_add_test(tc, test_thread_learner_no_alloc);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

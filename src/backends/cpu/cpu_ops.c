@@ -11,9 +11,13 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "../../core/config.h"
 #include "../../dqn/ops.h"
+#include "blasinfo.h"
+#include "kernels.h"
 
 /* The element-wise loops are built for the baseline x86-64 and for AVX2+FMA
    and AVX-512 machines; the loader picks the best clone (GNU ifunc). */
@@ -223,4 +227,101 @@ static const dls_ops dls_cpu_ops_table = {
 const dls_ops *dls_cpu_ops(void)
 {
     return &dls_cpu_ops_table;
+}
+
+/* ---- libdlsched's own kernels (kernels.c) for the matrix products ------------------- */
+
+/* They run on the calling thread: set_threads has nothing to share out */
+static void own_set_threads(int n)
+{
+    (void)n;
+}
+
+#define DLS_OWN_TABLE(NAME, ISA, LABEL)                                                       \
+    static void NAME##_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a,  \
+                            int lda, const float *b, int ldb, float beta, float *c, int ldc)   \
+    {                                                                                         \
+        dls_kern_gemm(ISA, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);             \
+    }                                                                                         \
+    static void NAME##_dense1(int out, int in, const float *w, const float *b, const float *x, \
+                              float *y, int relu)                                             \
+    {                                                                                         \
+        dls_kern_dense1(ISA, out, in, w, b, x, y, relu);                                      \
+    }                                                                                         \
+    static const dls_ops NAME##_table = {                                                     \
+        DLS_OPS_ABI,  sizeof(dls_ops), LABEL,         cpu_probe,         own_set_threads,        \
+        NAME##_gemm,  NAME##_dense1,   cpu_bias_act,  cpu_bias_act_grad, cpu_huber_grad,         \
+        cpu_adam,     cpu_axpby,       cpu_sumsq,                                             \
+    };
+
+DLS_OWN_TABLE(own512, DLS_ISA_AVX512, "cpu-avx512")
+DLS_OWN_TABLE(own256, DLS_ISA_AVX2, "cpu-avx2")
+
+/* the 1 in 2^k test hook: a self-test that must fail (tests only) */
+int dls_kern_selftest_fault;
+
+const dls_ops *dls_cpu_ops_select(int mode, const unsigned *widths, int nw, int extra_out,
+                                  int batch, char *note, size_t len)
+{
+    note[0] = '\0';
+    const dls_blas_info *bi = dls_blas_info_get();
+    if (mode == DLS_KERNELS_OPENBLAS) {
+        snprintf(note, len, "%s", bi->verdict.reason);
+        return &dls_cpu_ops_table;
+    }
+    if (mode == DLS_KERNELS_AUTO && !bi->verdict.generic) {
+        snprintf(note, len, "%s", bi->verdict.reason);
+        return &dls_cpu_ops_table;
+    }
+    int isa = dls_kern_isa_for(dls_cpu_usable(&bi->cpu));
+    /* the finding without its remedy (the part before ": "), for the notes */
+    char finding[DLS_BLAS_REASON_LEN];
+    const char *colon = strstr(bi->verdict.reason, "): ");
+    snprintf(finding, sizeof finding, "%.*s", colon ? (int)(colon - bi->verdict.reason) + 1 : 0,
+             bi->verdict.reason);
+    if (isa == DLS_ISA_NONE) {
+        /* auto gets here only on a judged CPU, which has AVX2 and FMA: a build
+           without kernels (not x86-64 GCC/clang) */
+        if (mode == DLS_KERNELS_OWN)
+            snprintf(note, len, "cpu_kernels=own: libdlsched has no kernels for this CPU or "
+                                "build (they need x86-64 with AVX2 and FMA); OpenBLAS runs");
+        else
+            snprintf(note, len, "%s", bi->verdict.reason);
+        return &dls_cpu_ops_table;
+    }
+    char why[200];
+    int rc = dls_kern_selftest(isa, widths, nw, batch, why, sizeof why);
+    if (rc == 0 && extra_out > 0) {
+        /* the dueling head's value layer: last width -> extra_out */
+        unsigned head[2] = {widths[nw - 2 >= 0 ? nw - 2 : 0], (unsigned)extra_out};
+        rc = dls_kern_selftest(isa, head, 2, batch, why, sizeof why);
+    }
+    if (rc == 0 && dls_kern_selftest_fault) {
+        snprintf(why, sizeof why, "the test hook failed it");
+        rc = -1;
+    }
+    const char *best = bi->verdict.best ? bi->verdict.best : "";
+    if (rc != 0) {
+        if (finding[0])
+            snprintf(note, len,
+                     "%s: libdlsched's own %s kernels failed their self-test (%s); OpenBLAS "
+                     "runs; set OPENBLAS_CORETYPE=%s (dlsched(7) BLAS)",
+                     finding, dls_kern_isa_name(isa), why, best);
+        else
+            snprintf(note, len,
+                     "cpu_kernels=own: libdlsched's own %s kernels failed their self-test (%s); "
+                     "OpenBLAS runs",
+                     dls_kern_isa_name(isa), why);
+        return &dls_cpu_ops_table;
+    }
+    if (finding[0])
+        snprintf(note, len,
+                 "%s: this agent runs libdlsched's own %s kernels (self-test passed); for the "
+                 "host's BLAS set OPENBLAS_CORETYPE=%s (dlsched(7) BLAS)",
+                 finding, dls_kern_isa_name(isa), best);
+    else
+        snprintf(note, len, "cpu_kernels=own: this agent runs libdlsched's own %s kernels "
+                            "(self-test passed)",
+                 dls_kern_isa_name(isa));
+    return isa == DLS_ISA_AVX512 ? &own512_table : &own256_table;
 }
