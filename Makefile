@@ -99,6 +99,9 @@ MAN7 := man/man7/dlsched.7
         abi-baseline lint-man man clean ffi-examples bench-python bench-anchors
 
 TOOL := build/$(VARIANT)/bin/dlsched
+# the project's own runs (bench, demo, targets, examples) on the best
+# OpenBLAS kernels for this CPU, saying what was done (scripts/best-blas.sh)
+BEST_BLAS = sh scripts/best-blas.sh ./$(TOOL)
 MAN1 := $(wildcard man/man1/*.1)
 MAN5 := $(wildcard man/man5/*.5)
 
@@ -325,9 +328,9 @@ build/$(VARIANT)/bench/%: bench/%.c bench/bench.h $(ALIB)
 DEMO_SCALE ?= 1
 DEMO_DIR := build/demo
 demo: deps-demo
-	$(MAKE) --no-print-directory $(SIM_BIN)
+	$(MAKE) --no-print-directory $(SIM_BIN) $(TOOL)
 	@mkdir -p $(DEMO_DIR)
-	./$(SIM_BIN) --scale $(DEMO_SCALE) --json $(DEMO_DIR)/results.json --plots $(DEMO_DIR)/plots \
+	$(BEST_BLAS) ./$(SIM_BIN) --scale $(DEMO_SCALE) --json $(DEMO_DIR)/results.json --plots $(DEMO_DIR)/plots \
 	    data/scenarios/b-hetero-bursty.scn data/scenarios/c-trace-azure-conv.scn
 	@echo "demo: tables above; JSON in $(DEMO_DIR)/results.json, plots in $(DEMO_DIR)/plots/"
 
@@ -342,20 +345,20 @@ deps-demo:
 TARGETS_SET ?= full
 TARGETS_JOBS ?= 2
 .PHONY: targets-ci
-targets: $(SIM_BIN)
-	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) bash scripts/targets.sh $(TARGETS_SET)
+targets: $(SIM_BIN) $(TOOL)
+	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) $(BEST_BLAS) bash scripts/targets.sh $(TARGETS_SET)
 
 targets-ci:
 	$(MAKE) --no-print-directory targets TARGETS_SET=ci
 
 # the three example host programs of examples/
 examples: deps-build
-	$(MAKE) --no-print-directory lib $(EXAMPLE_BINS)
-	./build/$(VARIANT)/examples/routing
+	$(MAKE) --no-print-directory lib $(EXAMPLE_BINS) $(TOOL)
+	$(BEST_BLAS) ./build/$(VARIANT)/examples/routing
 	@echo
-	./build/$(VARIANT)/examples/dqn_host
+	$(BEST_BLAS) ./build/$(VARIANT)/examples/dqn_host
 	@echo
-	./build/$(VARIANT)/examples/server
+	$(BEST_BLAS) ./build/$(VARIANT)/examples/server
 
 # examples/rust and examples/go (routing.c's loop over the C ABI) built
 # through pkg-config against this tree's library, run, and checked
@@ -363,8 +366,8 @@ ffi-examples: lib
 	bash scripts/ffi-examples.sh
 
 bench: deps-build
-	$(MAKE) --no-print-directory lib $(BENCH_BINS)
-	@for b in $(BENCH_BINS); do ./$$b || exit 1; done
+	$(MAKE) --no-print-directory lib $(BENCH_BINS) $(TOOL)
+	@$(BEST_BLAS) sh -c 'for b in "$$@"; do ./$$b || exit 1; done' bench $(BENCH_BINS)
 
 # the Python bindings (bench/python/bench_python.py): act and act+observe
 # through the package next to a C loop compiled at run time in the same
@@ -375,8 +378,9 @@ PY_BENCH_DEPS := numpy gymnasium
 bench-python: deps-build $(PYVENV)/bin/python
 	$(MAKE) --no-print-directory lib
 	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_BENCH_DEPS)
+	$(MAKE) --no-print-directory $(TOOL)
 	CC="$(CC)" DLSCHED_LIBRARY=$(CURDIR)/$(OUT)/$(SONAME) PYTHONPATH=$(CURDIR)/bindings/python/src \
-	    $(PYVENV)/bin/python bench/python/bench_python.py
+	    $(BEST_BLAS) $(PYVENV)/bin/python bench/python/bench_python.py
 
 # PyTorch side by side (bench/anchors/anchors.py): act latency of the same
 # 16-256-256-8 MLP (torch eager, TorchScript, torch.compile when they work)
@@ -398,11 +402,11 @@ build/anchorvenv/bin/python:
 	$(PYTHON) -m venv build/anchorvenv
 
 bench-anchors: deps-build $(ANCHOR_VENV)/bin/python
-	$(MAKE) --no-print-directory lib $(ANCHORS_C)
+	$(MAKE) --no-print-directory lib $(ANCHORS_C) $(TOOL)
 	$(ANCHOR_VENV)/bin/python -c 'import torch, numpy' 2>/dev/null || \
 	    $(ANCHOR_VENV)/bin/pip install -q --disable-pip-version-check torch numpy
 	@mkdir -p $(ANCHORS_OUT)
-	$(ANCHOR_VENV)/bin/python bench/anchors/anchors.py --c-bench $(ANCHORS_C) \
+	$(BEST_BLAS) $(ANCHOR_VENV)/bin/python bench/anchors/anchors.py --c-bench $(ANCHORS_C) \
 	    --jsonl $(ANCHORS_OUT)/anchors.jsonl --table $(ANCHORS_OUT)/table.md
 
 # ---- fuzzing (clang's libFuzzer): make fuzz FUZZ_SECONDS=60 ------------------

@@ -8,7 +8,9 @@
  * medians over rounds:
  *
  *   user        the environment this program was started with (normally
- *               OPENBLAS_CORETYPE unset), cpu_kernels=auto (the default)
+ *               OPENBLAS_CORETYPE unset; under scripts/best-blas.sh, as
+ *               make bench runs it, the value before that script),
+ *               cpu_kernels=auto (the default)
  *   best        OPENBLAS_CORETYPE=<the best core for this CPU>,
  *               cpu_kernels=openblas: the reference
  *   generic     OPENBLAS_CORETYPE=Prescott, cpu_kernels=auto: what a CPU
@@ -142,7 +144,7 @@ static int child(const char *kernels)
 
 typedef struct {
     const char *name;
-    const char *coretype; /* NULL: as inherited */
+    const char *coretype; /* NULL: as inherited; "": unset */
     const char *kernels;
     const char *what;
     figures round[ROUNDS];
@@ -163,7 +165,7 @@ static int run_child(const setting *s, figures *out)
         if (!s->coretype || strncmp(environ[i], "OPENBLAS_CORETYPE=", 18) != 0)
             env[m++] = environ[i];
     char ct[64];
-    if (s->coretype) {
+    if (s->coretype && s->coretype[0]) {
         snprintf(ct, sizeof ct, "OPENBLAS_CORETYPE=%s", s->coretype);
         env[m++] = ct;
     }
@@ -266,6 +268,11 @@ int main(int argc, char **argv)
         {"generic_openblas", "Prescott", "openblas",
          "OPENBLAS_CORETYPE=Prescott, cpu_kernels=openblas (no remedy)", {{0, {0}, "", ""}}, 0},
     };
+    /* make bench runs this under scripts/best-blas.sh, which may have set
+       OPENBLAS_CORETYPE: the user's setting gets the original back */
+    const char *orig = getenv("DLSCHED_ORIGINAL_OPENBLAS_CORETYPE");
+    if (orig)
+        s[0].coretype = orig;
     int ns = judged && best[0] ? 4 : 2;
     int tty = isatty(2);
     if (!best[0])
@@ -289,6 +296,9 @@ int main(int argc, char **argv)
     bench_header_begin(&l, "kernels_header");
     bench_line_str(&l, "openblas_config", openblas_get_config());
     bench_line_str(&l, "best_core", best);
+    bench_line_str(&l, "user_openblas_coretype",
+                   s[0].coretype ? (s[0].coretype[0] ? s[0].coretype : NULL)
+                                 : getenv("OPENBLAS_CORETYPE"));
     bench_line_num(&l, "rounds", ROUNDS);
     bench_line_str(&l, "net", "16-256-256-8, cpu_threads=1, one pinned core, device=cpu");
     bench_line_str(&l, "date", date);

@@ -6,7 +6,8 @@
 # A 2-state bandit with a known answer (n_features=1, two actions: action 1
 # is best in state 0.25, action 0 in state 0.75), logged by a policy that
 # mostly picks the wrong action, goes through train-offline -> inspect -> q
-# -> eval; then malformed CSVs, corrupt checkpoints and bad arguments.
+# -> eval; then malformed CSVs, corrupt checkpoints and bad arguments;
+# then doctor (its findings with OpenBLAS's core forced where the CPU allows).
 # One line per check; the last line is "N passed, M failed"; the exit status
 # is non-zero when M > 0.
 
@@ -361,6 +362,176 @@ if command -v timeout >/dev/null 2>&1 && mkfifo "$D/fifo" 2>/dev/null; then
     check_rc 1 "inspect: a FIFO is refused without blocking"
     run timeout 10 "$T" q "$D/fifo" 0.5
     check_rc 1 "q: a FIFO is refused without blocking"
+fi
+
+# ---- doctor ------------------------------------------------------------------------------
+# The CUDA plugin is looked for in an empty directory, so that no answer
+# depends on a plugin or a GPU being here; OpenBLAS's variables are cleared
+# unless a check sets them. The tree's libdlsched.so.1: beside the tool's
+# build (a sanitizer build has its own), else lib/.
+mkdir "$D/noplugin"
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+LIBDIR=
+for d in "$(dirname "$T")/../lib" "$TOP/lib"; do
+    if [ -e "$d/libdlsched.so.1" ]; then
+        LIBDIR=$(cd "$d" && pwd)
+        break
+    fi
+done
+# dr [NAME=VALUE...] "$T" doctor [OPTIONS]
+dr() {
+    run env -u OPENBLAS_CORETYPE -u OPENBLAS_VERBOSE -u OPENBLAS_NUM_THREADS -u OMP_NUM_THREADS \
+        DLSCHED_PLUGIN_PATH="$D/noplugin" "$@"
+}
+# lacks TEXT PATTERN NAME: the fixed string is not there
+lacks() {
+    if printf '%s\n' "$1" | grep -F -e "$2" >/dev/null; then bad "$3: '$2' in" "$1"; else ok "$3"; fi
+}
+# last_line: the last line of $OUT
+last_line() {
+    printf '%s\n' "$OUT" | tail -n 1
+}
+
+dr "$T" doctor
+case $RC in
+0 | 1) ok "doctor exits 0 or 1 (exit $RC)" ;;
+*) bad "doctor: exit $RC" "$OUT
+$ERR" ;;
+esac
+DR_RC=$RC
+DR_LINES=$(printf '%s\n' "$OUT" | wc -l)
+DR_CORE=$(field core)
+DR_CONFIG=$(printf '%s\n' "$OUT" | sed -n 's/^  config: //p')
+DR_LAST=$(last_line)
+case $RC:$DR_LAST in
+"0:doctor: all is well" | "1:doctor: 1 finding to act on" | "1:doctor: "[0-9]*" findings to act on")
+    ok "doctor: the last line matches the exit status ($DR_LAST)" ;;
+*) bad "doctor: exit $RC with the last line '$DR_LAST'" "$OUT" ;;
+esac
+N=$(printf '%s\n' "$OUT" | grep -c '^  finding: ')
+case $DR_LAST in
+*" finding"*) if [ "$DR_LAST" = "doctor: $N finding to act on" ] || [ "$DR_LAST" = "doctor: $N findings to act on" ]; then
+    ok "doctor counts its $N finding lines"; else bad "doctor: $N finding lines, last line '$DR_LAST'" "$OUT"; fi ;;
+*) if [ "$N" = 0 ]; then ok "doctor: no finding line when all is well"; else bad "doctor: finding lines but all is well" "$OUT"; fi ;;
+esac
+F=$(printf '%s\n' "$OUT" | grep -c '^  fix: ')
+if [ "$F" = "$N" ]; then ok "doctor: a fix for every finding ($F)"; else bad "doctor: $N findings, $F fixes" "$OUT"; fi
+has "$OUT" "this tool: libdlsched $V " "doctor prints the tool's own version"
+if [ -n "$DR_CORE" ]; then ok "doctor prints the BLAS core ($DR_CORE)"; else bad "doctor: no core: line" "$OUT"; fi
+for k in "OPENBLAS_CORETYPE: unset" "OPENBLAS_NUM_THREADS: unset" "OMP_NUM_THREADS: unset" \
+    "model name: " "threads: " "library: "; do
+    has "$OUT" "  $k" "doctor prints '$k'"
+done
+has "$OUT" "plugin: $D/noplugin/libdlsched_cuda.so (DLSCHED_PLUGIN_PATH)" "doctor: where the CUDA plugin was looked for"
+has "$OUT" "cuda: not usable: cannot load the CUDA plugin $D/noplugin/libdlsched_cuda.so" "doctor: why CUDA is not usable"
+if printf '%s\n' "$OUT" | grep -F "libdlsched.so.1: not found" >/dev/null; then
+    has "$OUT" "finding: a program linked with -ldlsched does not start here" "doctor: libdlsched.so.1 not found is a finding"
+    has "$OUT" "LD_LIBRARY_PATH=" "doctor: libdlsched.so.1 not found: the fix names LD_LIBRARY_PATH"
+fi
+
+# the core doctor prints is the one OpenBLAS says it picked (a DYNAMIC_ARCH
+# OpenBLAS prints "Core: NAME" on stderr with OPENBLAS_VERBOSE=2)
+dr OPENBLAS_VERBOSE=2 "$T" doctor
+VCORE=$(printf '%s\n' "$ERR" | sed -n 's/^Core: //p' | head -n 1)
+if [ -n "$VCORE" ]; then
+    if [ "$(field core)" = "$VCORE" ]; then ok "doctor: core $VCORE as OpenBLAS reports it"; else bad "doctor: core '$(field core)', OpenBLAS says $VCORE" "$OUT"; fi
+else
+    ok "doctor: core check against OPENBLAS_VERBOSE skipped (no DYNAMIC_ARCH report)"
+fi
+
+dr "$T" doctor --quiet
+if [ "$RC" = "$DR_RC" ]; then ok "doctor --quiet: same exit status ($RC)"; else bad "doctor --quiet: exit $RC, without: $DR_RC"; fi
+Q_LINES=$(printf '%s\n' "$OUT" | wc -l)
+if [ "$Q_LINES" -lt "$DR_LINES" ]; then ok "doctor --quiet prints fewer lines ($Q_LINES < $DR_LINES)"; else bad "doctor --quiet: $Q_LINES lines, without: $DR_LINES" "$OUT"; fi
+lacks "$OUT" "  core: " "doctor --quiet: no facts"
+if [ "$(last_line)" = "$DR_LAST" ]; then ok "doctor --quiet: the same last line"; else bad "doctor --quiet: last line '$(last_line)'"; fi
+
+dr "$T" doctor --bogus
+check_rc 2 "doctor: unknown option"
+has "$ERR" "usage:" "doctor: unknown option: usage on stderr"
+has "$ERR" "unknown option '--bogus'" "doctor: the unknown option is named"
+if [ -z "$OUT" ]; then ok "doctor: unknown option: nothing on stdout"; else bad "doctor: unknown option printed" "$OUT"; fi
+dr "$T" doctor extra
+check_rc 2 "doctor: an argument"
+
+dr DLSCHED_PLUGIN_PATH=relative/dir "$T" doctor
+if [ "$RC" = "$DR_RC" ]; then ok "doctor: a relative DLSCHED_PLUGIN_PATH changes no exit status"; else bad "doctor: exit $RC with a relative DLSCHED_PLUGIN_PATH, $DR_RC otherwise"; fi
+has "$OUT" "not an absolute path" "doctor: a relative DLSCHED_PLUGIN_PATH is named"
+
+if [ -n "$LIBDIR" ]; then
+    dr LD_LIBRARY_PATH="$LIBDIR" "$T" doctor
+    has "$OUT" "libdlsched.so.1: $LIBDIR/libdlsched.so.1" "doctor: the library a host loads, from LD_LIBRARY_PATH"
+    has "$OUT" ", version $V" "doctor: its version is the tool's ($V)"
+    lacks "$OUT" "finding: a program linked" "doctor: the library found is no finding"
+    lacks "$OUT" "finding: a host loads libdlsched" "doctor: no version mismatch"
+else
+    ok "doctor: LD_LIBRARY_PATH check skipped (no libdlsched.so.1 in the tree)"
+fi
+
+# OpenBLAS's generic kernels forced on a CPU with AVX2 and FMA: the finding,
+# exit 1 and the remedy with the best core; that core forced: no finding.
+# (A DYNAMIC_ARCH OpenBLAS only: others do not read OPENBLAS_CORETYPE.)
+FLAGS=$(sed -n 's/^flags[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+VENDOR=$(sed -n 's/^vendor_id[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+cpu_has() {
+    for f in "$@"; do
+        case " $FLAGS " in
+        *" $f "*) ;;
+        *) return 1 ;;
+        esac
+    done
+}
+case $DR_CONFIG in
+*DYNAMIC_ARCH*) DYN=1 ;;
+*) DYN=0 ;;
+esac
+if [ "$DYN" = 1 ] && cpu_has avx2 fma; then
+    case $VENDOR in
+    GenuineIntel) if cpu_has avx512f avx512dq avx512bw avx512vl; then BEST=SkylakeX; else BEST=Haswell; fi ;;
+    AuthenticAMD | HygonGenuine) BEST=Zen ;;
+    *) BEST=Haswell ;;
+    esac
+    dr OPENBLAS_CORETYPE=Prescott "$T" doctor
+    check_rc 1 "doctor with Prescott forced"
+    if [ "$(field core)" = Prescott ]; then ok "doctor with Prescott forced: core Prescott"; else bad "doctor with Prescott forced: core '$(field core)'" "$OUT"; fi
+    has "$OUT" "OPENBLAS_CORETYPE: Prescott" "doctor: OPENBLAS_CORETYPE as set"
+    has "$OUT" "finding: OpenBLAS runs its Prescott kernels on a CPU that allows $BEST" "doctor: the BLAS finding with the best core $BEST"
+    has "$OUT" "fix: export OPENBLAS_CORETYPE=$BEST " "doctor: the fix exports OPENBLAS_CORETYPE=$BEST"
+    has "$OUT" "blas_reason: OpenBLAS runs its Prescott kernels" "doctor: a dqn agent's blas_reason"
+    dr OPENBLAS_CORETYPE=Prescott "$T" doctor --quiet
+    check_rc 1 "doctor --quiet with Prescott forced"
+    has "$OUT" "fix: export OPENBLAS_CORETYPE=$BEST " "doctor --quiet keeps the finding and its fix"
+    # --coretype: the one value scripts/best-blas.sh exports
+    dr OPENBLAS_CORETYPE=Prescott "$T" doctor --coretype
+    check_rc 0 "doctor --coretype with Prescott forced"
+    if [ "$OUT" = "$BEST" ]; then ok "doctor --coretype with Prescott forced: $BEST"; else bad "doctor --coretype with Prescott forced: '$OUT', want $BEST"; fi
+    dr OPENBLAS_CORETYPE=$BEST "$T" doctor --coretype
+    check_rc 0 "doctor --coretype with $BEST forced"
+    if [ -z "$OUT" ]; then ok "doctor --coretype with $BEST forced: nothing"; else bad "doctor --coretype with $BEST forced: '$OUT'"; fi
+    # scripts/best-blas.sh: runs the command with that value and says so
+    dr OPENBLAS_CORETYPE=Prescott sh "$TOP/scripts/best-blas.sh" "$T" sh -c 'echo "ct=$OPENBLAS_CORETYPE orig=$DLSCHED_ORIGINAL_OPENBLAS_CORETYPE"'
+    if [ "$OUT" = "ct=Prescott orig=Prescott" ]; then ok "best-blas.sh keeps a value set"; else bad "best-blas.sh with Prescott set: '$OUT'" "$ERR"; fi
+    has "$ERR" "as set in the environment" "best-blas.sh says it kept the value"
+    dr sh "$TOP/scripts/best-blas.sh" "$T" sh -c 'echo "ct=${OPENBLAS_CORETYPE-unset} orig=$DLSCHED_ORIGINAL_OPENBLAS_CORETYPE"'
+    case $DR_CORE in
+    "$BEST") want="ct=unset orig=" ;;
+    *) want="ct=$BEST orig=" ;;
+    esac
+    if [ "$OUT" = "$want" ]; then ok "best-blas.sh with OPENBLAS_CORETYPE unset: $want"; else bad "best-blas.sh unset: '$OUT', want '$want'" "$ERR"; fi
+    has "$ERR" "best-blas: " "best-blas.sh says what it did"
+
+    if [ -n "$LIBDIR" ]; then
+        dr OPENBLAS_CORETYPE=$BEST LD_LIBRARY_PATH="$LIBDIR" "$T" doctor
+        check_rc 0 "doctor with $BEST forced and the tree's library"
+        has "$OUT" "doctor: all is well" "doctor: all is well with $BEST"
+    else
+        dr OPENBLAS_CORETYPE=$BEST "$T" doctor
+    fi
+    if [ "$(field core)" = "$BEST" ]; then ok "doctor with $BEST forced: core $BEST"; else bad "doctor with $BEST forced: core '$(field core)'" "$OUT"; fi
+    lacks "$OUT" "finding: OpenBLAS runs" "doctor with $BEST forced: no BLAS finding"
+    has "$OUT" "ok: OpenBLAS's kernels fit this CPU ($BEST)" "doctor with $BEST forced: the kernels fit"
+else
+    ok "doctor: forced-core checks skipped (no AVX2 and FMA, or no DYNAMIC_ARCH OpenBLAS)"
 fi
 
 echo "$PASS passed, $FAIL failed"

@@ -13,5 +13,6 @@ int cmd_inspect(int argc, char **argv);
 int cmd_q(int argc, char **argv);
 int cmd_train_offline(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 #endif

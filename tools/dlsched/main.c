@@ -6,15 +6,19 @@
  *   dlsched q FILE X0,X1,...
  *   dlsched train-offline --config SPEC --data FILE.csv --out FILE [--steps N]
  *   dlsched eval FILE --data FILE.csv
+ *   dlsched doctor [--quiet | --coretype]
  *
  * Everything goes through the public API (dlsched.h) except `inspect`,
  * which reads the checkpoint's header and sections itself (format in
  * src/core/checkpoint.c and dlsched-checkpoint(5)) so that it can describe
  * files the library refuses; every offset it reads is checked against the
- * bytes there are (ckpt_read.c).
+ * bytes there are (ckpt_read.c); and `doctor`, which also asks the
+ * library's internals (src/backends/cpu/blasinfo.h, kernels.h,
+ * src/core/plugin.h) what OpenBLAS, the CPU and the CUDA plugin offer, and
+ * the loader which libdlsched.so.1 a host gets.
  *
  * Exit status: 0 success; 1 failure (a checkpoint that does not load, an
- * I/O or library error); 2 usage error or malformed input (options, state
+ * I/O or library error; doctor: findings to act on); 2 usage error or malformed input (options, state
  * vector, configuration spec, CSV data).
  *
  * SPDX-License-Identifier: MIT
@@ -48,6 +52,9 @@ static const struct command {
     {"eval", cmd_eval, "FILE --data FILE.csv",
      "agreement of the greedy policy with logged actions and,\n"
      "with a probability column, IPS and SNIPS estimates"},
+    {"doctor", cmd_doctor, "[--quiet | --coretype]",
+     "check what a host gets here: the libdlsched.so.1 it\n"
+     "loads, OpenBLAS's kernels on this CPU, CUDA"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -62,8 +69,8 @@ static const char usage_tail[] =
     "any order: s0..s{n-1} (state), action, reward, n0..n{n-1} (next state), done\n"
     "(0 or 1), probability (optional; eval only). Other names are ignored.\n"
     "\n"
-    "Exit status: 0 success, 1 failure (e.g. the checkpoint does not load),\n"
-    "2 usage error or malformed input. See dlsched(1).\n";
+    "Exit status: 0 success, 1 failure (e.g. the checkpoint does not load;\n"
+    "doctor: findings to act on), 2 usage error or malformed input. See dlsched(1).\n";
 
 /* where the help of every row starts */
 #define HELP_COLUMN 24

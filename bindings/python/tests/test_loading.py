@@ -183,6 +183,22 @@ def test_doctor_reports_the_library(argv):
     assert f"library version: {header_version()} " in r.stdout
     assert "backend cpu: available" in r.stdout
     assert "smoke test" in r.stdout and "ok" in r.stdout
+    assert "\nBLAS: OpenBLAS core " in r.stdout
+
+
+def test_doctor_reports_generic_kernels():
+    # OPENBLAS_CORETYPE=Prescott: the generic kernels; on a CPU with AVX2 and
+    # FMA the dqn agent runs libdlsched's own kernels and the doctor says so
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    r = subprocess.run([sys.executable, "-m", "dlsched", "doctor"], capture_output=True, text=True,
+                       env=child_env({"DLSCHED_LIBRARY": LIBRARY, "OPENBLAS_CORETYPE": "Prescott"}),
+                       timeout=120)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "BLAS: OpenBLAS core Prescott; " in r.stdout
+    if "avx2" in flags and "fma" in flags:
+        isa = "AVX-512" if "avx512f" in flags else "AVX2"
+        assert f"this agent runs libdlsched's own {isa} kernels (self-test passed)" in r.stdout
 
 
 def test_doctor_fails_with_a_missing_library():

@@ -36,6 +36,11 @@ def doctor() -> int:
         d = agent.act([0.5])
         agent.observe(d.ticket, 1.0, terminated=True)
     print("smoke test: an agent acted and learned: ok")
+    # which kernels a dqn agent's matrix products run on (dlsched(7) BLAS)
+    with dlsched.Agent("algo=dqn n_features=4 n_actions=2 hidden=16 device=cpu") as agent:
+        st = agent.stats()
+    print(f"BLAS: OpenBLAS core {st.blas_core or '(unknown)'}; "
+          f"{st.blas_reason or 'its kernels fit this CPU'}")
     return 0
 
 
