@@ -478,11 +478,13 @@ uninstall:
 # ---- ABI --------------------------------------------------------------------
 ABI_BASELINE := abi/libdlsched.abi
 
-# against the current (1.2) baseline: no change at all; against the kept
-# 1.0 and 1.1 baselines: nothing but dlsched_stats_t growing at its end
-# (their callers are unaffected)
+# against the current (1.3) baseline: no change at all; against the kept
+# 1.0, 1.1 and 1.2 baselines: nothing but dlsched_stats_t growing at its end
+# and the functions of the symbol node DLSCHED_1.1 added (their callers are
+# unaffected)
 ABI_BASELINE_1_0 := abi/libdlsched-1.0.abi
 ABI_BASELINE_1_1 := abi/libdlsched-1.1.abi
+ABI_BASELINE_1_2 := abi/libdlsched-1.2.abi
 
 abicheck: lib
 	@sh scripts/ensure-deps.sh abi
@@ -491,10 +493,13 @@ abicheck: lib
 	    && echo "abicheck: no ABI change against $(ABI_BASELINE)"
 	abidiff --suppressions abi/since-1.0.suppr --headers-dir1 include --headers-dir2 include \
 	    $(ABI_BASELINE_1_0) build/current.abi \
-	    && echo "abicheck: against $(ABI_BASELINE_1_0) only dlsched_stats_t grew at its end"
+	    && echo "abicheck: against $(ABI_BASELINE_1_0) only dlsched_stats_t grew at its end and DLSCHED_1.1 was added"
 	abidiff --suppressions abi/since-1.1.suppr --headers-dir1 include --headers-dir2 include \
 	    $(ABI_BASELINE_1_1) build/current.abi \
-	    && echo "abicheck: against $(ABI_BASELINE_1_1) only dlsched_stats_t grew at its end"
+	    && echo "abicheck: against $(ABI_BASELINE_1_1) only dlsched_stats_t grew at its end and DLSCHED_1.1 was added"
+	abidiff --suppressions abi/since-1.2.suppr --headers-dir1 include --headers-dir2 include \
+	    $(ABI_BASELINE_1_2) build/current.abi \
+	    && echo "abicheck: against $(ABI_BASELINE_1_2) only DLSCHED_1.1 was added"
 
 abi-baseline: lib
 	@mkdir -p abi

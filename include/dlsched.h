@@ -46,7 +46,7 @@ extern "C" {
  * ====================================================================== */
 
 #define DLSCHED_VERSION_MAJOR 1
-#define DLSCHED_VERSION_MINOR 2
+#define DLSCHED_VERSION_MINOR 3
 #define DLSCHED_VERSION_PATCH 0
 #define DLSCHED_VERSION_NUMBER \
     (DLSCHED_VERSION_MAJOR * 10000 + DLSCHED_VERSION_MINOR * 100 + DLSCHED_VERSION_PATCH)
@@ -464,6 +464,59 @@ DLSCHED_API void dlsched_buffer_free(void *buf);
  */
 DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len,
                                     const dlsched_config *overrides, dlsched_agent **out);
+
+/* ---- experience and weights between agents (Since 1.3, symbol node
+   DLSCHED_1.1; format in dlsched-exchange(5)) ------------------------------- */
+
+/*
+ * dlsched_export_transitions - take the completed transitions an agent
+ * recorded (key exchange_capacity > 0) out of it, oldest first
+ *
+ * Moves up to max transitions (0 = all there are) into a new blob: *buf
+ * (free it with dlsched_buffer_free()) holds *len bytes, *count of them
+ * transitions (0 gives a valid empty blob). Each is tagged with the model
+ * version that decided it. *dropped (may be NULL) gets the transitions the
+ * full buffer dropped, oldest first, since the last call. Any learner mode;
+ * thread-safe with every other call.
+ */
+DLSCHED_API int dlsched_export_transitions(dlsched_agent *agent, uint32_t max, void **buf,
+                                           size_t *len, uint32_t *count, uint64_t *dropped);
+
+/*
+ * dlsched_ingest_transitions - learn from another agent's transitions
+ *
+ * Checks the whole blob first (DLSCHED_EFORMAT: corrupt, truncated or not
+ * a transitions blob; DLSCHED_EMISMATCH: another shape), then takes every
+ * transition decided by a model version >= min_model_version as
+ * dlsched_observe_transition() would (stored, and trained on as the agent's
+ * learner does); older ones are dropped. *accepted and *stale (either may
+ * be NULL) get the counts. DLSCHED_ECONFIG for learner=none.
+ */
+DLSCHED_API int dlsched_ingest_transitions(dlsched_agent *agent, const void *buf, size_t len,
+                                           uint64_t min_model_version, uint32_t *accepted,
+                                           uint32_t *stale);
+
+/*
+ * dlsched_export_weights - the acting model as a blob
+ *
+ * *buf (free with dlsched_buffer_free()) holds *len bytes: the weights
+ * decisions are made with (the Q table, or the network with its feature
+ * normaliser) and their model version, also in *model_version (may be NULL).
+ */
+DLSCHED_API int dlsched_export_weights(dlsched_agent *agent, void **buf, size_t *len,
+                                       uint64_t *model_version);
+
+/*
+ * dlsched_import_weights - act with another agent's weights
+ *
+ * For learner=none agents (DLSCHED_ECONFIG otherwise: a learning agent's
+ * weights are its own; load a checkpoint instead). The blob is checked
+ * whole before anything changes (DLSCHED_EFORMAT, DLSCHED_EMISMATCH); then
+ * decisions use the new weights and report their version (also in
+ * *model_version, may be NULL). Acting threads never wait for it.
+ */
+DLSCHED_API int dlsched_import_weights(dlsched_agent *agent, const void *buf, size_t len,
+                                       uint64_t *model_version);
 
 /* ======================================================================
  * 8. Statistics

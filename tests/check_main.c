@@ -24,6 +24,7 @@ int main(void)
     srunner_add_suite(sr, suite_cuda());
     srunner_add_suite(sr, suite_blasinfo());
     srunner_add_suite(sr, suite_kernels());
+    srunner_add_suite(sr, suite_exchange());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -33,6 +33,7 @@ Suite *suite_meta(void);
 Suite *suite_cuda(void);
 Suite *suite_blasinfo(void);
 Suite *suite_kernels(void);
+Suite *suite_exchange(void);
 
 /* An agent from a config spec; fails the test with the library's message
    when creation fails. With DLSCHED_TEST_DEVICE set (bench/gpu/run.sh sets

@@ -290,6 +290,37 @@ static void dls_stage(dlsched_agent *ag, const dls_ctx *c, const void *key, int3
     }
 }
 
+void dls_agent_count_reward(dlsched_agent *ag, float reward)
+{
+    pthread_mutex_lock(&ag->tmu);
+    dls_count_reward(ag, reward);
+    pthread_mutex_unlock(&ag->tmu);
+}
+
+uint64_t dls_agent_version(dlsched_agent *ag)
+{
+    if (ag->learner_none)
+        return atomic_load_explicit(&ag->imported_version, memory_order_relaxed);
+    return atomic_load_explicit(&ag->train_steps, memory_order_relaxed);
+}
+
+void dls_agent_complete(dlsched_agent *ag, dls_ctx *c, const void *key, int32_t action,
+                        float reward, const void *next_key, const uint8_t *next_mask,
+                        unsigned terminal, unsigned truncated, uint64_t version)
+{
+    if (ag->xr.cap)
+        dls_xring_record(ag, key, action, reward, next_key, next_mask, terminal, truncated,
+                         version);
+    if (ag->learner_none)
+        return;
+    if (ag->threaded) {
+        dls_stage(ag, c, key, action, reward, next_key, next_mask, terminal, truncated);
+    } else {
+        dls_transition t = {key, action, reward, next_key, next_mask, terminal, truncated};
+        dls_learn(ag, &t);
+    }
+}
+
 /* the background learner: drain, train within the replay ratio, publish */
 static void *dls_learner_main(void *arg)
 {
@@ -359,7 +390,7 @@ void dls_agent_unlock(dlsched_agent *ag)
 
 void dls_agent_drain(dlsched_agent *ag)
 {
-    if (ag->threaded)
+    if (ag->threaded && ag->shards)
         for (int s = 0; s < DLS_SHARDS; s++)
             dls_drain_shard(ag, &ag->shards[s]);
 }
@@ -376,6 +407,7 @@ static void dls_expire_one(dlsched_agent *ag, dls_ctx *c, int *n_buf, uint32_t s
         memcpy(c->expired_keys + (size_t)*n_buf * ag->key_bytes,
                dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
         c->expired_actions[*n_buf] = dls_tickets_action(&ag->tickets, slot);
+        c->expired_versions[*n_buf] = dls_tickets_slot(&ag->tickets, slot)->version;
         (*n_buf)++;
     }
     if (ag->guard.enabled)
@@ -402,12 +434,8 @@ static void dls_flush_expired(dlsched_agent *ag, dls_ctx *c, int n)
 {
     for (int i = 0; i < n; i++) {
         const unsigned char *key = c->expired_keys + (size_t)i * ag->key_bytes;
-        if (ag->threaded) {
-            dls_stage(ag, c, key, c->expired_actions[i], ag->default_reward, NULL, NULL, 1, 0);
-        } else {
-            dls_transition t = {key, c->expired_actions[i], ag->default_reward, NULL, NULL, 1, 0};
-            dls_learn(ag, &t);
-        }
+        dls_agent_complete(ag, c, key, c->expired_actions[i], ag->default_reward, NULL, NULL, 1,
+                           0, c->expired_versions[i]);
     }
 }
 
@@ -424,8 +452,7 @@ static int dls_agent_threads(dlsched_agent *ag)
     size_t kb = ag->key_bytes, kpad = (kb + 7) & ~(size_t)7;
     size_t sf = ag->ops->scratch_floats(ag->impl);
     ag->ctx = calloc(DLS_CTX, sizeof *ag->ctx);
-    ag->shards = calloc(DLS_SHARDS, sizeof *ag->shards);
-    if (!ag->ctx || !ag->shards)
+    if (!ag->ctx)
         return dls_fail(DLSCHED_ENOMEM, "out of memory for the learner's buffers");
     uint64_t seed = (uint64_t)dls_config_int(ag->cfg, DLS_KEY_SEED);
     for (uint32_t i = 0; i < DLS_CTX; i++) {
@@ -443,6 +470,13 @@ static int dls_agent_threads(dlsched_agent *ag)
             return dls_fail(DLSCHED_ENOMEM, "out of memory for the learner's buffers");
         ag->bytes += 3 * kb + sf * sizeof(float) + (DLS_EXPIRE_BATCH + 1) * kb;
     }
+    if (pthread_mutex_init(&ag->idle_mu, NULL) != 0 || pthread_cond_init(&ag->idle_cv, NULL) != 0)
+        return dls_fail(DLSCHED_ENOMEM, "cannot create the learner's condition");
+    if (ag->learner_none) /* acts like learner=thread; nothing to stage, no learner */
+        return DLSCHED_OK;
+    ag->shards = calloc(DLS_SHARDS, sizeof *ag->shards);
+    if (!ag->shards)
+        return dls_fail(DLSCHED_ENOMEM, "out of memory for the learner's buffers");
     ag->stage_stride = sizeof(dls_stage_hdr) + 2 * kpad + ((ag->na + 7) & ~(size_t)7);
     for (int s = 0; s < DLS_SHARDS; s++) {
         dls_shard *sh = &ag->shards[s];
@@ -461,8 +495,6 @@ static int dls_agent_threads(dlsched_agent *ag)
     if (ag->replay_ratio == 0) /* the inline schedule's ratio */
         ag->replay_ratio = (double)ag->batch * (double)dls_config_int(ag->cfg, DLS_KEY_GRADIENT_STEPS) /
                            (double)dls_config_int(ag->cfg, DLS_KEY_TRAIN_EVERY);
-    if (pthread_mutex_init(&ag->idle_mu, NULL) != 0 || pthread_cond_init(&ag->idle_cv, NULL) != 0)
-        return dls_fail(DLSCHED_ENOMEM, "cannot create the learner's condition");
     if (pthread_create(&ag->learner, NULL, dls_learner_main, ag) != 0)
         return dls_fail(DLSCHED_ENOMEM, "cannot start the learner thread");
     ag->learner_started = 1;
@@ -538,7 +570,9 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     ag->default_reward = (float)dls_config_float(cfg, DLS_KEY_DEFAULT_REWARD);
     ag->replay = (uint64_t)dls_config_int(cfg, DLS_KEY_REPLAY);
     ag->timeout_ns = (uint64_t)dls_config_int(cfg, DLS_KEY_TICKET_TIMEOUT_MS) * 1000000ull;
-    ag->threaded = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_THREAD;
+    ag->learner_none = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_NONE;
+    ag->threaded = dls_config_int(cfg, DLS_KEY_LEARNER) == DLS_LEARNER_THREAD || ag->learner_none;
+    atomic_init(&ag->imported_version, 0);
     ag->is_dqn = algo == DLS_ALGO_DQN;
     ag->appr_left = (uint64_t)dls_config_int(cfg, DLS_KEY_APPRENTICE);
     ag->appr_agreement = dls_config_float(cfg, DLS_KEY_APPRENTICE_AGREEMENT);
@@ -581,6 +615,12 @@ DLSCHED_API int dlsched_agent_new(const dlsched_config *cfg, dlsched_agent **out
     ag->bytes = sizeof *ag + 2 * ag->key_bytes + ag->na * sizeof(float) +
                 dls_tickets_bytes(cap, ag->key_bytes) + ag->ops->memory(ag->impl) +
                 ag->guard.bytes;
+    uint32_t xcap = (uint32_t)dls_config_int(cfg, DLS_KEY_EXCHANGE_CAPACITY);
+    if (xcap) {
+        rc = dls_xring_init(ag, xcap);
+        if (rc != DLSCHED_OK)
+            return dls_agent_fail(ag, rc);
+    }
     if (ag->threaded) {
         rc = dls_agent_threads(ag);
         if (rc != DLSCHED_OK)
@@ -634,6 +674,7 @@ DLSCHED_API void dlsched_agent_free(dlsched_agent *ag)
     }
     if (ag->impl)
         ag->ops->destroy(ag->impl);
+    dls_xring_free(ag);
     dls_guard_free(&ag->guard);
     dls_tickets_free(&ag->tickets);
     free(ag->key_next);
@@ -722,7 +763,9 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
         rng = &c->rng;
         ag->ops->encode(ag->impl, st->features, key);
         q = ag->ops->q_shared(ag->impl, key, c->scratch, &version);
-        if (!ag->is_dqn)
+        if (ag->learner_none && !ag->is_dqn) /* dqn: the snapshot's, the imported one */
+            version = atomic_load_explicit(&ag->imported_version, memory_order_relaxed);
+        else if (!ag->is_dqn)
             version = atomic_load_explicit(&ag->train_steps, memory_order_relaxed);
     } else {
         dls_lock(ag);
@@ -757,6 +800,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
         if (ag->timeout_ns)
             dls_tickets_slot(&ag->tickets, slot)->born_ns = dls_now_ns();
         dls_tickets_slot(&ag->tickets, slot)->pad = tag;
+        dls_tickets_slot(&ag->tickets, slot)->version = version;
         ag->tickets_issued++;
     }
     pthread_mutex_unlock(&ag->tmu);
@@ -825,6 +869,7 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
     memcpy(key_prev, dls_tickets_key(&ag->tickets, slot), ag->key_bytes);
     int32_t action = dls_tickets_action(&ag->tickets, slot);
     uint32_t tag = dls_tickets_slot(&ag->tickets, slot)->pad;
+    uint64_t version = dls_tickets_slot(&ag->tickets, slot)->version;
     dls_tickets_release(&ag->tickets, slot);
     ag->observed++;
     dls_count_reward(ag, reward);
@@ -833,15 +878,12 @@ DLSCHED_API int dlsched_observe(dlsched_agent *ag, uint64_t ticket, float reward
 
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, key_next);
+    dls_agent_complete(ag, c, key_prev, action, reward, terminal ? NULL : key_next, nmask,
+                       (unsigned)terminal, (unsigned)truncated, version);
     if (ag->threaded) {
-        dls_stage(ag, c, key_prev, action, reward, terminal ? NULL : key_next, nmask,
-                  (unsigned)terminal, (unsigned)truncated);
         dls_flush_expired(ag, c, n_exp);
         dls_ctx_release(c);
     } else {
-        dls_transition t = {key_prev, action, reward, terminal ? NULL : key_next, nmask,
-                            (unsigned)terminal, (unsigned)truncated};
-        dls_learn(ag, &t);
         dls_flush_expired(ag, c, n_exp);
         int health = dls_backend_health(ag);
         dls_unlock(ag);
@@ -875,8 +917,8 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
         dls_note_transition(ag, c->key, action, reward);
         if (!terminal)
             ag->ops->encode(ag->impl, next->features, c->key_next);
-        dls_stage(ag, c, c->key, action, reward, terminal ? NULL : c->key_next, nmask,
-                  (unsigned)terminal, (unsigned)truncated);
+        dls_agent_complete(ag, c, c->key, action, reward, terminal ? NULL : c->key_next, nmask,
+                           (unsigned)terminal, (unsigned)truncated, dls_agent_version(ag));
         dls_ctx_release(c);
         return DLSCHED_OK;
     }
@@ -885,9 +927,9 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
     dls_note_transition(ag, ag->key_cur, action, reward);
     if (!terminal)
         ag->ops->encode(ag->impl, next->features, ag->key_next);
-    dls_transition t = {ag->key_cur, action, reward, terminal ? NULL : ag->key_next, nmask,
-                        (unsigned)terminal, (unsigned)truncated};
-    dls_learn(ag, &t);
+    dls_agent_complete(ag, &ag->ictx, ag->key_cur, action, reward,
+                       terminal ? NULL : ag->key_next, nmask, (unsigned)terminal,
+                       (unsigned)truncated, dls_agent_version(ag));
     int health = dls_backend_health(ag);
     dls_unlock(ag);
     return health;
@@ -898,6 +940,9 @@ DLSCHED_API int dlsched_observe_transition(dlsched_agent *ag, const dlsched_stat
 DLSCHED_API int dlsched_train(dlsched_agent *ag, uint32_t steps)
 {
     DLS_FAIL_IF(!ag, DLSCHED_EINVAL, "agent is NULL");
+    DLS_FAIL_IF(ag->learner_none, DLSCHED_ECONFIG,
+                "learner=none never trains (it acts and records for "
+                "dlsched_export_transitions; a learning agent ingests them)");
     DLS_FAIL_IF(ag->replay == 0, DLSCHED_ECONFIG,
                 "dlsched_train needs a replay buffer but key 'replay' is 0");
     uint32_t left = steps;
@@ -999,10 +1044,12 @@ DLSCHED_API int dlsched_stats(dlsched_agent *ag, dlsched_stats_t *out, size_t si
     s.transitions = atomic_load_explicit(&ag->transitions, memory_order_relaxed);
     s.transitions_stored = atomic_load_explicit(&ag->stored, memory_order_relaxed);
     s.train_steps = atomic_load_explicit(&ag->train_steps, memory_order_relaxed);
-    s.model_version = s.train_steps;
+    s.model_version = ag->learner_none
+                          ? atomic_load_explicit(&ag->imported_version, memory_order_relaxed)
+                          : s.train_steps;
     s.last_loss = atomic_load_explicit(&ag->last_loss, memory_order_relaxed);
     s.staged = atomic_load_explicit(&ag->staged, memory_order_relaxed);
-    s.published_version = ag->threaded && ag->is_dqn ? pv : s.model_version;
+    s.published_version = ag->threaded && ag->is_dqn && !ag->learner_none ? pv : s.model_version;
     size_t n = size < sizeof s ? size : sizeof s;
     s.size = (uint32_t)n;
     memcpy(out, &s, n);

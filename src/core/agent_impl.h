@@ -35,6 +35,7 @@ typedef struct dls_ctx {
        one at capacity */
     unsigned char *expired_keys;
     int32_t expired_actions[DLS_EXPIRE_BATCH + 1];
+    uint64_t expired_versions[DLS_EXPIRE_BATCH + 1];
 } dls_ctx;
 
 /* transitions waiting for the learner; entry: header, key, next key, mask */
@@ -53,6 +54,22 @@ typedef struct dls_shard {
     unsigned char *buf;
 } dls_shard;
 
+/* completed transitions kept for dlsched_export_transitions (exchange.c):
+   a ring of cap entries, each a header, key, next key and mask */
+typedef struct dls_xhdr {
+    uint64_t version; /* the model version that decided */
+    int32_t action;
+    float reward;
+    uint32_t flags; /* DLS_STAGE_* */
+    uint32_t pad;
+} dls_xhdr;
+typedef struct dls_xring {
+    pthread_mutex_t mu;
+    unsigned char *buf;
+    size_t stride;
+    uint32_t cap, head, count; /* oldest at head */
+    uint64_t dropped;          /* overwritten since the last export */
+} dls_xring;
 struct dlsched_agent {
     pthread_mutex_t lock; /* the model */
     atomic_uint waiting;  /* callers blocked on it, so trainers step aside */
@@ -75,8 +92,13 @@ struct dlsched_agent {
     unsigned char *key_cur;  /* inline scratch: encoding of a current state */
     float *q_scratch;        /* inline scratch for q() */
     size_t bytes;
-    /* learner=thread */
-    int threaded, is_dqn;
+    /* learner=thread (and learner=none, which acts the same way but has no
+       learner: learner_none) */
+    int threaded, is_dqn, learner_none;
+    /* exchange (exchange.c): the ring of completed transitions when
+       exchange_capacity > 0, and learner=none's imported model version */
+    dls_xring xr;
+    atomic_uint_fast64_t imported_version;
     dls_ctx *ctx;      /* learner=thread: DLS_CTX call contexts */
     dls_ctx ictx;      /* learner=inline: the one context (expired tickets) */
     dls_shard *shards;
@@ -116,5 +138,21 @@ void dls_agent_lock(dlsched_agent *ag);
 void dls_agent_unlock(dlsched_agent *ag);
 /* learner=thread: take every staged transition into the model (lock held) */
 void dls_agent_drain(dlsched_agent *ag);
+/* the model version decisions report now: learner=none's imported one,
+   else the training steps */
+uint64_t dls_agent_version(dlsched_agent *ag);
+/* a reward into the agent's statistics (takes tmu) */
+void dls_agent_count_reward(dlsched_agent *ag, float reward);
+/* a completed transition: recorded for export (exchange_capacity), then
+   learned as the learner mode says (inline: the agent's lock is held) */
+void dls_agent_complete(dlsched_agent *ag, dls_ctx *c, const void *key, int32_t action,
+                        float reward, const void *next_key, const uint8_t *next_mask,
+                        unsigned terminal, unsigned truncated, uint64_t version);
+/* exchange.c: the ring's setup and teardown, and recording one transition */
+int dls_xring_init(dlsched_agent *ag, uint32_t cap);
+void dls_xring_free(dlsched_agent *ag);
+void dls_xring_record(dlsched_agent *ag, const void *key, int32_t action, float reward,
+                      const void *next_key, const uint8_t *next_mask, unsigned terminal,
+                      unsigned truncated, uint64_t version);
 
 #endif

@@ -73,6 +73,15 @@ typedef struct dls_backend_ops {
        runs and why, for dlsched_stats' blas_reason ("" when OpenBLAS's own
        fit the CPU); NULL where no BLAS is used */
     const char *(*kernels)(const void *impl);
+    /* exchange (dlsched-exchange(5)), under the agent's lock: the acting
+       weights into w; weights from r, checked whole (DLSCHED_EFORMAT with
+       the message set, nothing changed) before they replace the acting
+       ones with this version (learner=none only); whether a key read from
+       a blob is one the backend could have made (finite features, a state
+       index in range) */
+    void (*weights_save)(void *impl, struct dls_wbuf *w);
+    int (*weights_load)(void *impl, struct dls_rbuf *r, uint64_t version);
+    int (*key_ok)(const void *impl, const void *key);
 } dls_backend_ops;
 
 struct dlsched_config;

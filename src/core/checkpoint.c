@@ -25,10 +25,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "agent_impl.h"
-#include "ckpt.h"
+#include "bytes.h"
 
 #define DLS_CKPT_MAGIC "DLSCHKPT"
 #define DLS_CKPT_VERSION 2u
@@ -36,63 +35,6 @@
 #define DLS_CKPT_FLAG_REPLAY 1u
 
 enum { DLS_SEC_CONFIG = 1, DLS_SEC_AGENT = 2, DLS_SEC_MODEL = 3, DLS_SEC_GUARD = 4 };
-
-int dls_w_bytes(dls_wbuf *w, const void *src, size_t n)
-{
-    if (w->failed)
-        return -1;
-    if (n > w->cap - w->len) {
-        size_t cap = w->cap ? w->cap : 4096;
-        while (cap - w->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                w->failed = 1;
-                return -1;
-            }
-            cap *= 2;
-        }
-        unsigned char *p = realloc(w->p, cap);
-        if (!p) {
-            w->failed = 1;
-            return -1;
-        }
-        w->p = p;
-        w->cap = cap;
-    }
-    if (n)
-        memcpy(w->p + w->len, src, n);
-    w->len += n;
-    return 0;
-}
-
-/* begin a section; returns where its length goes */
-static size_t dls_sec_begin(dls_wbuf *w, uint32_t tag)
-{
-    dls_w_u32(w, tag);
-    dls_w_u32(w, 0);
-    size_t at = w->len;
-    dls_w_u64(w, 0);
-    return at;
-}
-
-static void dls_sec_end(dls_wbuf *w, size_t at)
-{
-    if (w->failed)
-        return;
-    uint64_t len = w->len - at - 8;
-    memcpy(w->p + at, &len, 8);
-}
-
-static uint32_t dls_crc(const unsigned char *p, size_t n)
-{
-    uLong c = crc32(0L, Z_NULL, 0);
-    while (n > 0) { /* zlib takes uInt lengths */
-        uInt chunk = n > 1u << 30 ? 1u << 30 : (uInt)n;
-        c = crc32(c, p, chunk);
-        p += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)c;
-}
 
 /* ---- save -------------------------------------------------------------------- */
 
@@ -104,7 +46,7 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
     dls_w_u32(w, with_replay ? DLS_CKPT_FLAG_REPLAY : 0);
     dls_w_u64(w, 0);
 
-    size_t at = dls_sec_begin(w, DLS_SEC_CONFIG);
+    size_t at = dls_w_sec_begin(w, DLS_SEC_CONFIG);
     for (int i = 0; i < DLS_N_KEYS; i++) {
         if (!dls_config_isset(ag->cfg, i))
             continue;
@@ -114,14 +56,14 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
         dls_w_bytes(w, t, strlen(t));
         dls_w_bytes(w, "\n", 1);
     }
-    dls_sec_end(w, at);
+    dls_w_sec_end(w, at);
 
     /* the model and the counters are read under both locks: a consistent
        snapshot while other threads act and observe */
     dls_agent_lock(ag);
     dls_agent_drain(ag);
     pthread_mutex_lock(&ag->tmu);
-    at = dls_sec_begin(w, DLS_SEC_AGENT);
+    at = dls_w_sec_begin(w, DLS_SEC_AGENT);
     dls_w_u32(w, ag->is_dqn ? DLS_ALGO_DQN : DLS_ALGO_QTABLE);
     dls_w_u32(w, ag->nf);
     dls_w_u32(w, ag->na);
@@ -137,7 +79,9 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
     dls_w_u64(w, atomic_load(&ag->explored));
     dls_w_u64(w, atomic_load(&ag->hinted));
     dls_w_u64(w, atomic_load(&ag->transitions));
-    dls_w_u64(w, atomic_load(&ag->train_steps));
+    /* the model version: learner=none never trains, its version is the
+       imported weights' */
+    dls_w_u64(w, dls_agent_version(ag));
     dls_w_f64(w, atomic_load(&ag->last_loss));
     dls_w_u32(w, (uint32_t)atomic_load(&ag->appr_active));
     dls_w_u64(w, ag->appr_left);
@@ -145,11 +89,11 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
     dls_w_u32(w, ag->appr_fill);
     dls_w_u32(w, ag->appr_agree);
     dls_w_bytes(w, ag->appr_window, sizeof ag->appr_window);
-    dls_sec_end(w, at);
+    dls_w_sec_end(w, at);
     if (ag->guard.enabled) {
-        at = dls_sec_begin(w, DLS_SEC_GUARD);
+        at = dls_w_sec_begin(w, DLS_SEC_GUARD);
         dls_guard_save(&ag->guard, w);
-        dls_sec_end(w, at);
+        dls_w_sec_end(w, at);
     }
     pthread_mutex_unlock(&ag->tmu);
 
@@ -166,16 +110,16 @@ static int dls_serialize(dlsched_agent *ag, dls_wbuf *w)
                                           "diverged); not saved, so the last good "
                                           "checkpoint stays");
     }
-    at = dls_sec_begin(w, DLS_SEC_MODEL);
+    at = dls_w_sec_begin(w, DLS_SEC_MODEL);
     ag->ops->save(ag->impl, w, with_replay);
-    dls_sec_end(w, at);
+    dls_w_sec_end(w, at);
     dls_agent_unlock(ag);
 
     if (w->failed)
         return dls_fail(DLSCHED_ENOMEM, "out of memory serialising the agent");
     uint64_t body = w->len - DLS_CKPT_HEADER;
     memcpy(w->p + 16, &body, 8);
-    dls_w_u32(w, dls_crc(w->p, w->len));
+    dls_w_u32(w, dls_crc32(w->p, w->len));
     DLS_FAIL_IF(w->failed, DLSCHED_ENOMEM, "out of memory serialising the agent");
     return DLSCHED_OK;
 }
@@ -437,7 +381,10 @@ static int dls_load_agent_section(dlsched_agent *ag, dls_rbuf *r)
     atomic_store(&ag->explored, explored);
     atomic_store(&ag->hinted, hinted);
     atomic_store(&ag->transitions, transitions);
-    atomic_store(&ag->train_steps, train_steps);
+    if (ag->learner_none)
+        atomic_store(&ag->imported_version, train_steps);
+    else
+        atomic_store(&ag->train_steps, train_steps);
     atomic_store(&ag->last_loss, last_loss);
     atomic_store(&ag->appr_active, (int)active);
     ag->appr_left = left;
@@ -510,7 +457,7 @@ DLSCHED_API int dlsched_load_buffer(const void *buf, size_t len, const dlsched_c
                 (unsigned long long)body, len - DLS_CKPT_HEADER - 4);
     uint32_t crc;
     memcpy(&crc, p + len - 4, 4);
-    DLS_FAIL_IF(crc != dls_crc(p, len - 4), DLSCHED_EFORMAT,
+    DLS_FAIL_IF(crc != dls_crc32(p, len - 4), DLSCHED_EFORMAT,
                 "checkpoint: checksum mismatch (the data is corrupt)");
     DLS_FAIL_IF(flags & ~DLS_CKPT_FLAG_REPLAY, DLSCHED_EFORMAT,
                 "checkpoint: unknown flags 0x%x", flags);

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ckpt.h"
+#include "bytes.h"
 #include "config.h"
 
 /* a ticket's tag (32 bits): arm (2 bits), guarded (1), leader learned at

@@ -95,8 +95,12 @@
     X(CPU_THREADS, "cpu_threads", INT, "1", NULL, 1, 256, 0, NULL,                           \
       "dqn: OpenBLAS threads training GEMMs may use, each as many as its size pays for "    \
       "(process-wide setting)")                                                             \
-    X(LEARNER, "learner", ENUM, "inline", NULL, 0, 0, 0, "inline|thread",                   \
-      "inline: learn inside observe (deterministic); thread: a background learner")         \
+    X(LEARNER, "learner", ENUM, "inline", NULL, 0, 0, 0, "inline|thread|none",              \
+      "inline: learn inside observe (deterministic); thread: a background learner; "        \
+      "none: act and record, never train (dlsched_import_weights)")                         \
+    X(EXCHANGE_CAPACITY, "exchange_capacity", INT, "0", NULL, 0, 16777216, 0, NULL,          \
+      "completed transitions kept for dlsched_export_transitions (0 = none; when full the " \
+      "oldest are dropped)")                                                                \
     X(PUBLISH_EVERY, "publish_every", INT, "10", NULL, 1, 2147483647, 0, NULL,               \
       "learner=thread, dqn: steps between weight publications to the act path")             \
     X(REPLAY_RATIO, "replay_ratio", FLOAT, "0", NULL, 0, 1e9, 0, NULL,                       \

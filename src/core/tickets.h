@@ -24,6 +24,7 @@ typedef struct dls_slot {
     int32_t action;  /* the decision's action */
     uint32_t pad;
     uint64_t born_ns; /* issue time (CLOCK_MONOTONIC), for ticket_timeout_ms */
+    uint64_t version; /* the model version that decided (exchange records it) */
     /* followed by key_bytes of the backend's state key */
 } dls_slot;
 

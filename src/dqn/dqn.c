@@ -14,12 +14,13 @@
 #include "dqn.h"
 
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/ckpt.h"
+#include "../core/bytes.h"
 #include "../core/config.h"
 #include "gpu_ops.h"
 #include "layout.h"
@@ -860,6 +861,79 @@ static int dqn_load(void *impl, dls_rbuf *r, int with_replay)
     return DLSCHED_OK;
 }
 
+/* ---- exchange: the acting weights (dlsched-exchange(5)) ------------------------- */
+
+/* u64 parameter count, the parameters (float32), u32 normaliser on, the
+   normaliser's mean and inverse deviation (n_features float32 each) */
+static void dqn_weights_save(void *impl, dls_wbuf *w)
+{
+    dls_dqn *d = impl;
+    dqn_gpu_pull(d);
+    dls_w_u64(w, d->n_params);
+    dls_w_bytes(w, d->theta, d->n_params * sizeof(float));
+    dls_w_u32(w, (uint32_t)(d->normalize && d->n_seen >= 2));
+    dls_w_bytes(w, d->nmean, d->nf * sizeof(float));
+    dls_w_bytes(w, d->ninv, d->nf * sizeof(float));
+}
+
+/* every one of the n float32 at p (any alignment) finite */
+static int dqn_bytes_finite(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, p + i * sizeof v, sizeof v);
+        if (!isfinite(v))
+            return 0;
+    }
+    return 1;
+}
+
+static int dqn_weights_load(void *impl, dls_rbuf *r, uint64_t version)
+{
+    dls_dqn *d = impl;
+    uint64_t n = dls_r_u64(r);
+    DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "weights: truncated before the parameter count");
+    DLS_FAIL_IF(n != d->n_params, DLSCHED_EMISMATCH,
+                "weights: %llu parameters, this agent's network has %zu",
+                (unsigned long long)n, d->n_params);
+    size_t bytes = d->n_params * sizeof(float), nfb = d->nf * sizeof(float);
+    DLS_FAIL_IF(r->len - r->pos != bytes + 4 + 2 * nfb, DLSCHED_EFORMAT,
+                "weights: %zu bytes for %zu parameters and the normaliser, which take %zu",
+                r->len - r->pos, d->n_params, bytes + 4 + 2 * nfb);
+    const unsigned char *p = r->p + r->pos;
+    uint32_t norm_on;
+    memcpy(&norm_on, p + bytes, 4);
+    DLS_FAIL_IF(norm_on > 1, DLSCHED_EFORMAT, "weights: normaliser flag %u is not 0 or 1",
+                norm_on);
+    DLS_FAIL_IF(norm_on && !d->normalize, DLSCHED_EMISMATCH,
+                "weights: normalised features, but this agent has normalize=0");
+    DLS_FAIL_IF(!dqn_bytes_finite(p, d->n_params) || !dqn_bytes_finite(p + bytes + 4, 2 * d->nf),
+                DLSCHED_EFORMAT, "weights: a parameter or normaliser value is not finite");
+    for (uint32_t j = 0; norm_on && j < d->nf; j++) {
+        float inv;
+        memcpy(&inv, p + bytes + 4 + nfb + (size_t)j * sizeof inv, sizeof inv);
+        DLS_FAIL_IF(!(inv > 0.0f), DLSCHED_EFORMAT,
+                    "weights: the normaliser's inverse deviation %u is %g, not > 0", j, inv);
+    }
+    memcpy(d->theta, p, bytes);
+    memcpy(d->nmean, p + bytes + 4, nfb);
+    memcpy(d->ninv, p + bytes + 4 + nfb, nfb);
+    r->pos += bytes + 4 + 2 * nfb;
+    d->n_seen = norm_on ? 2 : 0;
+    d->steps = version;
+    /* readers pin a snapshot only while they compute one decision: a free
+       slot comes */
+    while (!dqn_publish(d))
+        sched_yield();
+    return DLSCHED_OK;
+}
+
+static int dqn_key_ok(const void *impl, const void *key)
+{
+    const dls_dqn *d = impl;
+    return dqn_bytes_finite(key, d->nf);
+}
+
 static const char *dqn_kernels(const void *impl)
 {
     return ((const dls_dqn *)impl)->kern_note;
@@ -868,7 +942,8 @@ static const char *dqn_kernels(const void *impl)
 static const dls_backend_ops dls_dqn_backend = {
     "dqn",      1,         dqn_encode, dqn_q,    dqn_q_shared, dqn_scratch_floats, dqn_publish,
     dqn_learn,  dqn_train, dqn_stored, dqn_save, dqn_finite, dqn_load,     dqn_memory,         dqn_destroy,
-    dqn_sync,   dqn_failure, NULL,       dqn_kernels,
+    dqn_sync,   dqn_failure, NULL,       dqn_kernels, dqn_weights_save, dqn_weights_load,
+    dqn_key_ok,
 };
 
 /* ---- creation ---------------------------------------------------------------- */

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "../core/backend.h"
-#include "../core/ckpt.h"
+#include "../core/bytes.h"
 #include "../core/config.h"
 
 /* bin = floor((x - low) * scale), clamped to [0, bins - 1]; index += bin * stride */
@@ -258,10 +258,55 @@ static int qt_load(void *impl, dls_rbuf *r, int with_replay)
     return DLSCHED_OK;
 }
 
+/* ---- exchange: the table (dlsched-exchange(5)) --------------------------------- */
+
+/* u64 states, u32 actions, the table (float32, state-major) */
+static void qt_weights_save(void *impl, dls_wbuf *w)
+{
+    const dls_qtable *t = impl;
+    dls_w_u64(w, t->n_states);
+    dls_w_u32(w, t->na);
+    dls_w_bytes(w, t->q, (size_t)(t->n_states * t->na) * sizeof(float));
+}
+
+static int qt_weights_load(void *impl, dls_rbuf *r, uint64_t version)
+{
+    dls_qtable *t = impl;
+    (void)version;
+    uint64_t ns = dls_r_u64(r);
+    uint32_t na = dls_r_u32(r);
+    DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "weights: truncated before the table's size");
+    DLS_FAIL_IF(ns != t->n_states || na != t->na, DLSCHED_EMISMATCH,
+                "weights: a table of %llu states x %u actions, this agent's is %llu x %u",
+                (unsigned long long)ns, na, (unsigned long long)t->n_states, t->na);
+    size_t n = (size_t)(t->n_states * t->na);
+    DLS_FAIL_IF(r->len - r->pos != n * sizeof(float), DLSCHED_EFORMAT,
+                "weights: %zu bytes for a table of %zu values", r->len - r->pos, n);
+    const unsigned char *p = r->p + r->pos;
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, p + i * sizeof v, sizeof v);
+        DLS_FAIL_IF(!isfinite(v), DLSCHED_EFORMAT, "weights: table value %zu is not finite", i);
+    }
+    /* acting threads read the live table (qt_q_shared): value by value */
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        memcpy(&v, p + i * sizeof v, sizeof v);
+        __atomic_store(&t->q[i], &v, __ATOMIC_RELAXED);
+    }
+    r->pos += n * sizeof(float);
+    return DLSCHED_OK;
+}
+
+static int qt_key_ok(const void *impl, const void *key)
+{
+    return qt_key(key) < ((const dls_qtable *)impl)->n_states;
+}
+
 static const dls_backend_ops dls_qtable_ops = {
     "qtable",   256,       qt_encode, qt_q,     qt_q_shared, qt_scratch_floats, qt_publish,
     qt_learn,   qt_train,  qt_stored, qt_save,  qt_finite, qt_load,     qt_memory,         qt_destroy,
-    NULL,       NULL,      qt_states, NULL,
+    NULL,       NULL,      qt_states, NULL,     qt_weights_save, qt_weights_load, qt_key_ok,
 };
 
 /* malloc and touch: every page is faulted in at creation, not on a request */

@@ -1,9 +1,12 @@
 /*
- * ckpt.h - byte buffers for checkpoints: a growing writer and a
- * bounds-checked reader, little-endian (the only byte order built for).
+ * bytes.h - byte buffers for the binary formats (checkpoints, the exchange
+ * blobs of transitions and weights): a growing writer, a bounds-checked
+ * reader, sections and the CRC-32, little-endian (the only byte order built
+ * for). A unit of its own below the models and the formats (bytes.c): the
+ * models' save code and every format use it, it uses none of them.
  */
-#ifndef DLS_CKPT_H
-#define DLS_CKPT_H
+#ifndef DLS_BYTES_H
+#define DLS_BYTES_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +29,12 @@ typedef struct dls_rbuf {
 } dls_rbuf;
 
 int dls_w_bytes(dls_wbuf *w, const void *src, size_t n);
+/* a section: u32 tag, u32 0, u64 length, data; begin returns where the
+   length goes, end writes it */
+size_t dls_w_sec_begin(dls_wbuf *w, uint32_t tag);
+void dls_w_sec_end(dls_wbuf *w, size_t at);
+/* zlib's CRC-32 of n bytes (any n) */
+uint32_t dls_crc32(const void *p, size_t n);
 static inline int dls_w_u32(dls_wbuf *w, uint32_t v) { return dls_w_bytes(w, &v, 4); }
 static inline int dls_w_u64(dls_wbuf *w, uint64_t v) { return dls_w_bytes(w, &v, 8); }
 static inline int dls_w_f64(dls_wbuf *w, double v) { return dls_w_bytes(w, &v, 8); }
@@ -75,4 +84,4 @@ static inline int dls_r_array(dls_rbuf *r, void *dst, uint64_t count, size_t siz
     return dls_r_bytes(r, dst, (size_t)count * size);
 }
 
-#endif
+#endif /* DLS_BYTES_H */
