@@ -96,7 +96,8 @@ MAN3 := $(wildcard man/man3/*.3)
 MAN7 := man/man7/dlsched.7
 
 .PHONY: all lib cuda check check-python test deps-build deps-check demo bench fuzz install uninstall abicheck \
-        abi-baseline lint-man man clean ffi-examples bench-python bench-anchors
+        abi-baseline lint-man man clean ffi-examples bench-python bench-anchors check-ray \
+        example-ray
 
 TOOL := build/$(VARIANT)/bin/dlsched
 # the project's own runs (bench, demo, targets, examples) on the best
@@ -258,6 +259,30 @@ check-python: $(PYVENV)/bin/python lib
 	cd build && env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) DLSCHED_TOP=$(CURDIR) \
 	    DLSCHED_VALIDATION_LOG=$(CURDIR)/build/python-validation.jsonl \
 	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
+
+# dlsched.ray and the exchange bindings: Ray from pip (plain `ray`, tested
+# 2.60.0) into the venv of check-python; one local Ray per run (2 CPUs, no
+# dashboard, 90 MB object store)
+PY_RAY_DEPS := ray
+check-ray: $(PYVENV)/bin/python lib
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_TEST_DEPS) $(PY_RAY_DEPS)
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+	    ./bindings/python
+	cd build && env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) \
+	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider \
+	    $(CURDIR)/bindings/python/tests/test_exchange.py $(CURDIR)/bindings/python/tests/test_ray.py
+
+# examples/ray/scale.py: simulated servers as Ray actors feeding one learner,
+# against the library in one process; build/ray-scale/scale.jsonl and
+# table.md (EXAMPLE_RAY_ARGS=--quick: under 60 s)
+example-ray: $(PYVENV)/bin/python
+	$(MAKE) --no-print-directory lib $(TOOL)
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check numpy $(PY_RAY_DEPS)
+	DLSCHED_LIBRARY=$(CURDIR)/$(OUT)/$(SONAME) PYTHONPATH=$(CURDIR)/bindings/python/src \
+	    $(BEST_BLAS) $(PYVENV)/bin/python examples/ray/scale.py $(EXAMPLE_RAY_ARGS)
+
+examples/ray/architecture.png: examples/ray/architecture.dot
+	dot -Tpng $< -o $@
 
 deps-check:
 	@sh scripts/ensure-deps.sh check

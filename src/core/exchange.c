@@ -10,7 +10,7 @@
  *
  * Body: the shape (u32 algo 0 qtable / 1 dqn, u32 n_features, u32
  * n_actions, u32 key bytes, u64 FNV-1a hash of the shape keys' effective
- * values), then
+ * values; for transitions without hidden, dueling and normalize), then
  *   transitions: u32 count, u32 0, count records of u64 model version, i32
  *                action, f32 reward, u32 flags (1 terminal, 2 truncated,
  *                4 next mask), u32 0, the key, the next key unless
@@ -119,13 +119,19 @@ static void dls_fnv(uint64_t *h, const void *p, size_t n)
 }
 
 /* FNV-1a 64 of the effective values of the keys that fix a model's shape
-   (registry.h K_SHAPE), lists expanded to n_features values */
-static uint64_t dls_shape_hash(const dlsched_agent *ag)
+   (registry.h K_SHAPE), lists expanded to n_features values. Transitions
+   carry states as keys, whose encoding the network's keys (hidden, dueling,
+   normalize) do not change: their hash leaves those out, so a learner may
+   change its network while actors built for the old one still ship. */
+static uint64_t dls_shape_hash(const dlsched_agent *ag, uint32_t kind)
 {
     uint64_t h = 0xcbf29ce484222325ull;
     for (int i = 0; i < DLS_N_KEYS; i++) {
         const dls_key_info *k = &dls_keys[i];
         if (!(k->flags & DLS_K_SHAPE))
+            continue;
+        if (kind == DLS_X_TRANSITIONS &&
+            (i == DLS_KEY_HIDDEN || i == DLS_KEY_DUELING || i == DLS_KEY_NORMALIZE))
             continue;
         dls_fnv(&h, k->name, strlen(k->name) + 1);
         if (k->type == DLS_T_INTLIST || k->type == DLS_T_FLOATLIST) {
@@ -156,10 +162,10 @@ typedef struct dls_xshape {
     uint64_t hash;
 } dls_xshape;
 
-static dls_xshape dls_shape_of(const dlsched_agent *ag)
+static dls_xshape dls_shape_of(const dlsched_agent *ag, uint32_t kind)
 {
     dls_xshape s = {ag->is_dqn ? 1u : 0u, ag->nf, ag->na, (uint32_t)ag->key_bytes,
-                    dls_shape_hash(ag)};
+                    dls_shape_hash(ag, kind)};
     return s;
 }
 
@@ -234,7 +240,7 @@ static int dls_x_open(const dlsched_agent *ag, const void *buf, size_t len, uint
     s.na = dls_r_u32(&r);
     s.key_bytes = dls_r_u32(&r);
     s.hash = dls_r_u64(&r);
-    dls_xshape mine = dls_shape_of(ag);
+    dls_xshape mine = dls_shape_of(ag, kind);
     DLS_FAIL_IF(s.algo != mine.algo, DLSCHED_EMISMATCH, "%s blob: from algo=%s, this agent is %s",
                 what, s.algo == 1 ? "dqn" : s.algo == 0 ? "qtable" : "?",
                 mine.algo ? "dqn" : "qtable");
@@ -242,8 +248,10 @@ static int dls_x_open(const dlsched_agent *ag, const void *buf, size_t len, uint
                 "%s blob: n_features=%u n_actions=%u, this agent has %u and %u", what, s.nf,
                 s.na, mine.nf, mine.na);
     DLS_FAIL_IF(s.key_bytes != mine.key_bytes || s.hash != mine.hash, DLSCHED_EMISMATCH,
-                "%s blob: another shape (hidden, bins, feature ranges, dueling or normalize "
-                "differ)",
+                kind == DLS_X_TRANSITIONS
+                    ? "%s blob: states encoded otherwise (bins or feature ranges differ)"
+                    : "%s blob: another shape (hidden, bins, feature ranges, dueling or "
+                      "normalize differ)",
                 what);
     *body = r;
     return DLSCHED_OK;
@@ -262,7 +270,7 @@ DLSCHED_API int dlsched_export_transitions(dlsched_agent *ag, uint32_t max, void
     dls_xring *x = &ag->xr;
     size_t kb = ag->key_bytes, kpad = dls_pad8(kb);
     dls_wbuf w = {NULL, 0, 0, 0};
-    dls_xshape shape = dls_shape_of(ag);
+    dls_xshape shape = dls_shape_of(ag, DLS_X_TRANSITIONS);
     dls_x_begin(&w, DLS_X_TRANSITIONS, &shape);
     pthread_mutex_lock(&x->mu);
     uint32_t n = max && max < x->count ? max : x->count;
@@ -419,7 +427,7 @@ DLSCHED_API int dlsched_export_weights(dlsched_agent *ag, void **buf, size_t *le
     DLS_FAIL_IF(!ag, DLSCHED_EINVAL, "agent is NULL");
     DLS_FAIL_IF(!buf || !len, DLSCHED_EINVAL, "%s is NULL", !buf ? "buf" : "len");
     dls_wbuf w = {NULL, 0, 0, 0};
-    dls_xshape shape = dls_shape_of(ag);
+    dls_xshape shape = dls_shape_of(ag, DLS_X_WEIGHTS);
     dls_x_begin(&w, DLS_X_WEIGHTS, &shape);
     dls_agent_lock(ag);
     uint64_t version = dls_agent_version(ag);

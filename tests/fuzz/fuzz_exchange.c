@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 typedef struct fx_target {
     dlsched_agent *learner;    /* learner=inline: ingest */
     dlsched_agent *actor;      /* learner=none: import */
-    unsigned char shape[FX_SHAPE];
+    unsigned char shape[FX_SHAPE];  /* of a weights blob */
+    unsigned char tshape[FX_SHAPE]; /* of a transitions blob (no network keys) */
     void *weights;             /* the actor's weights as exported now */
     size_t weights_len;
 } fx_target;
@@ -79,6 +80,14 @@ static void fx_init(void)
             t->weights_len < FX_HEADER + FX_SHAPE + 4)
             abort();
         memcpy(t->shape, (const unsigned char *)t->weights + FX_HEADER, FX_SHAPE);
+        void *tb;
+        size_t tl;
+        uint32_t n;
+        if (dlsched_export_transitions(t->learner, 0, &tb, &tl, &n, NULL) != DLSCHED_OK ||
+            tl < FX_HEADER + FX_SHAPE + 4)
+            abort();
+        memcpy(t->tshape, (const unsigned char *)tb + FX_HEADER, FX_SHAPE);
+        dlsched_buffer_free(tb);
     }
     fx_ready = 1;
 }
@@ -210,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(p + 8, &version, 4);
         memcpy(p + 12, &kind, 4);
         memcpy(p + 16, &blen, 8);
-        memcpy(p + FX_HEADER, t->shape, FX_SHAPE);
+        memcpy(p + FX_HEADER, kind == 1 ? t->tshape : t->shape, FX_SHAPE);
         memcpy(p + FX_HEADER + FX_SHAPE, data + 1, size - 1);
         uint32_t c = fx_crc(p, len - 4);
         memcpy(p + len - 4, &c, 4);

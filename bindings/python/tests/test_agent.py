@@ -60,10 +60,10 @@ def assert_table(agent, table):
 
 def qtable_memory(n_features, n_actions, bins, tickets, guard):
     """dlsched(7) MEMORY for algo=qtable: tickets, table, discretisation,
-    guard visit counts, work space and the fixed 5480 bytes."""
+    guard visit counts, work space and the fixed 5712 bytes."""
     states = math.prod(bins)
-    return (tickets * (36 + 8) + states * n_actions * 4 + 32 * n_features
-            + (states * n_actions * 2 if guard else 0) + 2 * 8 + 4 * n_actions + 5480)
+    return (tickets * (44 + 8) + states * n_actions * 4 + 32 * n_features
+            + (states * n_actions * 2 if guard else 0) + 2 * 8 + 4 * n_actions + 5712)
 
 
 def test_from_spec_string():

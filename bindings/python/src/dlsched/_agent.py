@@ -7,8 +7,8 @@ import os
 import struct
 import threading
 import weakref
-from ctypes import (addressof, byref, c_char_p, c_float, c_size_t, c_uint8, c_uint64,
-                    c_void_p)
+from ctypes import (addressof, byref, c_char, c_char_p, c_float, c_size_t, c_uint8, c_uint32,
+                    c_uint64, c_void_p)
 from typing import (Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple,
                     Union)
 
@@ -23,7 +23,9 @@ except ImportError:  # pragma: no cover - exercised by the no-numpy test
 PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 Config = Union[None, str, Mapping[str, Any]]
 
-__all__ = ["Agent", "Decision", "Stats"]
+Blob = Union[bytes, bytearray, memoryview, Any]  # Any: a numpy array, another buffer
+
+__all__ = ["Agent", "Decision", "Stats", "Blob"]
 
 
 class Decision(NamedTuple):
@@ -156,6 +158,54 @@ def _int32(value: Any, what: str) -> int:
     if not -0x80000000 <= v <= 0x7FFFFFFF:
         raise InvalidArgumentError(f"{what} {v} is out of range", _lib.EINVAL, "dlsched.Agent")
     return v
+
+
+def _blob(data: Any, what: str) -> Tuple[Any, int, Any]:
+    """(pointer argument, length, what must stay alive) for bytes handed to
+    the library, which only reads them.
+
+    bytes pass as they are; a C-contiguous numpy array (read-only ones too,
+    as Ray's object store hands them out) by its address; a bytearray or a
+    writable buffer through ctypes' from_buffer: no copy in these cases. A
+    read-only buffer that is not bytes (a memoryview of one) is copied when
+    numpy is missing, and a non-contiguous one always.
+    """
+    if isinstance(data, bytes):
+        return data, len(data), data
+    if _np is not None and isinstance(data, _np.ndarray):
+        if not data.flags.c_contiguous:
+            data = _np.ascontiguousarray(data)
+        if data.nbytes == 0:
+            return b"", 0, None
+        return data.ctypes.data, data.nbytes, data
+    try:
+        mv = memoryview(data)
+    except TypeError:
+        raise TypeError(f"{what} must be bytes, a bytearray, a memoryview or a numpy "
+                        f"uint8 array, not {type(data).__name__}") from None
+    if mv.nbytes == 0:
+        return b"", 0, None
+    if not mv.c_contiguous:
+        b = mv.tobytes()
+        return b, len(b), b
+    if _np is not None:
+        arr = _np.frombuffer(mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv,
+                             dtype=_np.uint8)
+        return arr.ctypes.data, arr.nbytes, (arr, mv)
+    if not mv.readonly:
+        flat = mv.cast("B")
+        keep = (c_char * flat.nbytes).from_buffer(flat)
+        return keep, flat.nbytes, (keep, flat, mv)
+    b = mv.tobytes()  # pragma: no cover - read-only buffer without numpy
+    return b, len(b), b
+
+
+def _take_buffer(lib: ctypes.CDLL, buf: c_void_p, n: int) -> bytes:
+    """A library buffer's bytes as a bytes object; the buffer is freed."""
+    try:
+        return ctypes.string_at(buf, n) if n else b""
+    finally:
+        lib.dlsched_buffer_free(buf)
 
 
 def _free_agent(lib: ctypes.CDLL, handle: int) -> None:
@@ -652,3 +702,90 @@ class Agent:
         if rc:
             raise_for(rc, "dlsched_load_buffer")
         return cls._adopt(lib, handle.value, _checkpoint_config(data[:40 + (1 << 20)]))
+
+    # ---- experience and weights between agents (Since 1.3) -----------------
+    # A library older than 1.3 raises dlsched.LibraryError naming the version.
+
+    def export_transitions(self, max: int = 0) -> Tuple[bytes, int, int]:
+        """Take the completed transitions this agent recorded out of it,
+        oldest first (dlsched_export_transitions(3); key exchange_capacity > 0).
+
+        Returns ``(blob, count, dropped)``: ``blob`` is ``bytes`` (immutable,
+        picklable, accepted as it is by :meth:`ingest_transitions` and by Ray
+        without a further copy), holding ``count`` transitions, up to ``max``
+        (0: all there are; an empty blob is valid). ``dropped`` counts the
+        transitions the full ring dropped, oldest first, since the last call.
+        Since 1.3.
+        """
+        fn = _lib.since("dlsched_export_transitions")
+        h = self._handle()
+        m = operator.index(max)
+        if not 0 <= m <= 0xFFFFFFFF:
+            raise InvalidArgumentError(f"max is {m}; it must be in 0 .. 2^32-1", _lib.EINVAL,
+                                       "dlsched_export_transitions")
+        buf = c_void_p()
+        n = c_size_t()
+        count = c_uint32()
+        dropped = c_uint64()
+        rc = fn(h, m, byref(buf), byref(n), byref(count), byref(dropped))
+        if rc:
+            raise_for(rc, "dlsched_export_transitions")
+        return _take_buffer(self._lib, buf, n.value), count.value, dropped.value
+
+    def ingest_transitions(self, blob: Blob, min_model_version: int = 0) -> Tuple[int, int]:
+        """Learn from another agent's exported transitions
+        (dlsched_ingest_transitions(3)); a learning agent only (learner=none
+        raises :class:`ConfigError`).
+
+        ``blob``: bytes, a bytearray, a memoryview or a C-contiguous numpy
+        uint8 array (read-only ones too), read in place without a copy.
+        Transitions decided by a model version below ``min_model_version``
+        are dropped. Returns ``(accepted, stale)``. A corrupt, truncated or
+        foreign blob raises :class:`FormatError`, one of another shape
+        :class:`MismatchError`; nothing is taken in then. Since 1.3.
+        """
+        fn = _lib.since("dlsched_ingest_transitions")
+        h = self._handle()
+        ptr, n, keep = _blob(blob, "blob")
+        v = operator.index(min_model_version)
+        if not 0 <= v <= 0xFFFFFFFFFFFFFFFF:
+            raise InvalidArgumentError(f"min_model_version is {v}; it must be >= 0",
+                                       _lib.EINVAL, "dlsched_ingest_transitions")
+        accepted = c_uint32()
+        stale = c_uint32()
+        rc = fn(h, ptr, n, v, byref(accepted), byref(stale))
+        del keep
+        if rc:
+            raise_for(rc, "dlsched_ingest_transitions")
+        return accepted.value, stale.value
+
+    def export_weights(self) -> Tuple[bytes, int]:
+        """The weights decisions are made with and their model version
+        (dlsched_export_weights(3)): ``(blob, version)``, blob as bytes.
+        Since 1.3."""
+        fn = _lib.since("dlsched_export_weights")
+        h = self._handle()
+        buf = c_void_p()
+        n = c_size_t()
+        version = c_uint64()
+        rc = fn(h, byref(buf), byref(n), byref(version))
+        if rc:
+            raise_for(rc, "dlsched_export_weights")
+        return _take_buffer(self._lib, buf, n.value), version.value
+
+    def import_weights(self, blob: Blob) -> int:
+        """Act with weights another agent exported (dlsched_import_weights(3));
+        learner=none agents only (:class:`ConfigError` otherwise). ``blob`` as
+        for :meth:`ingest_transitions`, read in place. Returns the weights'
+        model version, which later decisions report. Checked whole first:
+        :class:`FormatError`, :class:`MismatchError`, and nothing changes.
+        Since 1.3."""
+        fn = _lib.since("dlsched_import_weights")
+        h = self._handle()
+        ptr, n, keep = _blob(blob, "blob")
+        version = c_uint64()
+        rc = fn(h, ptr, n, byref(version))
+        del keep
+        if rc:
+            raise_for(rc, "dlsched_import_weights")
+        return version.value

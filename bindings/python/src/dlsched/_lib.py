@@ -130,6 +130,19 @@ _PROTOTYPES = {
     "dlsched_backend_available": (c_int, [c_char_p]),
 }
 
+# Since 1.3 (symbol node DLSCHED_1.1): experience and weights between agents.
+# Resolved only from a library that says it is 1.3 or later; from an older
+# one, calling them raises LibraryError naming the version they need.
+EXCHANGE_VERSION = (1, 3)
+_PROTOTYPES_1_3 = {
+    "dlsched_export_transitions": (c_int, [c_void_p, c_uint32, _vpp, POINTER(c_size_t),
+                                           POINTER(c_uint32), POINTER(c_uint64)]),
+    "dlsched_ingest_transitions": (c_int, [c_void_p, c_void_p, c_size_t, c_uint64,
+                                           POINTER(c_uint32), POINTER(c_uint32)]),
+    "dlsched_export_weights": (c_int, [c_void_p, _vpp, POINTER(c_size_t), POINTER(c_uint64)]),
+    "dlsched_import_weights": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_uint64)]),
+}
+
 
 class LibraryError(ImportError):
     """The shared library could not be found, loaded or accepted.
@@ -202,6 +215,16 @@ def _check(lib: ctypes.CDLL, path: str) -> int:
             f"{path} is libdlsched {major}.{minor}.{version % 100}; this package needs "
             f"{REQUIRED_MAJOR}.x with x >= {REQUIRED_MINOR} (set DLSCHED_LIBRARY to the "
             f"full path of a libdlsched.so.{REQUIRED_MAJOR})")
+    if (major, minor) >= EXCHANGE_VERSION:
+        # a library that says 1.3 must have what 1.3 exports
+        missing = [name for name in _PROTOTYPES_1_3 if not hasattr(lib, name)]
+        if missing:
+            raise LibraryError(f"{path} says it is libdlsched {major}.{minor}.{version % 100} "
+                               f"but lacks {', '.join(missing)} (Since 1.3)")
+        for name, (restype, argtypes) in _PROTOTYPES_1_3.items():
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
     return version
 
 
@@ -235,3 +258,16 @@ def load() -> _Loaded:
 
 def lib() -> ctypes.CDLL:
     return load().lib
+
+
+def since(name: str, needed: Tuple[int, int] = EXCHANGE_VERSION) -> "ctypes._CFuncPtr":
+    """The library's function name, which needs version needed or later;
+    LibraryError naming both versions when the loaded library is older."""
+    loaded = load()
+    v = loaded.version
+    if (v // 10000, v // 100 % 100) < needed:
+        raise LibraryError(
+            f"{name} needs libdlsched {needed[0]}.{needed[1]} or later; {loaded.path} is "
+            f"{v // 10000}.{v // 100 % 100}.{v % 100} (set DLSCHED_LIBRARY to the full path "
+            f"of a newer {SONAME})")
+    return getattr(loaded.lib, name)
