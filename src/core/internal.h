@@ -40,4 +40,17 @@ int dls_fail(int code, const char *fmt, ...) DLS_PRINTF(2, 3);
 /* "NaN", "+Inf", "-Inf" or the number, for messages about bad floats. */
 const char *dls_fmt_float(double x, char *buf, size_t len);
 
+/* Fault in every page of n bytes at p now, so that no request pays for it
+   later. A zeroing memset is not enough: the compiler may turn malloc +
+   memset(0) into calloc, which leaves fresh pages of the kernel's untouched.
+   A volatile write per page cannot be elided. */
+static inline void dls_touch_pages(void *p, size_t n)
+{
+    volatile unsigned char *b = p;
+    for (size_t i = 0; i < n; i += 4096)
+        b[i] = 0;
+    if (n)
+        b[n - 1] = 0;
+}
+
 #endif

@@ -1,5 +1,6 @@
 /* replay.c - replay ring and sum-tree (see replay.h) */
 #include "replay.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,14 @@ int dls_replay_init(dls_replay *r, uint64_t cap, uint32_t nf, uint32_t na, int p
     memset(r->mask2, 0, cap * na);
     if (per)
         memset(r->tree, 0, 2 * r->tree_n * sizeof(double));
+    dls_touch_pages(r->s, cap * nf * sizeof(float));
+    dls_touch_pages(r->s2, cap * nf * sizeof(float));
+    dls_touch_pages(r->a, cap * sizeof(int32_t));
+    dls_touch_pages(r->ret, cap * sizeof(float));
+    dls_touch_pages(r->disc, cap * sizeof(float));
+    dls_touch_pages(r->mask2, cap * na);
+    if (per)
+        dls_touch_pages(r->tree, 2 * r->tree_n * sizeof(double));
     r->max_priority = 1.0;
     return 0;
 }

@@ -957,6 +957,7 @@ static void *dqn_alloc(dls_dqn *d, size_t n, int *failed)
         return NULL;
     }
     memset(p, 0, n);
+    dls_touch_pages(p, n);
     d->bytes += n;
     return p;
 }

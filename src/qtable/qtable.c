@@ -315,6 +315,7 @@ static void *qt_alloc(size_t n, size_t *total)
     void *p = malloc(n ? n : 1);
     if (p) {
         memset(p, 0, n);
+        dls_touch_pages(p, n);
         *total += n;
     }
     return p;
