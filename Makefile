@@ -47,9 +47,36 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude $(WARN
 
 comma := ,
 
-# Each variant (plain, sanitized) builds in its own directory; the plain one
-# publishes into lib/.
+# ---- cross build (make CROSS=aarch64-linux-gnu-): Debian's cross gcc, the
+# target's multiarch pkg-config files, its own build directory and lib
+# directory (lib/ stays native); no CUDA plugin; the x86 kernels and CPUID
+# compile out by themselves. `make check-cross CROSS=...` runs the tests
+# under qemu-user (scripts/cross-arm64.sh)
+CROSS ?=
+ifneq ($(CROSS),)
 ifneq ($(SANITIZE),)
+$(error CROSS and SANITIZE together are not supported)
+endif
+CROSS_TRIPLET := $(patsubst %-,%,$(CROSS))
+CROSS_ARCH := $(firstword $(subst -, ,$(CROSS_TRIPLET)))
+CC := $(CROSS)gcc
+AR := $(CROSS)ar
+PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(CROSS_TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
+CUDA := 0
+# Debian bookworm's cross gcc 12.2 (12.2.0-14cross1) stops with an internal
+# compiler error (vect_transform_reduction) on a double fmax() reduction
+# loop in tests/check_kernels.c and tests/check_threads.c: the test program
+# alone is built without the loop vectoriser (the library keeps it)
+CROSS_TEST_CFLAGS := -fno-tree-loop-vectorize
+endif
+
+# Each variant (plain, sanitized, cross) builds in its own directory; the
+# plain one publishes into lib/.
+ifneq ($(CROSS),)
+VARIANT := cross-$(CROSS_ARCH)
+SANFLAGS :=
+OUT := build/$(VARIANT)/lib
+else ifneq ($(SANITIZE),)
 VARIANT := san-$(subst $(comma),-,$(SANITIZE))
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 OUT := build/$(VARIANT)/lib
@@ -97,7 +124,7 @@ MAN7 := man/man7/dlsched.7
 
 .PHONY: all lib cuda check check-python test deps-build deps-check demo bench fuzz install uninstall abicheck \
         abi-baseline lint-man man clean ffi-examples bench-python bench-anchors check-ray \
-        example-ray
+        example-ray check-onnx
 
 TOOL := build/$(VARIANT)/bin/dlsched
 # the project's own runs (bench, demo, targets, examples) on the best
@@ -106,7 +133,12 @@ BEST_BLAS = sh scripts/best-blas.sh ./$(TOOL)
 MAN1 := $(wildcard man/man1/*.1)
 MAN5 := $(wildcard man/man5/*.5)
 
+ifeq ($(CROSS),)
 all: lib $(PCFILE) man $(TOOL) $(if $(filter 1,$(CUDA_BUILD)),cuda)
+else
+# cross: no man page (its key table comes from running a target binary)
+all: lib $(TEST_BIN) $(TOOL)
+endif
 
 lib: $(SOLIB) $(ALIB)
 
@@ -153,7 +185,7 @@ $(CUDA_BENCH): bench/gpu/bench_cuda.c bench/bench.h src/core/plugin.h src/dqn/gp
 $(ALIB): $(LIB_OBJS)
 	@mkdir -p $(OUT)
 	rm -f $@
-	ar rcs $@ $(LIB_OBJS)
+	$(AR) rcs $@ $(LIB_OBJS)
 
 $(PCFILE): src/dlsched.pc.in include/dlsched.h Makefile
 	@mkdir -p lib
@@ -212,7 +244,7 @@ FORCE:
 $(SIM_LIB): $(SIM_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@
-	ar rcs $@ $(SIM_OBJS)
+	$(AR) rcs $@ $(SIM_OBJS)
 
 $(SIM_BIN): $(OBJDIR)/examples/clustersim/main.o $(SIM_LIB) $(ALIB)
 	@mkdir -p $(dir $@)
@@ -272,6 +304,17 @@ check-ray: $(PYVENV)/bin/python lib
 	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider \
 	    $(CURDIR)/bindings/python/tests/test_exchange.py $(CURDIR)/bindings/python/tests/test_ray.py
 
+# dlsched.onnx: a dqn agent's Q-network exported to ONNX and checked under
+# ONNX Runtime (pip: onnx, onnxruntime into the venv of check-python)
+PY_ONNX_DEPS := onnx onnxruntime
+check-onnx: $(PYVENV)/bin/python lib
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_TEST_DEPS) $(PY_ONNX_DEPS)
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+	    ./bindings/python
+	cd build && env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) \
+	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider \
+	    $(CURDIR)/bindings/python/tests/test_onnx.py
+
 # examples/ray/scale.py: simulated servers as Ray actors feeding one learner,
 # against the library in one process; build/ray-scale/scale.jsonl and
 # table.md (EXAMPLE_RAY_ARGS=--quick: under 60 s)
@@ -289,7 +332,7 @@ deps-check:
 
 $(TEST_BIN): $(TEST_SRCS) tests/tests.h $(ALIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Isrc -o $@ $(TEST_SRCS) $(ALIB) $(CHECK_LIBS) \
+	$(CC) $(ALL_CFLAGS) $(CROSS_TEST_CFLAGS) $(CHECK_CFLAGS) -Isrc -o $@ $(TEST_SRCS) $(ALIB) $(CHECK_LIBS) \
 	    $(LDLIBS_CORE) -ldl
 
 # counts every allocation in the process: built and run without sanitizers
@@ -333,9 +376,22 @@ endif
 
 test: check
 
+# the cross build's Check tests under qemu-user (scripts/cross-arm64.sh): the
+# suites that start no thread (the script says why); CROSS_SUITES=... another
+# set, CROSS_SUITES=all the whole program in one run
+.PHONY: check-cross check-arm64
+check-cross:
+	@test -n "$(CROSS)" || { echo "check-cross: set CROSS, e.g. CROSS=aarch64-linux-gnu-" >&2; exit 1; }
+	$(MAKE) --no-print-directory lib $(TEST_BIN) $(TEST_PLUGINS)
+	CROSS_TRIPLET=$(CROSS_TRIPLET) QEMU=qemu-$(CROSS_ARCH) $(if $(filter all,$(CROSS_SUITES)),SUITES=all) \
+	    sh scripts/cross-arm64.sh $(TEST_BIN) $(filter-out all,$(CROSS_SUITES))
+
+check-arm64:
+	$(MAKE) --no-print-directory check-cross CROSS=aarch64-linux-gnu-
+
 # ---- examples, benchmarks ---------------------------------------------------
 EXAMPLE_BINS := build/$(VARIANT)/examples/routing build/$(VARIANT)/examples/dqn_host \
-                build/$(VARIANT)/examples/server
+                build/$(VARIANT)/examples/server build/$(VARIANT)/examples/edge
 BENCH_BINS := $(patsubst bench/%.c,build/$(VARIANT)/bench/%,$(wildcard bench/bench_*.c))
 
 build/$(VARIANT)/examples/%: examples/%.c $(ALIB)
@@ -376,7 +432,7 @@ targets: $(SIM_BIN) $(TOOL)
 targets-ci:
 	$(MAKE) --no-print-directory targets TARGETS_SET=ci
 
-# the three example host programs of examples/
+# the example host programs of examples/ (edge twice: qtable, then dqn)
 examples: deps-build
 	$(MAKE) --no-print-directory lib $(EXAMPLE_BINS) $(TOOL)
 	$(BEST_BLAS) ./build/$(VARIANT)/examples/routing
@@ -384,6 +440,10 @@ examples: deps-build
 	$(BEST_BLAS) ./build/$(VARIANT)/examples/dqn_host
 	@echo
 	$(BEST_BLAS) ./build/$(VARIANT)/examples/server
+	@echo
+	$(BEST_BLAS) ./build/$(VARIANT)/examples/edge
+	@echo
+	$(BEST_BLAS) ./build/$(VARIANT)/examples/edge --dqn
 
 # examples/rust and examples/go (routing.c's loop over the C ABI) built
 # through pkg-config against this tree's library, run, and checked
