@@ -292,28 +292,30 @@ check-python: $(PYVENV)/bin/python lib
 	    DLSCHED_VALIDATION_LOG=$(CURDIR)/build/python-validation.jsonl \
 	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider $(CURDIR)/bindings/python/tests
 
+# $(call py_extra_tests,PIP PACKAGES,TEST FILES): the venv of check-python
+# with those packages and this tree's package, then those files of
+# bindings/python/tests against lib/ (the optional parts: Ray, ONNX)
+define py_extra_tests
+$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_TEST_DEPS) $(1)
+$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+    ./bindings/python
+cd build && env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) \
+    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider \
+    $(addprefix $(CURDIR)/bindings/python/tests/,$(2))
+endef
+
 # dlsched.ray and the exchange bindings: Ray from pip (plain `ray`, tested
 # 2.60.0) into the venv of check-python; one local Ray per run (2 CPUs, no
 # dashboard, 90 MB object store)
 PY_RAY_DEPS := ray
 check-ray: $(PYVENV)/bin/python lib
-	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_TEST_DEPS) $(PY_RAY_DEPS)
-	$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
-	    ./bindings/python
-	cd build && env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) \
-	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider \
-	    $(CURDIR)/bindings/python/tests/test_exchange.py $(CURDIR)/bindings/python/tests/test_ray.py
+	$(call py_extra_tests,$(PY_RAY_DEPS),test_exchange.py test_ray.py)
 
 # dlsched.onnx: a dqn agent's Q-network exported to ONNX and checked under
 # ONNX Runtime (pip: onnx, onnxruntime into the venv of check-python)
 PY_ONNX_DEPS := onnx onnxruntime
 check-onnx: $(PYVENV)/bin/python lib
-	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_TEST_DEPS) $(PY_ONNX_DEPS)
-	$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
-	    ./bindings/python
-	cd build && env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) \
-	    $(CURDIR)/$(PYVENV)/bin/python -m pytest -q -p no:cacheprovider \
-	    $(CURDIR)/bindings/python/tests/test_onnx.py
+	$(call py_extra_tests,$(PY_ONNX_DEPS),test_onnx.py)
 
 # examples/ray/scale.py: simulated servers as Ray actors feeding one learner,
 # against the library in one process; build/ray-scale/scale.jsonl and

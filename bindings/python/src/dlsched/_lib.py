@@ -199,15 +199,23 @@ def _candidates() -> List[Tuple[str, str]]:
     return out
 
 
+def _bind(lib: ctypes.CDLL, prototypes: dict) -> list:
+    """Set restype/argtypes of every function in prototypes; the names the
+    library lacks (then nothing is bound)."""
+    missing = [name for name in prototypes if not hasattr(lib, name)]
+    if not missing:
+        for name, (restype, argtypes) in prototypes.items():
+            fn = getattr(lib, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+    return missing
+
+
 def _check(lib: ctypes.CDLL, path: str) -> int:
-    missing = [name for name in _PROTOTYPES if not hasattr(lib, name)]
+    missing = _bind(lib, _PROTOTYPES)
     if missing:
         raise LibraryError(f"{path} is not a usable libdlsched: it lacks "
                            f"{', '.join(missing)}")
-    for name, (restype, argtypes) in _PROTOTYPES.items():
-        fn = getattr(lib, name)
-        fn.restype = restype
-        fn.argtypes = argtypes
     version = int(lib.dlsched_version())
     major, minor = version // 10000, version // 100 % 100
     if major != REQUIRED_MAJOR or minor < REQUIRED_MINOR:
@@ -217,14 +225,10 @@ def _check(lib: ctypes.CDLL, path: str) -> int:
             f"full path of a libdlsched.so.{REQUIRED_MAJOR})")
     if (major, minor) >= EXCHANGE_VERSION:
         # a library that says 1.3 must have what 1.3 exports
-        missing = [name for name in _PROTOTYPES_1_3 if not hasattr(lib, name)]
+        missing = _bind(lib, _PROTOTYPES_1_3)
         if missing:
             raise LibraryError(f"{path} says it is libdlsched {major}.{minor}.{version % 100} "
                                f"but lacks {', '.join(missing)} (Since 1.3)")
-        for name, (restype, argtypes) in _PROTOTYPES_1_3.items():
-            fn = getattr(lib, name)
-            fn.restype = restype
-            fn.argtypes = argtypes
     return version
 
 
