@@ -368,6 +368,8 @@ static double learned_share(const dlsched_stats_t *gs)
 
 int sim_check_learning(const sim_scenario *sc, const sim_policy_spec *p, sim_err *err)
 {
+    if (sc->is_edge)
+        return sim_edge_check_learning(sc, p, err);
     if (p->kind != SIM_POL_DQN && p->kind != SIM_POL_QTABLE)
         return 0;
     sim_policy_spec inc; /* a named incumbent must be a heuristic */
@@ -391,6 +393,8 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
 {
     sim_run *s;
     sim_stream st;
+    if (sc->is_edge)
+        return sim_edge_run(sc, p, opt, out, err);
     memset(out, 0, sizeof *out);
     if (p->kind < SIM_POL_GREEDY &&
         (p->variant < 0 || p->variant >= sc->n_var || !sim_variant_loaded(sc, p->variant))) {
@@ -553,5 +557,7 @@ void sim_result_free(sim_result *r)
     free(r->window_attain);
     free(r->learn_reward);
     free(r->learn_attain);
+    free(r->timeline);
     r->window_attain = r->learn_reward = r->learn_attain = NULL;
+    r->timeline = NULL;
 }

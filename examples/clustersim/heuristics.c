@@ -92,6 +92,8 @@ int sim_pick_heuristic(sim_run *s, int kind, int v, double in, double out, const
 
 int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *out, sim_err *err)
 {
+    if (sc->is_edge)
+        return sim_edge_policy_parse(sc, name, out, err);
     char base[48];
     const char *colon = strchr(name, ':');
     size_t bl = colon ? (size_t)(colon - name) : strlen(name);
@@ -154,6 +156,8 @@ int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *
 
 size_t sim_default_policies(const sim_scenario *sc, sim_policy_spec *out, size_t cap)
 {
+    if (sc->is_edge)
+        return sim_edge_default_policies(sc, out, cap);
     size_t n = 0;
     for (int k = 0; k < SIM_POL_GREEDY; k++)
         for (int v = 0; v < sc->n_var; v++) {

@@ -36,6 +36,8 @@ int sim_parse_incumbent(const sim_scenario *sc, sim_policy_spec *p, sim_err *err
 
 int sim_resolve_incumbent(sim_scenario *sc, const sim_options *opt, sim_err *err)
 {
+    if (sc->is_edge)
+        return sim_edge_resolve_incumbent(sc, opt, err);
     if (strcmp(sc->incumbent, "auto") != 0) {
         sim_policy_spec p;
         if (sim_parse_incumbent(sc, &p, err))

@@ -242,6 +242,16 @@ int main(int argc, char **argv)
             sim_scenario_free(&sc);
             break;
         }
+        if (check && sc.is_edge) {
+            printf("%s: scenario %s (edge), device %s, %d streams, %d models x %d "
+                   "resolutions, %d scenes, %d power modes, thermal %s, %.1f frames/s "
+                   "offered (capacity %.1f with the most accurate model), %zu policies\n",
+                   file, sc.name, sc.edge.device, sc.edge.n_streams, sc.edge.n_models,
+                   sc.edge.n_res, sc.edge.n_scenes, sc.edge.n_modes,
+                   sc.edge.thermal ? "on" : "off", sc.rate, sc.capacity, np);
+            sim_scenario_free(&sc);
+            continue;
+        }
         if (check) {
             printf("%s: scenario %s, %d GPU types, %d servers, %d variants, capacity %.2f "
                    "req/s, offered %.2f req/s, %zu policies%s\n",
@@ -254,20 +264,22 @@ int main(int argc, char **argv)
             continue;
         }
         if (!quiet)
-            fprintf(stderr, "dlsched-sim: %s: %zu policies, offered %.1f req/s (capacity %.1f)\n",
-                    sc.name, np, sc.rate, sc.capacity);
+            fprintf(stderr, "dlsched-sim: %s: %zu policies, offered %.1f %s/s (capacity %.1f)\n",
+                    sc.name, np, sc.rate, sc.is_edge ? "frames" : "req", sc.capacity);
         sim_result *res = calloc(np, sizeof *res);
         sim_options opt = {.quiet = quiet, .progress = isatty(2), .time_decisions = 1,
                            .scale = scale, .frozen = frozen};
         /* the learned policies' incumbent, once for all of them */
         for (size_t i = 0; i < np && !sc.inc_resolved && !status; i++)
-            if (specs[i].kind > SIM_POL_GREEDY) {
+            if (sim_policy_learned(specs[i].kind)) {
                 if (sim_resolve_incumbent(&sc, &opt, &err)) {
                     fprintf(stderr, "dlsched-sim: %s: %s\n", file, err.msg);
                     status = 1;
                 } else if (!quiet) {
                     fprintf(stderr, "dlsched-sim: %s: incumbent %s%s\n", sc.name, sc.inc_name,
                             strcmp(sc.incumbent, "auto") ? ""
+                            : sc.is_edge ? " (the best heuristic on a quarter of the warm-up "
+                                           "drive)"
                                                          : " (best heuristic on a quarter of "
                                                            "the warm-up)");
                 }

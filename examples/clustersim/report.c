@@ -20,6 +20,10 @@ static const char *arrival_name(const sim_scenario *sc)
 
 void sim_print_table(FILE *f, const sim_scenario *sc, const sim_result *r, size_t n)
 {
+    if (sc->is_edge) {
+        sim_edge_print_table(f, sc, r, n);
+        return;
+    }
     fprintf(f, "\nscenario %s (%s): %d servers, %s arrivals, %.1f req/s offered, capacity %.1f "
             "req/s\n", sc->name, sc->path, sc->n_servers, arrival_name(sc), sc->rate, sc->capacity);
     fprintf(f, "%-16s %8s %9s %9s %9s %7s %9s %9s %6s", "policy", "requests", "p50 ms", "p95 ms",
@@ -54,7 +58,7 @@ void sim_print_table(FILE *f, const sim_scenario *sc, const sim_result *r, size_
                     100 * r[i].slo_attainment, 100 * r[best].slo_attainment);
 }
 
-static void json_str(FILE *f, const char *s)
+void sim_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -69,7 +73,7 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void json_num(FILE *f, double v)
+void sim_json_num(FILE *f, double v)
 {
     if (isfinite(v))
         fprintf(f, "%.6g", v);
@@ -77,24 +81,46 @@ static void json_num(FILE *f, double v)
         fputs("null", f);
 }
 
+void sim_json_guard(FILE *f, const sim_result *r)
+{
+    static const char *const states[] = {"off", "incumbent", "learned", "fallen_back"};
+    fprintf(f, ", \"guard\": {\"state\": \"%s\", \"switches\": %llu, "
+               "\"fallbacks\": %llu, \"samples\": %llu, \"advantage\": ",
+            states[r->guard_state & 3], (unsigned long long)r->guard_switches,
+            (unsigned long long)r->guard_fallbacks, (unsigned long long)r->guard_pairs);
+    sim_json_num(f, r->guard_adv);
+    fputs(", \"low\": ", f);
+    sim_json_num(f, r->guard_lo);
+    fputs(", \"high\": ", f);
+    sim_json_num(f, r->guard_hi);
+    fputs(", \"learned_share\": ", f);
+    sim_json_num(f, r->guard_learned_share);
+    fputs(", \"eval_learned_share\": ", f);
+    sim_json_num(f, r->eval_learned_share);
+    fprintf(f, ", \"eval_state\": \"%s\", \"eval_fallbacks\": %llu}",
+            states[r->eval_guard_state & 3], (unsigned long long)r->eval_fallbacks);
+}
+
 int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t n)
 {
+    if (sc->is_edge)
+        return sim_edge_write_json(f, sc, r, n);
     fputs("{\"scenario\": ", f);
-    json_str(f, sc->name);
+    sim_json_str(f, sc->name);
     fputs(", \"file\": ", f);
-    json_str(f, sc->path);
+    sim_json_str(f, sc->path);
     fprintf(f, ", \"servers\": %d, \"offered_rate\": ", sc->n_servers);
-    json_num(f, sc->rate);
+    sim_json_num(f, sc->rate);
     fputs(", \"capacity\": ", f);
-    json_num(f, sc->capacity);
+    sim_json_num(f, sc->capacity);
     if (sc->inc_resolved) {
         fputs(", \"incumbent\": ", f);
-        json_str(f, sc->inc_name);
+        sim_json_str(f, sc->inc_name);
     }
     fputs(", \"policies\": [", f);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
-        json_str(f, r[i].name);
+        sim_json_str(f, r[i].name);
         fprintf(f, ", \"requests\": %llu", (unsigned long long)r[i].n);
         const struct {
             const char *k;
@@ -106,35 +132,17 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
                   {"train_s", r[i].train_s}};
         for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++) {
             fprintf(f, ", \"%s\": ", kv[k].k);
-            json_num(f, kv[k].v);
+            sim_json_num(f, kv[k].v);
         }
-        if (r[i].n_learn) {
-            static const char *const states[] = {"off", "incumbent", "learned", "fallen_back"};
-            fprintf(f, ", \"guard\": {\"state\": \"%s\", \"switches\": %llu, "
-                       "\"fallbacks\": %llu, \"samples\": %llu, \"advantage\": ",
-                    states[r[i].guard_state & 3], (unsigned long long)r[i].guard_switches,
-                    (unsigned long long)r[i].guard_fallbacks,
-                    (unsigned long long)r[i].guard_pairs);
-            json_num(f, r[i].guard_adv);
-            fputs(", \"low\": ", f);
-            json_num(f, r[i].guard_lo);
-            fputs(", \"high\": ", f);
-            json_num(f, r[i].guard_hi);
-            fputs(", \"learned_share\": ", f);
-            json_num(f, r[i].guard_learned_share);
-            fputs(", \"eval_learned_share\": ", f);
-            json_num(f, r[i].eval_learned_share);
-            fprintf(f, ", \"eval_state\": \"%s\", \"eval_fallbacks\": %llu",
-                    states[r[i].eval_guard_state & 3], (unsigned long long)r[i].eval_fallbacks);
-            fputs("}", f);
-        }
+        if (r[i].n_learn)
+            sim_json_guard(f, &r[i]);
         fputs(", \"utilisation\": {", f);
         for (int g = 0; g < sc->n_gpu; g++) {
             if (g)
                 fputs(", ", f);
-            json_str(f, sc->gpu[g].name);
+            sim_json_str(f, sc->gpu[g].name);
             fputs(": ", f);
-            json_num(f, r[i].util[g]);
+            sim_json_num(f, r[i].util[g]);
         }
         fputs("}, \"variants\": {", f);
         for (int v = 0; v < sc->n_var; v++)
@@ -150,7 +158,7 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
 #define LEARN_SMOOTH 15
 
 /* file-name-safe copy of the scenario name */
-static void safe_name(const char *in, char *out, size_t cap)
+void sim_safe_name(const char *in, char *out, size_t cap)
 {
     size_t k = 0;
     for (; *in && k + 1 < cap; in++)
@@ -162,7 +170,7 @@ static void safe_name(const char *in, char *out, size_t cap)
 }
 
 /* a plot file for writing; on failure msg names it */
-static FILE *open_out(const char *path, char *msg, size_t msg_len)
+FILE *sim_open_out(const char *path, char *msg, size_t msg_len)
 {
     FILE *f = fopen(path, "w");
     if (!f)
@@ -171,7 +179,7 @@ static FILE *open_out(const char *path, char *msg, size_t msg_len)
 }
 
 /* closes it; -1 with msg on a write error */
-static int close_out(FILE *f, const char *path, char *msg, size_t msg_len)
+int sim_close_out(FILE *f, const char *path, char *msg, size_t msg_len)
 {
     if (fclose(f) == 0)
         return 0;
@@ -197,15 +205,17 @@ static int plotted(const sim_result *r, size_t n, size_t i)
 int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r, size_t n,
                     int run_gnuplot, char *msg, size_t msg_len)
 {
+    if (sc->is_edge)
+        return sim_edge_write_plots(dir, sc, r, n, run_gnuplot, msg, msg_len);
     char name[80], path[2048];
-    safe_name(sc->name, name, sizeof name);
+    sim_safe_name(sc->name, name, sizeof name);
     if (mkdir(dir, 0777) && errno != EEXIST) {
         snprintf(msg, msg_len, "%s: %s", dir, strerror(errno));
         return -1;
     }
     /* data: one block per policy (gnuplot "index") */
     snprintf(path, sizeof path, "%s/%s-slo.dat", dir, name);
-    FILE *f = open_out(path, msg, msg_len);
+    FILE *f = sim_open_out(path, msg, msg_len);
     if (!f)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -218,10 +228,10 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
                         100 * r[i].window_attain[w]);
         fputs("\n\n", f);
     }
-    if (close_out(f, path, msg, msg_len))
+    if (sim_close_out(f, path, msg, msg_len))
         return -1;
     snprintf(path, sizeof path, "%s/%s-learning.dat", dir, name);
-    if (!(f = open_out(path, msg, msg_len)))
+    if (!(f = sim_open_out(path, msg, msg_len)))
         return -1;
     size_t lblocks = 0;
     for (size_t i = 0; i < n; i++) {
@@ -243,10 +253,10 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
         fputs("\n\n", f);
         lblocks++;
     }
-    if (close_out(f, path, msg, msg_len))
+    if (sim_close_out(f, path, msg, msg_len))
         return -1;
     snprintf(path, sizeof path, "%s/%s.gp", dir, name);
-    if (!(f = open_out(path, msg, msg_len)))
+    if (!(f = sim_open_out(path, msg, msg_len)))
         return -1;
     fprintf(f, "# gnuplot %s.gp (run in %s)\n", name, dir);
     fprintf(f, "set terminal png size 1000,560\nset key outside right\nset grid\n");
@@ -277,12 +287,22 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
             }
         fputs("\n", f);
     }
-    if (close_out(f, path, msg, msg_len))
+    if (sim_close_out(f, path, msg, msg_len))
         return -1;
     if (!run_gnuplot) {
         snprintf(msg, msg_len, "%s/%s.gp (gnuplot not run)", dir, name);
         return 0;
     }
+    int rc = sim_gnuplot(dir, name, msg, msg_len);
+    if (rc)
+        return rc;
+    snprintf(msg, msg_len, "%s/%s-slo.png%s", dir, name, lblocks ? " and -learning.png" : "");
+    return 0;
+}
+
+int sim_gnuplot(const char *dir, const char *name, char *msg, size_t msg_len)
+{
+    char path[2048];
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(msg, msg_len, "fork: %s", strerror(errno));
@@ -307,6 +327,5 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
                  WIFEXITED(status) && WEXITSTATUS(status) == 127 ? ": not installed" : "", dir);
         return 1;
     }
-    snprintf(msg, msg_len, "%s/%s-slo.png%s", dir, name, lblocks ? " and -learning.png" : "");
     return 0;
 }

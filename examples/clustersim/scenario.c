@@ -3,7 +3,7 @@
  *
  * Errors name the file, the line and the field: "b.scn:12: slots: ...".
  */
-#include "sim.h"
+#include "scnint.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(sim_err *err, const char *file, size_t line, const char *field, const char *fmt,
+int scn_fail(sim_err *err, const char *file, size_t line, const char *field, const char *fmt,
                 ...)
 {
     char what[384];
@@ -29,7 +29,7 @@ static int fail(sim_err *err, const char *file, size_t line, const char *field, 
     return -1;
 }
 
-static char *trim(char *s)
+char *scn_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
@@ -40,7 +40,7 @@ static char *trim(char *s)
 }
 
 /* strict number: the whole token, finite */
-static int num(const char *tok, double *out)
+int scn_num(const char *tok, double *out)
 {
     char *end;
     errno = 0;
@@ -52,7 +52,7 @@ static int num(const char *tok, double *out)
 }
 
 /* splits s on blanks into at most cap tokens (in place) */
-static int split(char *s, char **tok, int cap)
+int scn_split(char *s, char **tok, int cap)
 {
     int n = 0;
     char *save = NULL;
@@ -64,42 +64,35 @@ static int split(char *s, char **tok, int cap)
     return n;
 }
 
-typedef struct {
-    const char *file;
-    size_t line;
-    const char *key;
-    sim_err *err;
-} ctx;
-
-static int get_num(ctx *c, const char *val, double lo, double hi, double *out)
+int scn_get_num(scn_ctx *c, const char *val, double lo, double hi, double *out)
 {
     double v;
-    if (num(val, &v))
-        return fail(c->err, c->file, c->line, c->key, "'%s' is not a number", val);
+    if (scn_num(val, &v))
+        return scn_fail(c->err, c->file, c->line, c->key, "'%s' is not a number", val);
     if (v < lo || v > hi)
-        return fail(c->err, c->file, c->line, c->key, "%g is out of range [%g, %g]", v, lo, hi);
+        return scn_fail(c->err, c->file, c->line, c->key, "%g is out of range [%g, %g]", v, lo, hi);
     *out = v;
     return 0;
 }
 
-static int get_int(ctx *c, const char *val, double lo, double hi, int *out)
+int scn_get_int(scn_ctx *c, const char *val, double lo, double hi, int *out)
 {
     double v;
-    if (get_num(c, val, lo, hi, &v))
+    if (scn_get_num(c, val, lo, hi, &v))
         return -1;
     if (v != floor(v))
-        return fail(c->err, c->file, c->line, c->key, "'%s' is not a whole number", val);
+        return scn_fail(c->err, c->file, c->line, c->key, "'%s' is not a whole number", val);
     *out = (int)v;
     return 0;
 }
 
-static int get_dist(ctx *c, char *val, sim_dist *d)
+static int get_dist(scn_ctx *c, char *val, sim_dist *d)
 {
     char *tok[5];
-    int n = split(val, tok, 4);
+    int n = scn_split(val, tok, 4);
     memset(d, 0, sizeof *d);
     if (n < 2 || n > 4)
-        return fail(c->err, c->file, c->line, c->key,
+        return scn_fail(c->err, c->file, c->line, c->key,
                     "expected 'const N', 'exponential MEAN', 'lognormal MEDIAN SIGMA' or "
                     "'uniform LO HI', optionally followed by a maximum");
     int want;
@@ -112,21 +105,21 @@ static int get_dist(ctx *c, char *val, sim_dist *d)
     else if (!strcmp(tok[0], "uniform"))
         d->kind = SIM_DIST_UNIFORM, want = 2;
     else
-        return fail(c->err, c->file, c->line, c->key,
+        return scn_fail(c->err, c->file, c->line, c->key,
                     "unknown distribution '%s' (const, exponential, lognormal, uniform)", tok[0]);
     if (n - 1 != want && n - 1 != want + 1)
-        return fail(c->err, c->file, c->line, c->key, "%s takes %d parameter%s and an optional "
+        return scn_fail(c->err, c->file, c->line, c->key, "%s takes %d parameter%s and an optional "
                     "maximum", tok[0], want, want > 1 ? "s" : "");
-    if (get_num(c, tok[1], 0, 1e9, &d->a))
+    if (scn_get_num(c, tok[1], 0, 1e9, &d->a))
         return -1;
-    if (want == 2 && get_num(c, tok[2], 0, 1e9, &d->b))
+    if (want == 2 && scn_get_num(c, tok[2], 0, 1e9, &d->b))
         return -1;
-    if (n - 1 == want + 1 && get_num(c, tok[want + 1], 0, 1e9, &d->max))
+    if (n - 1 == want + 1 && scn_get_num(c, tok[want + 1], 0, 1e9, &d->max))
         return -1;
     if (d->kind == SIM_DIST_UNIFORM && d->b < d->a)
-        return fail(c->err, c->file, c->line, c->key, "uniform: HI %g is below LO %g", d->b, d->a);
+        return scn_fail(c->err, c->file, c->line, c->key, "uniform: HI %g is below LO %g", d->b, d->a);
     if (d->kind == SIM_DIST_LOGNORMAL && d->b > 5)
-        return fail(c->err, c->file, c->line, c->key, "lognormal: sigma %g is above 5", d->b);
+        return scn_fail(c->err, c->file, c->line, c->key, "lognormal: sigma %g is above 5", d->b);
     return 0;
 }
 
@@ -196,16 +189,28 @@ static void defaults(sim_scenario *sc, const char *name)
     sc->warmup_passes = 1;
     sc->apprentice = 5000;
     snprintf(sc->incumbent, sizeof sc->incumbent, "auto");
+    sim_edge *e = &sc->edge;
+    e->reference_px = 640;
+    e->fixed_share = 0.3;
+    e->jitter_lo = e->jitter_hi = 1;
+    e->ambient_c = 25;
+    e->rise_c = 50;
+    e->tau_s = 60;
+    e->throttle_c = 85;
+    e->recover_c = 75;
+    e->throttle_clock = 0.7;
+    e->idle_w = 3;
+    e->skip_penalty = 0.5;
 }
 
-enum { SEC_NONE, SEC_SCENARIO, SEC_GPU, SEC_VARIANT, SEC_ARRIVALS, SEC_LEARNING };
+enum { SEC_NONE, SEC_SCENARIO, SEC_GPU, SEC_VARIANT, SEC_ARRIVALS, SEC_LEARNING, SEC_EDGE };
 
 int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim_err *err)
 {
     defaults(sc, file);
     char *buf = strdup(text);
     if (!buf)
-        return fail(err, file, 0, "file", "out of memory");
+        return scn_fail(err, file, 0, "file", "out of memory");
     pending_load loads[SIM_MAX_GPU];
     int n_loads = 0;
     pending_profile *profs = NULL;
@@ -216,7 +221,12 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     size_t gpu_line[SIM_MAX_GPU] = {0}, count_line[SIM_MAX_GPU] = {0};
     size_t var_line[SIM_MAX_VAR] = {0};
     size_t arr_line = 0, process_line = 0, rate_line = 0, load_line = 0;
-    size_t lineno = 0;
+    size_t lineno = 0, edge_line = 0, workload_line = 0;
+    scn_edge_state *es = calloc(1, sizeof *es);
+    if (!es) {
+        free(buf);
+        return scn_fail(err, file, 0, "file", "out of memory");
+    }
     char *save = NULL;
     /* strtok_r on "\n" would skip empty lines: walk by hand to count them */
     char *p = buf;
@@ -231,18 +241,18 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
         char *hash = strchr(line, '#');
         if (hash)
             *hash = 0;
-        line = trim(line);
+        line = scn_trim(line);
         if (!*line)
             continue;
-        ctx c = {file, lineno, "section", err};
+        scn_ctx c = {file, lineno, "section", err};
         if (*line == '[') {
             char *close = strchr(line, ']');
             if (!close || close[1])
-                return free(buf), free(profs),
-                       fail(err, file, lineno, "section", "expected '[name]' or '[name ID]'");
+                return free(buf), free(profs), free(es),
+                       scn_fail(err, file, lineno, "section", "expected '[name]' or '[name ID]'");
             *close = 0;
             char *tok[3];
-            int n = split(line + 1, tok, 2);
+            int n = scn_split(line + 1, tok, 2);
             if (n < 1)
                 goto bad_section;
             if (!strcmp(tok[0], "scenario") && n == 1)
@@ -255,23 +265,23 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 int is_gpu = tok[0][0] == 'g';
                 if (strlen(tok[1]) >= SIM_NAME)
                     /* tok[] points into buf: format the message, then free */
-                    return fail(err, file, lineno, tok[0], "name '%s' is longer than %d bytes",
+                    return scn_fail(err, file, lineno, tok[0], "name '%s' is longer than %d bytes",
                                 tok[1], SIM_NAME - 1),
-                           free(buf), free(profs), -1;
+                           free(buf), free(profs), free(es), -1;
                 /* names end up in policy names (jsq:NAME, comma lists), file
                    names and JSON: letters, digits, '_', '-', '.' */
                 if (strspn(tok[1], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                    "0123456789_-.") != strlen(tok[1]))
-                    return fail(err, file, lineno, tok[0], "name '%s': use only letters, "
+                    return scn_fail(err, file, lineno, tok[0], "name '%s': use only letters, "
                                 "digits, '_', '-' and '.'", tok[1]),
-                           free(buf), free(profs), -1;
+                           free(buf), free(profs), free(es), -1;
                 if (is_gpu) {
                     if (find_gpu(sc, tok[1]) >= 0)
-                        return fail(err, file, lineno, "gpu", "'%s' is declared twice", tok[1]),
-                               free(buf), free(profs), -1;
+                        return scn_fail(err, file, lineno, "gpu", "'%s' is declared twice", tok[1]),
+                               free(buf), free(profs), free(es), -1;
                     if (sc->n_gpu == SIM_MAX_GPU)
-                        return free(buf), free(profs),
-                               fail(err, file, lineno, "gpu", "more than %d GPU types",
+                        return free(buf), free(profs), free(es),
+                               scn_fail(err, file, lineno, "gpu", "more than %d GPU types",
                                     SIM_MAX_GPU);
                     cur = sc->n_gpu++;
                     gpu_line[cur] = count_line[cur] = lineno;
@@ -282,12 +292,12 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     sec = SEC_GPU;
                 } else {
                     if (find_var(sc, tok[1]) >= 0)
-                        return fail(err, file, lineno, "variant", "'%s' is declared twice",
+                        return scn_fail(err, file, lineno, "variant", "'%s' is declared twice",
                                     tok[1]),
-                               free(buf), free(profs), -1;
+                               free(buf), free(profs), free(es), -1;
                     if (sc->n_var == SIM_MAX_VAR)
-                        return free(buf), free(profs),
-                               fail(err, file, lineno, "variant", "more than %d variants",
+                        return free(buf), free(profs), free(es),
+                               scn_fail(err, file, lineno, "variant", "more than %d variants",
                                     SIM_MAX_VAR);
                     cur = sc->n_var++;
                     var_line[cur] = lineno;
@@ -295,91 +305,120 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     sc->var[cur].accuracy = 1;
                     sec = SEC_VARIANT;
                 }
+            } else if (n == 2) {
+                int r = scn_edge_section(sc, es, tok[0], tok[1], &c);
+                if (r < 0)
+                    goto out;
+                if (r == 0)
+                    goto bad_section;
+                sec = SEC_EDGE;
+                edge_line = edge_line ? edge_line : lineno;
             } else {
             bad_section:
-                return free(buf), free(profs),
-                       fail(err, file, lineno, "section",
+                return free(buf), free(profs), free(es),
+                       scn_fail(err, file, lineno, "section",
                             "unknown section (scenario, gpu NAME, variant NAME, arrivals, "
-                            "learning)");
+                            "learning; with workload = edge: device NAME, mode NAME, stream "
+                            "NAME, model NAME, scene NAME)");
             }
             continue;
         }
         char *eq = strchr(line, '=');
         if (!eq)
-            return free(buf), free(profs),
-                   fail(err, file, lineno, "line", "expected 'key = value'");
+            return free(buf), free(profs), free(es),
+                   scn_fail(err, file, lineno, "line", "expected 'key = value'");
         *eq = 0;
-        char *key = trim(line), *val = trim(eq + 1);
+        char *key = scn_trim(line), *val = scn_trim(eq + 1);
         c.key = key;
         if (!*val) {
-            fail(err, file, lineno, key, "empty value");
+            scn_fail(err, file, lineno, key, "empty value");
             goto out;
         }
         if (sec == SEC_NONE) {
-            fail(err, file, lineno, key, "key outside a section");
+            scn_fail(err, file, lineno, key, "key outside a section");
             goto out;
         }
         double v = 0; /* read after a failed get_num (seed, apprentice) */
-        if (sec == SEC_SCENARIO) {
+        if (sec == SEC_EDGE) {
+            if (scn_edge_key(sc, es, key, val, &c))
+                goto out;
+        } else if (sec == SEC_SCENARIO && !strcmp(key, "workload")) {
+            if (!strcmp(val, "edge"))
+                sc->is_edge = 1;
+            else if (!strcmp(val, "cluster"))
+                sc->is_edge = 0;
+            else {
+                scn_fail(err, file, lineno, key, "'%s' is not one of cluster, edge", val);
+                goto out;
+            }
+            workload_line = lineno;
+        } else if (sec == SEC_SCENARIO && !strcmp(key, "skip_penalty")) {
+            if (scn_get_num(&c, val, 0, 1e6, &sc->edge.skip_penalty))
+                goto out;
+        } else if (sec == SEC_SCENARIO && !strcmp(key, "energy_weight")) {
+            if (scn_get_num(&c, val, 0, 1e6, &sc->edge.energy_weight))
+                goto out;
+        } else if (sec == SEC_SCENARIO) {
             if (!strcmp(key, "name")) {
                 if (strlen(val) >= sizeof sc->name) {
-                    fail(err, file, lineno, key, "longer than %zu bytes", sizeof sc->name - 1);
+                    scn_fail(err, file, lineno, key, "longer than %zu bytes", sizeof sc->name - 1);
                     goto out;
                 }
                 snprintf(sc->name, sizeof sc->name, "%s", val);
             } else if (!strcmp(key, "seed") || !strcmp(key, "eval_seed")) {
-                if (get_num(&c, val, 0, 9007199254740992.0, &v) || v != floor(v)) {
+                if (scn_get_num(&c, val, 0, 9007199254740992.0, &v) || v != floor(v)) {
                     if (v != floor(v))
-                        fail(err, file, lineno, key, "'%s' is not a whole number", val);
+                        scn_fail(err, file, lineno, key, "'%s' is not a whole number", val);
                     goto out;
                 }
                 *(key[0] == 's' ? &sc->seed : &sc->eval_seed) = (uint64_t)v;
             } else if (!strcmp(key, "slo_base_ms")) {
-                if (get_num(&c, val, 0, 1e9, &sc->slo_base_ms))
+                if (scn_get_num(&c, val, 0, 1e9, &sc->slo_base_ms))
                     goto out;
             } else if (!strcmp(key, "slo_per_token_ms")) {
-                if (get_num(&c, val, 0, 1e6, &sc->slo_per_token_ms))
+                if (scn_get_num(&c, val, 0, 1e6, &sc->slo_per_token_ms))
                     goto out;
             } else if (!strcmp(key, "miss_penalty")) {
-                if (get_num(&c, val, 0, 1e6, &sc->miss_penalty))
+                if (scn_get_num(&c, val, 0, 1e6, &sc->miss_penalty))
                     goto out;
             } else if (!strcmp(key, "warmup_s")) {
-                if (get_num(&c, val, 0, 1e9, &sc->warmup_s))
+                if (scn_get_num(&c, val, 0, 1e9, &sc->warmup_s))
                     goto out;
             } else if (!strcmp(key, "eval_s")) {
-                if (get_num(&c, val, 1e-3, 1e9, &sc->eval_s))
+                if (scn_get_num(&c, val, 1e-3, 1e9, &sc->eval_s))
                     goto out;
             } else if (!strcmp(key, "window_s")) {
-                if (get_num(&c, val, 1e-3, 1e9, &sc->window_s))
+                if (scn_get_num(&c, val, 1e-3, 1e9, &sc->window_s))
                     goto out;
             } else {
-                fail(err, file, lineno, key,
+                scn_fail(err, file, lineno, key,
                      "unknown key in [scenario] (name, seed, eval_seed, slo_base_ms, "
-                     "slo_per_token_ms, miss_penalty, warmup_s, eval_s, window_s)");
+                     "slo_per_token_ms, miss_penalty, warmup_s, eval_s, window_s, workload, "
+                     "skip_penalty, energy_weight)");
                 goto out;
             }
         } else if (sec == SEC_GPU) {
             sim_gpu *g = &sc->gpu[cur];
             if (!strcmp(key, "count")) {
-                if (get_int(&c, val, 1, SIM_MAX_SERVERS, &g->count))
+                if (scn_get_int(&c, val, 1, SIM_MAX_SERVERS, &g->count))
                     goto out;
                 count_line[cur] = lineno;
             } else if (!strcmp(key, "slots")) {
-                if (get_int(&c, val, 1, SIM_MAX_SLOTS, &g->slots))
+                if (scn_get_int(&c, val, 1, SIM_MAX_SLOTS, &g->slots))
                     goto out;
             } else if (!strcmp(key, "memory_gb")) {
-                if (get_num(&c, val, 0, 1e6, &g->memory_gb))
+                if (scn_get_num(&c, val, 0, 1e6, &g->memory_gb))
                     goto out;
             } else if (!strcmp(key, "load")) {
                 /* one load line per GPU type (also bounds loads[]) */
                 for (int i = 0; i < n_loads; i++)
                     if (loads[i].gpu == cur) {
-                        fail(err, file, lineno, key, "given twice for gpu %s (line %zu)",
+                        scn_fail(err, file, lineno, key, "given twice for gpu %s (line %zu)",
                              g->name, loads[i].line);
                         goto out;
                     }
                 if (strlen(val) >= sizeof loads[0].text) {
-                    fail(err, file, lineno, key, "too long");
+                    scn_fail(err, file, lineno, key, "too long");
                     goto out;
                 }
                 loads[n_loads].line = lineno;
@@ -387,28 +426,28 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 snprintf(loads[n_loads].text, sizeof loads[0].text, "%s", val);
                 n_loads++;
             } else {
-                fail(err, file, lineno, key,
+                scn_fail(err, file, lineno, key,
                      "unknown key in [gpu] (count, slots, memory_gb, load)");
                 goto out;
             }
         } else if (sec == SEC_VARIANT) {
             sim_variant *vr = &sc->var[cur];
             if (!strcmp(key, "accuracy")) {
-                if (get_num(&c, val, 0, 1, &vr->accuracy))
+                if (scn_get_num(&c, val, 0, 1, &vr->accuracy))
                     goto out;
             } else if (!strcmp(key, "memory_gb")) {
-                if (get_num(&c, val, 0, 1e6, &vr->memory_gb))
+                if (scn_get_num(&c, val, 0, 1e6, &vr->memory_gb))
                     goto out;
             } else if (!strncmp(key, "profile", 7) && (key[7] == ' ' || key[7] == '\t')) {
-                char *gname = trim(key + 7);
+                char *gname = scn_trim(key + 7);
                 pending_profile *np = realloc(profs, (size_t)(n_profs + 1) * sizeof *profs);
                 if (!np) {
-                    fail(err, file, lineno, key, "out of memory");
+                    scn_fail(err, file, lineno, key, "out of memory");
                     goto out;
                 }
                 profs = np;
                 if (strlen(gname) >= SIM_NAME || strlen(val) >= sizeof profs[0].text) {
-                    fail(err, file, lineno, key, "too long");
+                    scn_fail(err, file, lineno, key, "too long");
                     goto out;
                 }
                 profs[n_profs].line = lineno;
@@ -417,7 +456,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 snprintf(profs[n_profs].text, sizeof profs[0].text, "%s", val);
                 n_profs++;
             } else {
-                fail(err, file, lineno, key,
+                scn_fail(err, file, lineno, key,
                      "unknown key in [variant] (accuracy, memory_gb, profile GPU)");
                 goto out;
             }
@@ -433,17 +472,17 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 else if (!strcmp(val, "trace"))
                     sc->process = SIM_ARR_TRACE;
                 else {
-                    fail(err, file, lineno, key,
+                    scn_fail(err, file, lineno, key,
                          "'%s' is not one of poisson, mmpp, diurnal, trace", val);
                     goto out;
                 }
             } else if (!strcmp(key, "rate")) {
-                if (get_num(&c, val, 1e-9, 1e9, &sc->rate))
+                if (scn_get_num(&c, val, 1e-9, 1e9, &sc->rate))
                     goto out;
                 have_rate = 1;
                 rate_line = lineno;
             } else if (!strcmp(key, "load")) {
-                if (get_num(&c, val, 1e-6, 100, &sc->load))
+                if (scn_get_num(&c, val, 1e-6, 100, &sc->load))
                     goto out;
                 have_load = 1;
                 load_line = lineno;
@@ -451,32 +490,32 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 /* the variant must be declared above this line */
                 int vi = find_var(sc, val);
                 if (vi < 0) {
-                    fail(err, file, lineno, key, "no variant '%s' declared before this line", val);
+                    scn_fail(err, file, lineno, key, "no variant '%s' declared before this line", val);
                     goto out;
                 }
                 sc->load_variant = vi;
             } else if (!strcmp(key, "rates") || !strcmp(key, "load_rates") ||
                        !strcmp(key, "dwell_s")) {
                 char *tok[SIM_MAX_RATES + 1];
-                int n = split(val, tok, SIM_MAX_RATES);
+                int n = scn_split(val, tok, SIM_MAX_RATES);
                 if (n < 1 || n > SIM_MAX_RATES) {
-                    fail(err, file, lineno, key, "expected 1 to %d numbers", SIM_MAX_RATES);
+                    scn_fail(err, file, lineno, key, "expected 1 to %d numbers", SIM_MAX_RATES);
                     goto out;
                 }
                 double *dst = key[0] == 'd' ? sc->dwell_s : sc->rates;
                 for (int i = 0; i < n; i++)
-                    if (get_num(&c, tok[i], key[0] == 'd' ? 1e-6 : 0, 1e9, &dst[i]))
+                    if (scn_get_num(&c, tok[i], key[0] == 'd' ? 1e-6 : 0, 1e9, &dst[i]))
                         goto out;
                 if (key[0] == 'd') {
                     if (sc->n_rates && n != sc->n_rates) {
-                        fail(err, file, lineno, key, "%d values, but rates has %d", n,
+                        scn_fail(err, file, lineno, key, "%d values, but rates has %d", n,
                              sc->n_rates);
                         goto out;
                     }
                     have_dwell = n;
                 } else {
                     if (have_dwell && n != have_dwell) {
-                        fail(err, file, lineno, key, "%d values, but dwell_s has %d", n,
+                        scn_fail(err, file, lineno, key, "%d values, but dwell_s has %d", n,
                              have_dwell);
                         goto out;
                     }
@@ -484,10 +523,10 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     sc->mmpp_load = key[0] == 'l';
                 }
             } else if (!strcmp(key, "amplitude")) {
-                if (get_num(&c, val, 0, 1, &sc->amplitude))
+                if (scn_get_num(&c, val, 0, 1, &sc->amplitude))
                     goto out;
             } else if (!strcmp(key, "period_s")) {
-                if (get_num(&c, val, 1e-3, 1e9, &sc->period_s))
+                if (scn_get_num(&c, val, 1e-3, 1e9, &sc->period_s))
                     goto out;
             } else if (!strcmp(key, "input_tokens")) {
                 if (get_dist(&c, val, &sc->in_tokens))
@@ -500,7 +539,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 const char *slash = strrchr(file, '/');
                 int dl = (val[0] != '/' && slash) ? (int)(slash - file + 1) : 0;
                 if ((size_t)dl + strlen(val) >= sizeof sc->trace_path) {
-                    fail(err, file, lineno, key, "path too long");
+                    scn_fail(err, file, lineno, key, "path too long");
                     goto out;
                 }
                 snprintf(sc->trace_path, sizeof sc->trace_path, "%.*s%s", dl, file, val);
@@ -513,20 +552,20 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 else if (!strcmp(val, "csv"))
                     sc->trace_format = SIM_TRACE_CSV;
                 else {
-                    fail(err, file, lineno, key, "'%s' is not one of azure, mooncake, csv", val);
+                    scn_fail(err, file, lineno, key, "'%s' is not one of azure, mooncake, csv", val);
                     goto out;
                 }
             } else if (!strcmp(key, "speedup")) {
-                if (get_num(&c, val, 1e-6, 1e6, &sc->speedup))
+                if (scn_get_num(&c, val, 1e-6, 1e6, &sc->speedup))
                     goto out;
             } else if (!strcmp(key, "train_share")) {
-                if (get_num(&c, val, 0, 0.99, &sc->train_share))
+                if (scn_get_num(&c, val, 0, 0.99, &sc->train_share))
                     goto out;
             } else if (!strcmp(key, "warmup_passes")) {
-                if (get_int(&c, val, 1, 1000, &sc->warmup_passes))
+                if (scn_get_int(&c, val, 1, 1000, &sc->warmup_passes))
                     goto out;
             } else {
-                fail(err, file, lineno, key,
+                scn_fail(err, file, lineno, key,
                      "unknown key in [arrivals] (process, rate, load, load_variant, rates, "
                      "load_rates, dwell_s, amplitude, period_s, input_tokens, output_tokens, "
                      "trace, format, speedup, train_share, warmup_passes)");
@@ -536,21 +575,21 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             if (!strcmp(key, "dqn") || !strcmp(key, "qtable")) {
                 char *dst = key[0] == 'd' ? sc->dqn_config : sc->qtable_config;
                 if (strlen(val) >= sizeof sc->dqn_config) {
-                    fail(err, file, lineno, key, "longer than %zu bytes",
+                    scn_fail(err, file, lineno, key, "longer than %zu bytes",
                          sizeof sc->dqn_config - 1);
                     goto out;
                 }
                 snprintf(dst, sizeof sc->dqn_config, "%s", val);
             } else if (!strcmp(key, "apprentice")) {
-                if (get_num(&c, val, 0, 1e12, &v) || v != floor(v)) {
+                if (scn_get_num(&c, val, 0, 1e12, &v) || v != floor(v)) {
                     if (v != floor(v))
-                        fail(err, file, lineno, key, "'%s' is not a whole number", val);
+                        scn_fail(err, file, lineno, key, "'%s' is not a whole number", val);
                     goto out;
                 }
                 sc->apprentice = (uint64_t)v;
             } else if (!strcmp(key, "incumbent")) {
                 if (strlen(val) >= sizeof sc->incumbent || !val[0]) {
-                    fail(err, file, lineno, key, "'%s' is not auto or a heuristic's name", val);
+                    scn_fail(err, file, lineno, key, "'%s' is not auto or a heuristic's name", val);
                     goto out;
                 }
                 snprintf(sc->incumbent, sizeof sc->incumbent, "%s", val);
@@ -560,45 +599,61 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 else if (!strcmp(val, "class"))
                     sc->dqn_class = 1;
                 else {
-                    fail(err, file, lineno, key, "'%s' is not one of server, class", val);
+                    scn_fail(err, file, lineno, key, "'%s' is not one of server, class", val);
                     goto out;
                 }
             } else {
-                fail(err, file, lineno, key,
+                scn_fail(err, file, lineno, key,
                      "unknown key in [learning] (dqn, qtable, apprentice, incumbent, dqn_actions)");
                 goto out;
             }
         }
     }
     /* cross-references, now that every section is read */
+    if (edge_line && !sc->is_edge) {
+        scn_fail(err, file, edge_line, "section",
+                 "an edge section in a cluster scenario (set 'workload = edge' in [scenario])");
+        goto out;
+    }
+    if (sc->is_edge) {
+        size_t cl = sc->n_gpu ? gpu_line[0] : sc->n_var ? var_line[0] : arr_line;
+        if (cl) {
+            scn_fail(err, file, cl, "section",
+                     "workload = edge (line %zu) takes no gpu, variant or arrivals section",
+                     workload_line);
+            goto out;
+        }
+        rc = scn_edge_finish(sc, es, file, err);
+        goto out;
+    }
     if (sc->n_gpu == 0) {
-        fail(err, file, 0, "gpu", "no [gpu NAME] section");
+        scn_fail(err, file, 0, "gpu", "no [gpu NAME] section");
         goto out;
     }
     if (sc->n_var == 0) {
-        fail(err, file, 0, "variant", "no [variant NAME] section");
+        scn_fail(err, file, 0, "variant", "no [variant NAME] section");
         goto out;
     }
     for (int i = 0; i < n_loads; i++) {
         char *tok[SIM_MAX_VAR + 1];
-        int n = split(loads[i].text, tok, SIM_MAX_VAR);
+        int n = scn_split(loads[i].text, tok, SIM_MAX_VAR);
         sim_gpu *g = &sc->gpu[loads[i].gpu];
         double mem = 0;
         if (n < 1 || n > SIM_MAX_VAR) {
-            fail(err, file, loads[i].line, "load", "expected 1 to %d variant names", SIM_MAX_VAR);
+            scn_fail(err, file, loads[i].line, "load", "expected 1 to %d variant names", SIM_MAX_VAR);
             goto out;
         }
         for (int k = 0; k < n; k++) {
             int vi = find_var(sc, tok[k]);
             if (vi < 0) {
-                fail(err, file, loads[i].line, "load", "no variant '%s'", tok[k]);
+                scn_fail(err, file, loads[i].line, "load", "no variant '%s'", tok[k]);
                 goto out;
             }
             g->load_mask |= 1u << vi;
             mem += sc->var[vi].memory_gb;
         }
         if (mem > g->memory_gb) {
-            fail(err, file, loads[i].line, "load",
+            scn_fail(err, file, loads[i].line, "load",
                  "the variants need %g GB but gpu %s has memory_gb = %g", mem, g->name,
                  g->memory_gb);
             goto out;
@@ -607,21 +662,21 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     for (int i = 0; i < n_profs; i++) {
         char *tok[5];
         int gi = find_gpu(sc, profs[i].gpu);
-        ctx c = {file, profs[i].line, "profile", err};
+        scn_ctx c = {file, profs[i].line, "profile", err};
         if (gi < 0) {
-            fail(err, file, profs[i].line, "profile", "no gpu '%s'", profs[i].gpu);
+            scn_fail(err, file, profs[i].line, "profile", "no gpu '%s'", profs[i].gpu);
             goto out;
         }
-        int n = split(profs[i].text, tok, 4);
+        int n = scn_split(profs[i].text, tok, 4);
         if (n != 4) {
-            fail(err, file, profs[i].line, "profile",
+            scn_fail(err, file, profs[i].line, "profile",
                  "expected 4 numbers: overhead_ms prefill_tokens_per_s tpot_ms growth");
             goto out;
         }
         sim_profile *pr = &sc->var[profs[i].var].prof[gi];
         double tps;
-        if (get_num(&c, tok[0], 0, 1e7, &pr->overhead_ms) || get_num(&c, tok[1], 1e-3, 1e12, &tps) ||
-            get_num(&c, tok[2], 0, 1e7, &pr->tpot_ms) || get_num(&c, tok[3], 0, 100, &pr->growth))
+        if (scn_get_num(&c, tok[0], 0, 1e7, &pr->overhead_ms) || scn_get_num(&c, tok[1], 1e-3, 1e12, &tps) ||
+            scn_get_num(&c, tok[2], 0, 1e7, &pr->tpot_ms) || scn_get_num(&c, tok[3], 0, 100, &pr->growth))
             goto out;
         pr->prefill_tps = tps / 1000.0; /* tokens per ms */
         pr->set = 1;
@@ -629,19 +684,19 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     sc->n_servers = 0;
     for (int g = 0; g < sc->n_gpu; g++) {
         if (!sc->gpu[g].load_mask) {
-            fail(err, file, gpu_line[g], "load", "gpu %s loads no variant", sc->gpu[g].name);
+            scn_fail(err, file, gpu_line[g], "load", "gpu %s loads no variant", sc->gpu[g].name);
             goto out;
         }
         for (int vi = 0; vi < sc->n_var; vi++)
             if ((sc->gpu[g].load_mask >> vi & 1) && !sc->var[vi].prof[g].set) {
-                fail(err, file, var_line[vi], "profile",
+                scn_fail(err, file, var_line[vi], "profile",
                      "variant %s is loaded on gpu %s but has no 'profile %s' line",
                      sc->var[vi].name, sc->gpu[g].name, sc->gpu[g].name);
                 goto out;
             }
         sc->n_servers += sc->gpu[g].count;
         if (sc->n_servers > SIM_MAX_SERVERS) {
-            fail(err, file, count_line[g], "count", "%d servers in all, at most %d",
+            scn_fail(err, file, count_line[g], "count", "%d servers in all, at most %d",
                  sc->n_servers, SIM_MAX_SERVERS);
             goto out;
         }
@@ -649,41 +704,41 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     /* arrival errors: at the process line, else the [arrivals] section */
     size_t pl = process_line ? process_line : arr_line;
     if (sc->process == SIM_ARR_TRACE && !have_trace) {
-        fail(err, file, pl, "trace", "process = trace needs a 'trace = FILE' line");
+        scn_fail(err, file, pl, "trace", "process = trace needs a 'trace = FILE' line");
         goto out;
     }
     if (sc->process == SIM_ARR_MMPP && (!sc->n_rates || have_dwell != sc->n_rates)) {
-        fail(err, file, pl, sc->n_rates ? "dwell_s" : "rates",
+        scn_fail(err, file, pl, sc->n_rates ? "dwell_s" : "rates",
              "process = mmpp needs 'rates' (or 'load_rates') and "
              "'dwell_s' with one value per state");
         goto out;
     }
     if ((sc->process == SIM_ARR_POISSON || sc->process == SIM_ARR_DIURNAL) && !have_rate &&
         !have_load) {
-        fail(err, file, pl, "rate", "process = %s needs 'rate' or 'load'",
+        scn_fail(err, file, pl, "rate", "process = %s needs 'rate' or 'load'",
              sc->process == SIM_ARR_POISSON ? "poisson" : "diurnal");
         goto out;
     }
     if (sc->process == SIM_ARR_DIURNAL && sc->period_s <= 0) {
-        fail(err, file, pl, "period_s", "process = diurnal needs 'period_s'");
+        scn_fail(err, file, pl, "period_s", "process = diurnal needs 'period_s'");
         goto out;
     }
     if (have_rate && have_load) {
-        fail(err, file, rate_line > load_line ? rate_line : load_line,
+        scn_fail(err, file, rate_line > load_line ? rate_line : load_line,
              rate_line > load_line ? "rate" : "load", "give 'rate' or 'load', not both");
         goto out;
     }
     if (sc->process == SIM_ARR_TRACE && have_rate) {
-        fail(err, file, rate_line, "rate",
+        scn_fail(err, file, rate_line, "rate",
              "process = trace takes 'speedup' or 'load', not 'rate'");
         goto out;
     }
     if (sc->process == SIM_ARR_TRACE && have_load && sc->speedup > 0) {
-        fail(err, file, load_line, "load", "give 'speedup' or 'load', not both");
+        scn_fail(err, file, load_line, "load", "give 'speedup' or 'load', not both");
         goto out;
     }
     if (sc->process == SIM_ARR_MMPP && (have_rate || have_load)) {
-        fail(err, file, have_rate ? rate_line : load_line, have_rate ? "rate" : "load",
+        scn_fail(err, file, have_rate ? rate_line : load_line, have_rate ? "rate" : "load",
              "process = mmpp takes its rates from 'rates' or 'load_rates'");
         goto out;
     }
@@ -693,6 +748,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
 out:
     free(buf);
     free(profs);
+    free(es);
     return rc;
 }
 
@@ -701,7 +757,7 @@ int sim_scenario_load(const char *path, sim_scenario *sc, sim_err *err)
     memset(sc, 0, sizeof *sc);
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
+        return scn_fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
     size_t cap = 4096, len = 0;
     char *text = malloc(cap);
     size_t n;
@@ -711,7 +767,7 @@ int sim_scenario_load(const char *path, sim_scenario *sc, sim_err *err)
             if (cap > (1u << 24)) {
                 free(text);
                 fclose(f);
-                return fail(err, path, 0, "file", "larger than 16 MiB");
+                return scn_fail(err, path, 0, "file", "larger than 16 MiB");
             }
             char *nt = realloc(text, cap *= 2);
             if (!nt)
@@ -722,15 +778,15 @@ int sim_scenario_load(const char *path, sim_scenario *sc, sim_err *err)
     int rerr = ferror(f);
     fclose(f);
     if (!text)
-        return fail(err, path, 0, "file", "out of memory");
+        return scn_fail(err, path, 0, "file", "out of memory");
     if (rerr) {
         free(text);
-        return fail(err, path, 0, "file", "read error");
+        return scn_fail(err, path, 0, "file", "read error");
     }
     text[len] = 0;
     if (memchr(text, 0, len)) {
         free(text);
-        return fail(err, path, 0, "file", "contains a NUL byte: not a text file");
+        return scn_fail(err, path, 0, "file", "contains a NUL byte: not a text file");
     }
     int rc = sim_scenario_parse(text, path, sc, err);
     free(text);
@@ -754,6 +810,8 @@ static double mean_service_ms(const sim_scenario *sc, int v, int g, double in, d
 
 int sim_scenario_finish(sim_scenario *sc, sim_err *err)
 {
+    if (sc->is_edge)
+        return 0; /* scn_edge_finish did it */
     double in = sim_dist_mean(&sc->in_tokens), out = sim_dist_mean(&sc->out_tokens);
     if (sc->process == SIM_ARR_TRACE) {
         if (sim_trace_load(sc->trace_path, sc->trace_format, &sc->trace, &sc->n_trace, err))
@@ -869,7 +927,7 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
+        return scn_fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
     size_t cap = 1024, n = 0, lineno = 0;
     long base_days = 0;
     sim_trace_row *rows = malloc(cap * sizeof *rows);
@@ -880,34 +938,34 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
     const char *fmt = format == SIM_TRACE_AZURE ? "azure"
                       : format == SIM_TRACE_MOONCAKE ? "mooncake" : "csv";
     if (!rows) {
-        fail(err, path, 0, "file", "out of memory");
+        scn_fail(err, path, 0, "file", "out of memory");
         goto out;
     }
     while ((len = getline(&line, &lcap, f)) > 0) {
         lineno++;
         if ((size_t)len != strlen(line)) {
-            fail(err, path, lineno, "line", "contains a NUL byte");
+            scn_fail(err, path, lineno, "line", "contains a NUL byte");
             goto out;
         }
-        char *s = trim(line);
+        char *s = scn_trim(line);
         if (!*s || *s == '#')
             continue;
         sim_trace_row r;
         if (format == SIM_TRACE_MOONCAKE) {
             if (*s != '{') {
-                fail(err, path, lineno, "line", "expected a JSON object (format mooncake)");
+                scn_fail(err, path, lineno, "line", "expected a JSON object (format mooncake)");
                 goto out;
             }
             if (json_num(s, "timestamp", &r.t)) {
-                fail(err, path, lineno, "timestamp", "missing or not a number");
+                scn_fail(err, path, lineno, "timestamp", "missing or not a number");
                 goto out;
             }
             if (json_num(s, "input_length", &r.in)) {
-                fail(err, path, lineno, "input_length", "missing or not a number");
+                scn_fail(err, path, lineno, "input_length", "missing or not a number");
                 goto out;
             }
             if (json_num(s, "output_length", &r.out)) {
-                fail(err, path, lineno, "output_length", "missing or not a number");
+                scn_fail(err, path, lineno, "output_length", "missing or not a number");
                 goto out;
             }
             r.t /= 1000.0; /* ms */
@@ -927,24 +985,24 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
             static const char *const csv_cols[3] = {"arrival_s", "input_tokens",
                                                     "output_tokens"};
             const char *const *cols = format == SIM_TRACE_AZURE ? azure_cols : csv_cols;
-            if (n == 0 && k >= 1 && !strcmp(trim(f3[0]), cols[0])) {
+            if (n == 0 && k >= 1 && !strcmp(scn_trim(f3[0]), cols[0])) {
                 /* header line: check it names the columns this format expects */
-                if (k != 3 || strcmp(trim(f3[1]), cols[1]) || strcmp(trim(f3[2]), cols[2])) {
-                    fail(err, path, lineno, "header", "expected '%s,%s,%s' (format %s)", cols[0],
+                if (k != 3 || strcmp(scn_trim(f3[1]), cols[1]) || strcmp(scn_trim(f3[2]), cols[2])) {
+                    scn_fail(err, path, lineno, "header", "expected '%s,%s,%s' (format %s)", cols[0],
                          cols[1], cols[2], fmt);
                     goto out;
                 }
                 continue;
             }
             if (k != 3) {
-                fail(err, path, lineno, "line", "expected 3 comma-separated fields (%s,%s,%s), "
+                scn_fail(err, path, lineno, "line", "expected 3 comma-separated fields (%s,%s,%s), "
                      "got %d", cols[0], cols[1], cols[2], k);
                 goto out;
             }
             long days = 0;
-            if (format == SIM_TRACE_AZURE ? parse_clock(trim(f3[0]), &days, &r.t)
-                                          : num(trim(f3[0]), &r.t)) {
-                fail(err, path, lineno, cols[0], "'%s' is not a %s", trim(f3[0]),
+            if (format == SIM_TRACE_AZURE ? parse_clock(scn_trim(f3[0]), &days, &r.t)
+                                          : scn_num(scn_trim(f3[0]), &r.t)) {
+                scn_fail(err, path, lineno, cols[0], "'%s' is not a %s", scn_trim(f3[0]),
                      format == SIM_TRACE_AZURE ? "time 'YYYY-MM-DD HH:MM:SS.fffffff'"
                                                : "number of seconds");
                 goto out;
@@ -954,12 +1012,12 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
                     base_days = days; /* times count from the first row's day */
                 r.t += (double)(days - base_days) * 86400.0;
             }
-            if (num(trim(f3[1]), &r.in)) {
-                fail(err, path, lineno, cols[1], "'%s' is not a number", trim(f3[1]));
+            if (scn_num(scn_trim(f3[1]), &r.in)) {
+                scn_fail(err, path, lineno, cols[1], "'%s' is not a number", scn_trim(f3[1]));
                 goto out;
             }
-            if (num(trim(f3[2]), &r.out)) {
-                fail(err, path, lineno, cols[2], "'%s' is not a number", trim(f3[2]));
+            if (scn_num(scn_trim(f3[2]), &r.out)) {
+                scn_fail(err, path, lineno, cols[2], "'%s' is not a number", scn_trim(f3[2]));
                 goto out;
             }
         }
@@ -969,11 +1027,11 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
                                                   {"input_length", "output_length"},
                                                   {"input_tokens", "output_tokens"}};
             int fi = format == SIM_TRACE_AZURE ? 0 : format == SIM_TRACE_MOONCAKE ? 1 : 2;
-            fail(err, path, lineno, col[fi][r.in < 0 ? 0 : 1], "negative token count");
+            scn_fail(err, path, lineno, col[fi][r.in < 0 ? 0 : 1], "negative token count");
             goto out;
         }
         if (n && r.t < rows[n - 1].t) {
-            fail(err, path, lineno, format == SIM_TRACE_MOONCAKE ? "timestamp"
+            scn_fail(err, path, lineno, format == SIM_TRACE_MOONCAKE ? "timestamp"
                                     : format == SIM_TRACE_AZURE ? "TIMESTAMP" : "arrival_s",
                  "arrival time goes backwards (rows must be sorted by time)");
             goto out;
@@ -981,7 +1039,7 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
         if (n == cap) {
             sim_trace_row *nr = realloc(rows, 2 * cap * sizeof *rows);
             if (!nr) {
-                fail(err, path, lineno, "line", "out of memory");
+                scn_fail(err, path, lineno, "line", "out of memory");
                 goto out;
             }
             rows = nr;
@@ -990,11 +1048,11 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
         rows[n++] = r;
     }
     if (ferror(f)) {
-        fail(err, path, lineno, "file", "read error");
+        scn_fail(err, path, lineno, "file", "read error");
         goto out;
     }
     if (n < 2) {
-        fail(err, path, 0, "file", "fewer than 2 requests (format %s)", fmt);
+        scn_fail(err, path, 0, "file", "fewer than 2 requests (format %s)", fmt);
         goto out;
     }
     double t0 = rows[0].t;

@@ -60,6 +60,58 @@ typedef struct {
     double t, in, out;
 } sim_trace_row;
 
+
+/* ---- the edge workload (edge_scn.c, edge.c; dlsched-sim(5), EDGE) ----
+   One accelerator serves periodic sensor streams; for every frame the
+   policy picks a (model, input resolution) pair or skips the frame. */
+#define SIM_EDGE_STREAMS 8
+#define SIM_EDGE_MODELS 6
+#define SIM_EDGE_RES 4
+#define SIM_EDGE_SCENES 6
+#define SIM_EDGE_MODES 4
+/* actions: model * n_res + resolution, then skip (the last) */
+#define SIM_EDGE_ACTIONS (SIM_EDGE_MODELS * SIM_EDGE_RES + 1)
+
+typedef struct {
+    char name[SIM_NAME];
+    double rate_hz, deadline_ms, phase_ms, cost;
+    int priority; /* 0 is served first */
+} sim_estream;
+
+typedef struct {
+    char name[SIM_NAME];
+    double accuracy;   /* at the reference resolution */
+    double latency_ms; /* at the reference resolution, power mode and clock, cost 1 */
+    double post_ms;    /* post-processing per detected object */
+} sim_emodel;
+
+typedef struct {
+    char name[SIM_NAME];
+    double share, dwell_lo_s, dwell_hi_s, objects, deadline_scale;
+    double res_accuracy[SIM_EDGE_RES];
+    double weight[SIM_EDGE_STREAMS]; /* safety weight of each stream */
+} sim_escene;
+
+typedef struct {
+    char name[SIM_NAME];
+    double mhz, watts, dwell_s;
+} sim_emode;
+
+typedef struct {
+    int n_streams, n_models, n_res, n_scenes, n_modes;
+    sim_estream st[SIM_EDGE_STREAMS];
+    sim_emodel model[SIM_EDGE_MODELS];
+    sim_escene scene[SIM_EDGE_SCENES];
+    sim_emode mode[SIM_EDGE_MODES];
+    char device[SIM_NAME];
+    int fifo;                      /* scheduling = fifo (else priority) */
+    int res_px[SIM_EDGE_RES];
+    double reference_px, fixed_share, jitter_lo, jitter_hi;
+    int thermal;                   /* throttling modelled */
+    double ambient_c, rise_c, tau_s, throttle_c, recover_c, throttle_clock, idle_w;
+    double skip_penalty, energy_weight;
+} sim_edge;
+
 typedef struct {
     char name[64];
     char path[SIM_PATH];
@@ -101,6 +153,10 @@ typedef struct {
     double capacity;             /* req/s the cluster serves with load_variant */
     double mean_in, mean_out;    /* mean input and output tokens per request */
     int n_servers;
+    /* workload = edge: the device, its streams and scenes (no gpu, variant
+       or arrivals sections) */
+    int is_edge;
+    sim_edge edge;
 } sim_scenario;
 
 /* error reporting for scenario and trace files: "file:line: field: what" */
@@ -122,6 +178,15 @@ enum {
     SIM_POL_GREEDY, SIM_POL_QTABLE, SIM_POL_DQN, SIM_POL_COUNT
 };
 extern const char *const sim_policy_names[SIM_POL_COUNT];
+/* the edge workload's heuristics (its learned policies are SIM_POL_QTABLE
+   and SIM_POL_DQN): the most accurate static choice per stream that fits
+   the worst case; the deadline-aware greedy (the incumbent); a table of
+   static choices per scene and clock state */
+enum { SIM_EPOL_WORST = 64, SIM_EPOL_DEADLINE, SIM_EPOL_RULES };
+static inline int sim_policy_learned(int kind)
+{
+    return kind == SIM_POL_QTABLE || kind == SIM_POL_DQN;
+}
 
 typedef struct {
     char name[48];
@@ -130,6 +195,16 @@ typedef struct {
 } sim_policy_spec;
 
 /* ---- results ---- */
+/* edge: one window of the evaluation (the drive's timeline) */
+typedef struct {
+    int scene;                 /* the scene at the window's end */
+    double temp_c, clock;      /* at the window's end; clock: x the first mode's */
+    double model, res_px;      /* mean model index and input size of the frames run */
+    double miss_weight;        /* safety-weighted share of frames missed (late,
+                                  dropped or skipped) */
+    double skipped;            /* share of frames skipped */
+} sim_edge_window;
+
 typedef struct {
     char name[48];
     uint64_t n, met, submitted;
@@ -154,6 +229,12 @@ typedef struct {
     int eval_guard_state;
     uint64_t eval_fallbacks;
     double eval_learned_share;
+    /* edge: frame outcomes (n = frames, met = on time) */
+    uint64_t late, dropped, skipped;
+    double safety_misses;      /* safety weight of the missed frames / of all */
+    double mean_reward, power_w, throttled_share;
+    uint64_t action_count[SIM_EDGE_ACTIONS];
+    sim_edge_window *timeline; /* n_windows of them */
 } sim_result;
 
 void sim_result_free(sim_result *r);
@@ -195,6 +276,32 @@ void sim_print_table(FILE *f, const sim_scenario *sc, const sim_result *r, size_
 int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t n);
 int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r, size_t n,
                     int run_gnuplot, char *msg, size_t msg_len);
+
+/* ---- report.c's helpers (also for edge_report.c) ---- */
+void sim_json_str(FILE *f, const char *s);
+void sim_json_num(FILE *f, double v);            /* null when not finite */
+void sim_json_guard(FILE *f, const sim_result *r); /* , "guard": {...} */
+void sim_safe_name(const char *in, char *out, size_t cap);
+/* a plot file for writing, and its close; on failure msg names it */
+FILE *sim_open_out(const char *path, char *msg, size_t msg_len);
+int sim_close_out(FILE *f, const char *path, char *msg, size_t msg_len);
+/* runs gnuplot NAME.gp in dir: 0, 1 (gnuplot failed or missing: msg) or -1 */
+int sim_gnuplot(const char *dir, const char *name, char *msg, size_t msg_len);
+
+/* ---- the edge workload (edge.c, edge_report.c) ---- */
+int sim_edge_run(const sim_scenario *sc, const sim_policy_spec *p, const sim_options *opt,
+                 sim_result *out, sim_err *err);
+int sim_edge_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *out,
+                          sim_err *err);
+size_t sim_edge_default_policies(const sim_scenario *sc, sim_policy_spec *out, size_t cap);
+int sim_edge_check_learning(const sim_scenario *sc, const sim_policy_spec *p, sim_err *err);
+int sim_edge_resolve_incumbent(sim_scenario *sc, const sim_options *opt, sim_err *err);
+/* the name of action a ("n@640", "skip") */
+const char *sim_edge_action_name(const sim_scenario *sc, int a, char *buf, size_t len);
+void sim_edge_print_table(FILE *f, const sim_scenario *sc, const sim_result *r, size_t n);
+int sim_edge_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t n);
+int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r, size_t n,
+                         int run_gnuplot, char *msg, size_t msg_len);
 
 /* ---- random scenarios (generate.c) ---- */
 /* writes into buf (len bytes) the text of a scenario file: scenario `index`
