@@ -259,9 +259,9 @@ all: $(SIM_BIN)
 # the simulator's tests: their own program (tests/sim, outside the main
 # suite's tests/check_*.c), run by `make check` after the main suite
 SIM_TEST_BIN := build/$(VARIANT)/tests/check_sim
-$(SIM_TEST_BIN): tests/sim/check_sim.c $(SIM_LIB) $(ALIB)
+$(SIM_TEST_BIN): tests/sim/check_sim.c tests/sim/check_edge.c $(SIM_LIB) $(ALIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -o $@ $< $(SIM_LIB) $(ALIB) \
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -o $@ $(filter %.c,$^) $(SIM_LIB) $(ALIB) \
 	    $(CHECK_LIBS) $(LDLIBS_CORE)
 
 # bench_sim measures the simulator: it links it too (explicit rule: wins

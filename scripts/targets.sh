@@ -2,9 +2,11 @@
 # targets.sh [full|ci] - run dlsched-sim on the target set and check it with
 # tests/sim/check_targets.py (the `make targets` and `make targets-ci` rules).
 #
-#   full  the shipped scenarios a-e x seeds 1-5 and the generated scenarios
-#         0..29 of --random-seed 1 (one run each); every target is checked
-#   ci    a, b, c x seeds 1, 2 and the generated scenarios 0..5; the checker
+#   full  the shipped scenarios a-f x seeds 1-5, the generated scenarios
+#         0..29 and the generated edge scenarios 0..15 of --random-seed 1 (one
+#         run each); every target is checked
+#   ci    a, b, c, f x seeds 1, 2, the generated scenarios 0..5 and the
+#         generated edge scenarios 0..3; the checker
 #         with --subset (only what was run) --t1-only (T2, not met by this
 #         version, is printed but does not fail CI)
 #
@@ -20,7 +22,7 @@
 #
 # Environment: SIM (default build/default/bin/dlsched-sim), TARGETS_OUT (default
 # build/targets, build/targets/ci for ci), JOBS (2), PYTHON (python3), and
-# to change the set: SCENARIOS (letters), SEEDS, RANDOM_N, RANDOM_SEED.
+# to change the set: SCENARIOS (letters), SEEDS, RANDOM_N, RANDOM_EDGE_N, RANDOM_SEED.
 # Exit status: the checker's (1: a target missed), or 1 when a run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,11 +61,11 @@ fi
 set_name=${1:-full}
 case $set_name in
 full)
-    : "${SCENARIOS:=b e a c d}" "${SEEDS:=1 2 3 4 5}" "${RANDOM_N:=30}"
+    : "${SCENARIOS:=b e a c d f}" "${SEEDS:=1 2 3 4 5}" "${RANDOM_N:=30}" "${RANDOM_EDGE_N:=16}"
     OUT=${TARGETS_OUT:-build/targets}
     subset=() ;;
 ci)
-    : "${SCENARIOS:=b a c}" "${SEEDS:=1 2}" "${RANDOM_N:=6}"
+    : "${SCENARIOS:=b a c f}" "${SEEDS:=1 2}" "${RANDOM_N:=6}" "${RANDOM_EDGE_N:=4}"
     OUT=${TARGETS_OUT:-build/targets/ci}
     subset=(--subset --t1-only) ;;
 *)
@@ -103,11 +105,22 @@ if [ "$RANDOM_N" -gt 0 ]; then
         echo "gen-$(basename "$f" .scn) $f -" >>"$jobs"
     done
 fi
+if [ "$RANDOM_EDGE_N" -gt 0 ]; then
+    "$SIM" -c --random-edge "$RANDOM_EDGE_N" --random-seed "$RANDOM_SEED" \
+        --write-scenarios "$OUT/gen" >"$OUT/log/generate-edge.txt" 2>&1 \
+        || { cat "$OUT/log/generate-edge.txt" >&2; exit 2; }
+    for i in $(seq 0 $((RANDOM_EDGE_N - 1))); do
+        f=$(ls "$OUT/gen/ge$RANDOM_SEED-$i-"*.scn 2>/dev/null | head -n 1) || true
+        [ -n "$f" ] || { echo "targets: generated edge scenario $i not written" >&2; exit 2; }
+        echo "gen-$(basename "$f" .scn) $f -" >>"$jobs"
+    done
+fi
 TOTAL=$(wc -l <"$jobs")
 export SIM OUT TOTAL
 
 echo "targets ($set_name): $TOTAL runs of $SIM_SRC, $JOBS at a time, into $OUT/" \
-     "(shipped: $SCENARIOS x seeds $SEEDS; generated: $RANDOM_N of --random-seed $RANDOM_SEED)"
+     "(shipped: $SCENARIOS x seeds $SEEDS; generated: $RANDOM_N cluster and $RANDOM_EDGE_N" \
+     "edge of --random-seed $RANDOM_SEED)"
 t0=$(now)
 xargs -P "$JOBS" -L 1 bash "$0" --run-one <"$jobs" || true
 wall=$(secs "$t0" "$(now)")

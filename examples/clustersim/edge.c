@@ -874,9 +874,13 @@ static int make_agent(erun *r, double warmup_frames, sim_err *err)
     char spec[4096];
     int dqn = r->pol->kind == SIM_POL_DQN;
     unsigned long long decay = warmup_frames < 1000 ? 1000 : (unsigned long long)warmup_frames;
-    /* the guard's block: about a second of frames */
-    int block = (int)lround(sc->rate);
-    block = block < 16 ? 16 : block > 1024 ? 1024 : block;
+    /* the guard's block: a second of frames, or with throttling two thermal
+       time constants (a policy's heat outlives its block: with shorter
+       blocks the other policy's blocks pay for it, and the switchback
+       comparison would favour the hotter policy) */
+    double span_s = e->thermal && 2 * e->tau_s > 1 ? 2 * e->tau_s : 1;
+    double bl = sc->rate * span_s;
+    int block = bl < 16 ? 16 : bl > 1048576 ? 1048576 : (int)lround(bl);
     if (dqn) {
         r->n_feat = dqn_n_features(e, r->n_act);
         snprintf(spec, sizeof spec,
@@ -1052,7 +1056,9 @@ int sim_edge_run(const sim_scenario *sc, const sim_policy_spec *p, const sim_opt
         }
         r->learning = !opt->frozen;
     }
-    reset_env(r, opt->calibrate ? sc->seed : sc->eval_seed, sc->eval_s * scale * 1000.0);
+    /* calibration (the incumbent's selection) runs on the warm-up drive */
+    reset_env(r, opt->calibrate ? sc->seed : sc->eval_seed,
+              (opt->calibrate ? sc->warmup_s : sc->eval_s) * scale * 1000.0);
     simulate(r, learned ? "evaluate" : NULL);
     if (r->failed)
         goto fail;
@@ -1162,10 +1168,12 @@ int sim_edge_resolve_incumbent(sim_scenario *sc, const sim_options *opt, sim_err
     char picked[48];
     if (!strcmp(name, "auto")) {
         /* the heuristic a team would keep: the best weighted goodput on the
-           first quarter of the warm-up drive (of those within 5% of it, the
-           fewest safety-weighted misses) */
+           warm-up drive (a tie: the fewest safety-weighted misses). The whole
+           drive, not a quarter as for the cluster scenarios: which heuristic
+           wins depends on the mix of scenes, and the heuristics cost a few
+           milliseconds per simulated minute */
         sim_options co = {.quiet = 1, .calibrate = 1,
-                          .scale = 0.25 * (opt && opt->scale > 0 ? opt->scale : 1)};
+                          .scale = opt && opt->scale > 0 ? opt->scale : 1};
         sim_result res[N_EDGE_POLICIES];
         size_t nh = 0;
         double best = -INFINITY;
@@ -1182,11 +1190,12 @@ int sim_edge_resolve_incumbent(sim_scenario *sc, const sim_options *opt, sim_err
             best = res[nh].weighted_goodput > best ? res[nh].weighted_goodput : best;
             nh++;
         }
-        size_t bi = 0;
+        size_t bi = nh;
         for (size_t j = 0; j < nh; j++)
-            if (res[j].weighted_goodput >= 0.95 * best &&
-                (res[bi].weighted_goodput < 0.95 * best ||
-                 res[j].safety_misses < res[bi].safety_misses))
+            if (res[j].weighted_goodput >= best * (1 - 1e-9) &&
+                (bi == nh || res[j].safety_misses < res[bi].safety_misses ||
+                 (res[j].safety_misses == res[bi].safety_misses &&
+                  res[j].weighted_goodput > res[bi].weighted_goodput)))
                 bi = j;
         snprintf(picked, sizeof picked, "%s", res[bi].name);
         name = picked;

@@ -175,10 +175,13 @@ int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_resu
             inc = i;
     fprintf(f, "# gnuplot %s.gp (run in %s)\n", name, dir);
     fprintf(f, "set terminal png size 1100,1000\nset output '%s-drive.png'\n", name);
-    fprintf(f, "set multiplot layout 4,1 title 'Drive %s: %.0f s, windows of %g s'\n", sc->name,
-            sc->eval_s, sc->window_s);
+    fprintf(f, "set multiplot layout 4,1 title 'Drive %s: windows of %g s'\n", sc->name,
+            sc->window_s);
     fprintf(f, "set grid\nset key outside right\nset lmargin 12\nset rmargin 24\n");
-    fprintf(f, "set xrange [0:%g]\nunset xlabel\n", sc->eval_s);
+    size_t nwmax = 0;
+    for (size_t i = 0; i < n; i++)
+        nwmax = r[i].n_windows > nwmax ? r[i].n_windows : nwmax;
+    fprintf(f, "set xrange [0:%g]\nunset xlabel\n", (double)nwmax * sc->window_s);
     /* 1: the scene */
     fprintf(f, "set ylabel 'scene'\nset yrange [-0.5:%g]\nset ytics (", e->n_scenes - 0.5);
     for (int k = 0; k < e->n_scenes; k++)

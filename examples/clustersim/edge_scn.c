@@ -227,7 +227,7 @@ int scn_edge_key(sim_scenario *sc, scn_edge_state *es, const char *key, char *va
         if (!strcmp(key, "objects"))
             return scn_get_num(c, val, 0, 200, &e->scene[i].objects);
         if (!strcmp(key, "deadline_scale"))
-            return scn_get_num(c, val, 0.01, 100, &e->scene[i].deadline_scale);
+            return scn_get_num(c, val, 0.01, 1, &e->scene[i].deadline_scale);
         if (!strcmp(key, "res_accuracy"))
             return keep_text(c, es->res_acc_text[i], sizeof es->res_acc_text[i],
                              &es->res_acc_line[i], val);

@@ -36,6 +36,7 @@ static void usage(FILE *f)
           "                       hint: the policy the guard settled on, no experiment\n"
           "  -c, --check          read the scenarios, print a summary and exit\n"
           "      --random N       also run N generated scenarios (indexes 0..N-1, after the files)\n"
+          "      --random-edge N  also run N generated edge scenarios (after --random's)\n"
           "      --random-seed S  the family of generated scenarios (default 1; --seed\n"
           "                       sets the simulation seeds, not this)\n"
           "      --write-scenarios DIR  write each generated scenario to DIR/NAME.scn\n"
@@ -70,17 +71,19 @@ static void find_traces(const char *given, char *out, size_t len)
 
 /* generated scenario `index`: its text (to write with --write-scenarios),
    parsed; label names it in errors and reports */
-static int load_random(uint64_t family, unsigned index, const char *traces, const char *dir,
-                       int check, sim_scenario *sc, sim_err *err)
+static int load_random(uint64_t family, unsigned index, int edge, const char *traces,
+                       const char *dir, int check, sim_scenario *sc, sim_err *err)
 {
     static char text[SIM_GENERATE_LEN];
-    if (sim_generate(family, index, traces, text, sizeof text, err))
+    if (edge ? sim_generate_edge(family, index, text, sizeof text, err)
+             : sim_generate(family, index, traces, text, sizeof text, err))
         return -1;
     char name[64] = "", label[SIM_PATH];
     const char *n = strstr(text, "\nname = ");
     if (n)
         sscanf(n, "\nname = %63s", name);
-    snprintf(label, sizeof label, "random:%llu:%u", (unsigned long long)family, index);
+    snprintf(label, sizeof label, "random%s:%llu:%u", edge ? "-edge" : "",
+             (unsigned long long)family, index);
     if (dir) {
         snprintf(label, sizeof label, "%s/%s.scn", dir, name);
         FILE *f = fopen(label, "w");
@@ -105,12 +108,13 @@ int main(int argc, char **argv)
         {"seed", required_argument, 0, 'S'},     {"quiet", no_argument, 0, 'q'},
         {"check", no_argument, 0, 'c'},          {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {"random", required_argument, 0, 'R'},
+        {"random-edge", required_argument, 0, 'E'},
         {"random-seed", required_argument, 0, 'F'},
         {"write-scenarios", required_argument, 0, 'W'},
         {"traces", required_argument, 0, 'T'},   {"frozen", no_argument, 0, 'Z'},
         {"online", no_argument, 0, 'N'},         {0, 0, 0, 0}};
     const char *write_dir = NULL, *traces_opt = NULL;
-    long long n_random = 0;
+    long long n_random = 0, n_edge = 0;
     unsigned long long family = 1;
     const char *policies = NULL, *json = NULL, *plots = NULL;
     double scale = 1;
@@ -148,6 +152,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'E':
+            errno = 0;
+            n_edge = strtoll(optarg, &end, 10);
+            if (*end || errno || n_edge < 0 || n_edge > UINT_MAX) {
+                fprintf(stderr, "dlsched-sim: --random-edge: '%s' is not a count\n", optarg);
+                return 2;
+            }
+            break;
         case 'F':
             errno = 0;
             family = strtoull(optarg, &end, 10);
@@ -169,12 +181,12 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind == argc && !n_random) {
+    if (optind == argc && !n_random && !n_edge) {
         usage(stderr);
         return 2;
     }
     /* the scenario files, then the generated ones */
-    long long n_in = (long long)(argc - optind) + n_random;
+    long long n_in = (long long)(argc - optind) + n_random + n_edge;
     char traces[SIM_PATH] = "";
     if (n_random)
         find_traces(traces_opt, traces, sizeof traces);
@@ -202,7 +214,11 @@ int main(int argc, char **argv)
         sim_err err = {{0}};
         int is_file = in < argc - optind;
         int rc = is_file ? sim_scenario_load(argv[optind + in], &sc, &err)
-                         : load_random(family, (unsigned)(in - (argc - optind)), traces,
+                         : in - (argc - optind) < n_random
+                         ? load_random(family, (unsigned)(in - (argc - optind)), 0, traces,
+                                       write_dir, check, &sc, &err)
+                         : load_random(family, (unsigned)(in - (argc - optind) - n_random), 1,
+                                       traces,
                                        write_dir, check, &sc, &err);
         if (rc) {
             fprintf(stderr, "dlsched-sim: %s\n", err.msg);
@@ -278,8 +294,7 @@ int main(int argc, char **argv)
                 } else if (!quiet) {
                     fprintf(stderr, "dlsched-sim: %s: incumbent %s%s\n", sc.name, sc.inc_name,
                             strcmp(sc.incumbent, "auto") ? ""
-                            : sc.is_edge ? " (the best heuristic on a quarter of the warm-up "
-                                           "drive)"
+                            : sc.is_edge ? " (the best heuristic on the warm-up drive)"
                                                          : " (best heuristic on a quarter of "
                                                            "the warm-up)");
                 }

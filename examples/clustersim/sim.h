@@ -312,6 +312,8 @@ int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_resu
    The text's second line is "# summary: ..." (GPU types, variants, process,
    load). */
 #define SIM_GENERATE_LEN 16384
+/* the same for an edge scenario (--random-edge): name ge<seed>-<index>-... */
+int sim_generate_edge(uint64_t seed, unsigned index, char *buf, size_t len, sim_err *err);
 int sim_generate(uint64_t seed, unsigned index, const char *trace_dir, char *buf, size_t len,
                  sim_err *err);
 

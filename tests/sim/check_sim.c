@@ -1317,9 +1317,12 @@ static Suite *suite_sim(void)
     return s;
 }
 
+Suite *suite_edge(void); /* check_edge.c */
+
 int main(void)
 {
     SRunner *sr = srunner_create(suite_sim());
+    srunner_add_suite(sr, suite_edge());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -10,17 +10,22 @@ heuristics of the same run (every other policy is a heuristic):
         weighted_goodput over the heuristics of that run), and
         slo_attainment >= the incumbent's - 0.01 (the incumbent: the policy
         named by the scenario's "incumbent" field);
-      the full set is the shipped scenarios a-e x seeds 1-5 and >= 30
-      generated scenarios of one --random-seed.
+      the full set is the shipped scenarios a-f x seeds 1-5, >= 30
+      generated cluster scenarios and >= 16 generated edge scenarios
+      (--random-edge) of one --random-seed.
   T2  scenario b: each learned policy's weighted goodput >= +8% over the
       best heuristic on every seed 1-5, and the mean over the seeds >= +10%.
+  T4  scenario f (edge): each learned policy's weighted goodput >= +8% over
+      the deadline-aware greedy ("deadline") on every seed 1-5, with
+      safety_misses (the safety-weighted share of frames missed) no higher
+      than its.
   T3  reported, not checked: the distribution of learned / best heuristic
       over the generated scenarios per learned policy (min, median, mean,
       share above +2%), with a PNG; and a PNG of the shipped scenarios x
       seeds.
 
 Scenario and seed: a generated scenario is recognised by its name
-(g<random-seed>-<index>-...); any other scenario is a shipped one, grouped by
+(g<random-seed>-<index>-..., ge<random-seed>-<index>-... for an edge one); any other scenario is a shipped one, grouped by
 the letter before the first '-' of its name.  The seed of a shipped run is
 taken from the JSON file's name, NAME-s<seed>.json (scripts/targets.sh writes
 <letter>-s<seed>.json); a file without it counts as seed "file" (the
@@ -53,9 +58,10 @@ import subprocess
 import sys
 
 LEARNED = ("qtable", "dqn")
-SHIPPED = "abcde"            # the shipped scenarios of the full set
+SHIPPED = "abcdef"           # the shipped scenarios of the full set
 SEEDS = (1, 2, 3, 4, 5)      # the seeds of the full set
-MIN_GENERATED = 30           # generated scenarios in the full set
+MIN_GENERATED = 30           # generated cluster scenarios in the full set
+MIN_GENERATED_EDGE = 16      # generated edge scenarios in the full set
 
 T1_WG = 0.98                 # learned wg >= T1_WG x best heuristic's
 T1_SLO = 0.01                # learned SLO >= incumbent's - T1_SLO
@@ -63,9 +69,12 @@ T2_SCENARIO = "b"
 T2_PER_SEED = 1.08           # b: learned / best heuristic on every seed
 T2_MEAN = 1.10               # b: mean over seeds of learned / best heuristic
 T3_ABOVE = 1.02              # share of generated scenarios above this ratio
+T4_SCENARIO = "f"
+T4_BASE = "deadline"         # f: learned / this heuristic, every seed
+T4_RATIO = 1.08
 
 SUMMARY_KIND = "check_targets summary"
-GEN_RE = re.compile(r"^g(\d+)-(\d+)-")
+GEN_RE = re.compile(r"^g(e?)(\d+)-(\d+)-")
 SEED_RE = re.compile(r"-s(\d+)\.json$")
 
 
@@ -119,6 +128,7 @@ def evaluate(sc):
         "best_heuristic_slo": best["slo_attainment"],
         "incumbent": inc_name,
         "incumbent_slo": inc["slo_attainment"] if inc else None,
+        "edge": sc.get("workload") == "edge",
         "learned": {},
         "misses": [],
     }
@@ -136,9 +146,15 @@ def evaluate(sc):
             "wg_ok": ratio >= T1_WG,
             "slo_diff": p["slo_attainment"] - inc["slo_attainment"] if inc else None,
             "slo_ok": inc is not None and p["slo_attainment"] >= inc["slo_attainment"] - T1_SLO,
+            "safety_misses": p.get("safety_misses"),
             "guard": (p.get("guard") or {}).get("eval_state"),
             "learned_share": (p.get("guard") or {}).get("learned_share"),
         }
+        base = next((q for q in pols if q["name"] == T4_BASE), None)
+        if row["edge"] and base is not None:
+            d["vs_deadline"] = p["weighted_goodput"] / base["weighted_goodput"] \
+                if base["weighted_goodput"] > 0 else float("inf")
+            d["deadline_misses"] = base.get("safety_misses")
         row["learned"][p["name"]] = d
         if not d["wg_ok"]:
             row["misses"].append("T1 %s weighted goodput %s vs the best heuristic %s (%.4g vs %.4g; "
@@ -362,8 +378,8 @@ def main(argv):
             m = GEN_RE.match(sc["scenario"])
             if m:
                 r["kind"] = "generated"
-                r["random_seed"] = int(m.group(1))
-                r["index"] = int(m.group(2))
+                r["random_seed"] = int(m.group(2))
+                r["index"] = int(m.group(3))
             else:
                 r["kind"] = "shipped"
                 r["group"] = sc["scenario"].split("-", 1)[0]
@@ -389,7 +405,7 @@ def main(argv):
     shipped = sorted((r for r in rows if r["kind"] == "shipped"),
                      key=lambda r: (r["group"], seed_key(r["seed"]), r["scenario"]))
     generated = sorted((r for r in rows if r["kind"] == "generated"),
-                       key=lambda r: (r["random_seed"], r["index"]))
+                       key=lambda r: (r["edge"], r["random_seed"], r["index"]))
 
     for r in shipped + generated:
         where = "%s seed %s" % (r["scenario"], seed_label(r["seed"])) if r["kind"] == "shipped" \
@@ -415,9 +431,13 @@ def main(argv):
         if len(fams) > 1:
             misses.append("generated scenarios of several --random-seed values: %s" %
                           ",".join(map(str, sorted(fams))))
-        if len(generated) < MIN_GENERATED:
-            misses.append("incomplete: %d generated scenarios, want >= %d" % (len(generated),
-                                                                              MIN_GENERATED))
+        n_edge = sum(1 for r in generated if r["edge"])
+        if len(generated) - n_edge < MIN_GENERATED:
+            misses.append("incomplete: %d generated cluster scenarios, want >= %d" % (
+                len(generated) - n_edge, MIN_GENERATED))
+        if n_edge < MIN_GENERATED_EDGE:
+            misses.append("incomplete: %d generated edge scenarios, want >= %d" % (
+                n_edge, MIN_GENERATED_EDGE))
 
     # T2: scenario b, per seed and mean over the seeds
     t2 = {}
@@ -439,6 +459,30 @@ def main(argv):
         if mean < T2_MEAN:
             misses.append("T2 %s scenario %s: mean over seeds %s %s (target >= %s)" % (
                 n, T2_SCENARIO, ",".join(str(s) for s, _ in per), pct(mean), pct(T2_MEAN)))
+
+    # T4: scenario f (edge) against the deadline-aware greedy, every seed
+    t4 = {}
+    f_rows = [r for r in shipped if r["group"] == T4_SCENARIO and r["seed"] is not None]
+    for n in names:
+        per = [(r["seed"], r["learned"][n]) for r in f_rows if n in r["learned"]]
+        if not per:
+            if not subset:
+                misses.append("T4 %s: no run of scenario %s with a seed" % (n, T4_SCENARIO))
+            continue
+        t4[n] = {str(s): {"ratio": d.get("vs_deadline"), "misses": d["safety_misses"],
+                          "deadline_misses": d.get("deadline_misses")} for s, d in per}
+        for s, d in per:
+            x, m, bm = d.get("vs_deadline"), d["safety_misses"], d.get("deadline_misses")
+            if x is None or bm is None:
+                misses.append("T4 %s scenario %s seed %d: no %s policy in the run" % (
+                    n, T4_SCENARIO, s, T4_BASE))
+                continue
+            if x < T4_RATIO:
+                misses.append("T4 %s scenario %s seed %d: %s over %s (target >= %s)" % (
+                    n, T4_SCENARIO, s, pct(x), T4_BASE, pct(T4_RATIO)))
+            if m > bm:
+                misses.append("T4 %s scenario %s seed %d: safety-weighted misses %.2f%% above "
+                              "%s's %.2f%%" % (n, T4_SCENARIO, s, 100 * m, T4_BASE, 100 * bm))
 
     # T3: the distribution over the generated set
     t3 = {}
@@ -477,6 +521,25 @@ def main(argv):
             trows.append([n] + cells)
         print(table(["policy"] + ["seed %d" % s for s in seeds] + ["mean"], trows))
         print()
+    if t4:
+        print("### T4: scenario %s (edge), learned vs %s: weighted goodput; safety-weighted "
+              "misses (its)\n" % (T4_SCENARIO, T4_BASE))
+        seeds = sorted({int(s) for d in t4.values() for s in d})
+        trows = []
+        for n, d in t4.items():
+            cells = []
+            for s in seeds:
+                x = d.get(str(s))
+                if x is None or x["ratio"] is None:
+                    cells.append("-")
+                    continue
+                ok = x["ratio"] >= T4_RATIO and x["misses"] <= x["deadline_misses"]
+                cells.append("%s; %.2f%% (%.2f%%)%s" % (pct(x["ratio"]), 100 * x["misses"],
+                                                        100 * x["deadline_misses"],
+                                                        "" if ok else " MISS"))
+            trows.append([n] + cells)
+        print(table(["policy"] + ["seed %d" % s for s in seeds], trows))
+        print()
     if generated:
         print("### Generated scenarios\n")
         print(table(["index", "scenario", "best heuristic", "incumbent (SLO)"] + learned_head(names),
@@ -505,9 +568,11 @@ def main(argv):
         "targets": {"t1_wg_ratio": T1_WG, "t1_slo_margin": T1_SLO, "t2_scenario": T2_SCENARIO,
                     "t2_per_seed_ratio": T2_PER_SEED, "t2_mean_ratio": T2_MEAN,
                     "t3_above_ratio": T3_ABOVE, "shipped": SHIPPED, "seeds": list(SEEDS),
-                    "min_generated": MIN_GENERATED},
+                    "min_generated": MIN_GENERATED, "min_generated_edge": MIN_GENERATED_EDGE,
+                    "t4_scenario": T4_SCENARIO, "t4_base": T4_BASE, "t4_ratio": T4_RATIO},
         "shipped": shipped,
         "t2": t2,
+        "t4": t4,
         "generated": generated,
         "generated_distribution": t3,
         "misses": misses,
