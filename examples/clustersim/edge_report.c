@@ -134,6 +134,14 @@ int sim_edge_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, si
     return ferror(f) ? -1 : 0;
 }
 
+/* the temperature and model panels show the deadline greedy, the
+   incumbent and the learned policies */
+static int in_panels(const sim_scenario *sc, const sim_result *r, size_t i, size_t inc)
+{
+    (void)sc;
+    return i == inc || !strcmp(r[i].name, "deadline") || is_learned_name(r[i].name);
+}
+
 /* the drive plot: scene; temperature and clock; the model chosen; the
    safety-weighted misses, per window of the evaluation */
 int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r, size_t n,
@@ -167,8 +175,8 @@ int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_resu
     snprintf(path, sizeof path, "%s/%s.gp", dir, name);
     if (!(f = sim_open_out(path, msg, msg_len)))
         return -1;
-    /* which blocks: the incumbent (else the first) and the learned ones for
-       the choice and temperature panels; every policy for the misses */
+    /* which blocks: see in_panels() for the choice and temperature panels;
+       every policy for the misses */
     size_t inc = 0;
     for (size_t i = 0; i < n; i++)
         if (sc->inc_resolved && !strcmp(r[i].name, sc->inc_name))
@@ -194,7 +202,7 @@ int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_resu
     fprintf(f, "plot ");
     int b = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i != inc && !is_learned_name(r[i].name))
+        if (!in_panels(sc, r, i, inc))
             continue;
         fprintf(f, "%s'%s-drive.dat' index %zu using 1:3 with lines lw 2 title '%s temp', "
                 "'%s-drive.dat' index %zu using 1:4 axes x1y2 with steps dt 2 title '%s clock'",
@@ -209,7 +217,7 @@ int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_resu
     fprintf(f, ")\nplot ");
     b = 0;
     for (size_t i = 0; i < n; i++) {
-        if (i != inc && !is_learned_name(r[i].name))
+        if (!in_panels(sc, r, i, inc))
             continue;
         fprintf(f, "%s'%s-drive.dat' index %zu using 1:5 with lines lw 2 title '%s'",
                 b++ ? ", \\\n     " : "", name, i, r[i].name);

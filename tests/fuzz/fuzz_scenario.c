@@ -1,8 +1,9 @@
 /* fuzz_scenario.c - libFuzzer harness for dlsched-sim's scenario files: any
  * text must parse or give an error naming the file, never crash, hang or
  * leak; a scenario that parses (and is small enough) is simulated with a
- * heuristic and with greedy, and every request must complete exactly once
- * (sim_run_policy reports a run where submitted != completed as an error).
+ * heuristic and with greedy (an edge scenario: with its three heuristics),
+ * and every request must complete exactly once (sim_run_policy reports a
+ * run where submitted != completed as an error).
  * Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,11 +37,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (opt.scale > 1)
             opt.scale = 1;
         static const char *const pols[] = {"greedy", "jsq", "lwl"};
+        /* an edge scenario: its three heuristics */
+        static const char *const epols[] = {"deadline", "worst-case", "scene-rules"};
         for (size_t i = 0; i < sizeof pols / sizeof pols[0]; i++) {
             sim_policy_spec p;
             char name[64];
-            snprintf(name, sizeof name, "%s%s%s", pols[i], i && sc.n_var > 1 ? ":" : "",
-                     i && sc.n_var > 1 ? sc.var[0].name : "");
+            if (sc.is_edge)
+                snprintf(name, sizeof name, "%s", epols[i]);
+            else
+                snprintf(name, sizeof name, "%s%s%s", pols[i], i && sc.n_var > 1 ? ":" : "",
+                         i && sc.n_var > 1 ? sc.var[0].name : "");
             if (sim_policy_parse(&sc, name, &p, &err))
                 continue; /* e.g. a variant loaded nowhere */
             sim_result res;
