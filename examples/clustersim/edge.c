@@ -874,11 +874,12 @@ static int make_agent(erun *r, double warmup_frames, sim_err *err)
     char spec[4096];
     int dqn = r->pol->kind == SIM_POL_DQN;
     unsigned long long decay = warmup_frames < 1000 ? 1000 : (unsigned long long)warmup_frames;
-    /* the guard's block: a second of frames, or with throttling two thermal
-       time constants (a policy's heat outlives its block: with shorter
+    /* the guard's block: a second of frames, or when the device can throttle
+       (full load heats it to throttle_c) two thermal time constants (a policy's heat outlives its block: with shorter
        blocks the other policy's blocks pay for it, and the switchback
        comparison would favour the hotter policy) */
-    double span_s = e->thermal && 2 * e->tau_s > 1 ? 2 * e->tau_s : 1;
+    int can_throttle = e->thermal && e->ambient_c + e->rise_c >= e->throttle_c;
+    double span_s = can_throttle && 2 * e->tau_s > 1 ? 2 * e->tau_s : 1;
     double bl = sc->rate * span_s;
     int block = bl < 16 ? 16 : bl > 1048576 ? 1048576 : (int)lround(bl);
     if (dqn) {
