@@ -225,7 +225,8 @@ SIM_SRCS := examples/clustersim/scenario.c examples/clustersim/arrivals.c \
             examples/clustersim/arr_diurnal.c examples/clustersim/arr_trace.c \
             examples/clustersim/cluster.c examples/clustersim/heuristics.c \
             examples/clustersim/adapters.c examples/clustersim/engine.c examples/clustersim/report.c
-SIM_SRCS += examples/clustersim/generate.c examples/clustersim/incumbent.c
+SIM_SRCS += examples/clustersim/generate.c examples/clustersim/incumbent.c \
+            examples/clustersim/kvcache.c
 SIM_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(SIM_SRCS))
 SIM_LIB := build/$(VARIANT)/sim/libclustersim.a
 SIM_BIN := build/$(VARIANT)/bin/dlsched-sim

@@ -97,7 +97,16 @@ void sim_srv_start(sim_run *s, int si, int ri)
     r->slot = sv->n;
     sv->active[sv->n++] = ri;
     r->phase = PH_PREFILL;
-    r->pf_end = s->now + r->prefill_ms;
+    if (s->sc->kv) {
+        /* the cached leading blocks skip their prefill; prefills share the
+           GPU one after another (a prefill lane), decodes go on beside */
+        const sim_profile *p = &s->sc->var[r->variant].prof[sv->type];
+        double left = r->in - (double)r->hits * s->sc->prefix_block_tokens;
+        r->prefill_ms = p->overhead_ms + (left > 0 ? left : 0) / p->prefill_tps;
+        double t0 = sv->pf_free > s->now ? sv->pf_free : s->now;
+        r->pf_end = sv->pf_free = t0 + r->prefill_ms;
+    } else
+        r->pf_end = s->now + r->prefill_ms;
     sim_heap_push(s, r->pf_end, EV_PREFILL, (uint32_t)ri, 0);
     sim_srv_reschedule(s, si);
 }
@@ -107,7 +116,8 @@ void sim_srv_submit(sim_run *s, int ri)
     req *r = &s->rq[ri];
     server *sv = &s->srv[r->server];
     sim_solo_times(s->sc, r->variant, sv->type, r->in, r->out, &r->prefill_ms, &r->decode_ms);
-    if (sv->n < sv->slots) {
+    if (s->sc->kv ? sv->n < sv->slots && !sv->qlen && sim_kv_admit(s, r->server, ri)
+                  : sv->n < sv->slots) {
         sim_srv_start(s, r->server, ri);
     } else {
         r->phase = PH_QUEUED;
@@ -129,6 +139,8 @@ void sim_srv_prefilled(sim_run *s, int ri)
     sim_srv_advance(s, sv);
     r->phase = PH_DECODE;
     r->finish_d = sv->d[r->variant] + r->decode_ms;
+    if (s->sc->kv)
+        sim_kv_prefilled(s, r->server, ri);
     sim_srv_reschedule(s, r->server);
 }
 
@@ -163,6 +175,8 @@ void sim_srv_fill(sim_run *s, int si)
     server *sv = &s->srv[si];
     while (sv->n < sv->slots && sv->qlen) {
         int qi = sv->qhead;
+        if (s->sc->kv && !sim_kv_admit(s, si, qi))
+            break; /* FIFO: the head waits for room */
         sv->qhead = s->rq[qi].next;
         if (--sv->qlen == 0)
             sv->qtail = -1;
