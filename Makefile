@@ -264,6 +264,18 @@ $(SIM_TEST_BIN): tests/sim/check_sim.c $(SIM_LIB) $(ALIB)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -o $@ $< $(SIM_LIB) $(ALIB) \
 	    $(CHECK_LIBS) $(LDLIBS_CORE)
 
+# the KV model's tests (tests/sim/check_kv.c): white-box, against simint.h
+SIM_KV_TEST_BIN := build/$(VARIANT)/tests/check_sim_kv
+$(SIM_KV_TEST_BIN): tests/sim/check_kv.c $(SIM_LIB) $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -Isrc -o $@ $< $(SIM_LIB) $(ALIB) \
+	    $(CHECK_LIBS) $(LDLIBS_CORE)
+
+# just the simulator's tests
+check-sim: $(SIM_TEST_BIN) $(SIM_KV_TEST_BIN)
+	DLSCHED_TOP=$(CURDIR) ./$(SIM_TEST_BIN)
+	DLSCHED_TOP=$(CURDIR) ./$(SIM_KV_TEST_BIN)
+
 # bench_sim measures the simulator: it links it too (explicit rule: wins
 # over the bench/%.c pattern)
 build/$(VARIANT)/bench/bench_sim: bench/bench_sim.c bench/bench.h $(SIM_LIB) $(ALIB)
@@ -365,11 +377,13 @@ build/$(VARIANT)/tests/plugins/fail/libdlsched_cuda.so: tests/plugins/fake_plugi
 # DLSCHED_PLUGIN_PATH is cleared: suites that want the CUDA plugin (cuda)
 # set it themselves to DLSCHED_CUDA_PLUGIN when that was built
 check: deps-check
-	$(MAKE) --no-print-directory lib $(TEST_BIN) $(SIM_TEST_BIN) man $(TOOL) $(TEST_PLUGINS)
+	$(MAKE) --no-print-directory lib $(TEST_BIN) $(SIM_TEST_BIN) $(SIM_KV_TEST_BIN) man $(TOOL) \
+	    $(TEST_PLUGINS)
 	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) DLSCHED_PLUGIN_PATH= \
 	    DLSCHED_TEST_PLUGINS=$(CURDIR)/build/$(VARIANT)/tests/plugins \
 	    DLSCHED_CUDA_PLUGIN=$(if $(wildcard $(CUDA_PLUGIN)),$(CURDIR)/$(CUDA_PLUGIN)) ./$(TEST_BIN)
 	DLSCHED_TOP=$(CURDIR) ./$(SIM_TEST_BIN)
+	DLSCHED_TOP=$(CURDIR) ./$(SIM_KV_TEST_BIN)
 	sh tests/cli/run.sh ./$(TOOL)
 ifeq ($(SANITIZE),)
 	$(MAKE) --no-print-directory $(NOALLOC_BIN)
@@ -382,7 +396,7 @@ test: check
 # the cross build's Check tests under qemu-user (scripts/cross-arm64.sh): the
 # suites that start no thread (the script says why); CROSS_SUITES=... another
 # set, CROSS_SUITES=all the whole program in one run
-.PHONY: check-cross check-arm64
+.PHONY: check-cross check-arm64 check-sim
 check-cross:
 	@test -n "$(CROSS)" || { echo "check-cross: set CROSS, e.g. CROSS=aarch64-linux-gnu-" >&2; exit 1; }
 	$(MAKE) --no-print-directory lib $(TEST_BIN) $(TEST_PLUGINS)
