@@ -344,10 +344,14 @@ static void run_reset_cluster(sim_run *s)
     for (int i = 0; i < s->ns; i++) {
         server *sv = &s->srv[i];
         int type = sv->type, slots = sv->slots;
+        pcache pc = sv->pc; /* the KV model's: kept, emptied by sim_kv_reset */
+        double kv_cap = sv->kv_cap;
         memset(sv, 0, sizeof *sv);
         sv->type = type;
         sv->slots = slots;
         sv->qtail = -1;
+        sv->pc = pc;
+        sv->kv_cap = kv_cap;
     }
     s->nh = 0;
     s->free_head = -1;
@@ -359,8 +363,12 @@ static void run_reset_cluster(sim_run *s)
     s->acc_met = s->acc_sum = 0;
     s->nlat = 0;
     s->nttft = 0;
-    if (s->sc->kv)
+    if (s->sc->kv) {
         sim_kv_reset(s);
+        /* the evaluation's tie-breaks as a heuristic's run has them: a
+           learned policy that follows its incumbent matches it exactly */
+        rng_seed(&s->r, s->sc->eval_seed * 0x9e3779b97f4a7c15ull + 7);
+    }
     memset(s->vcount, 0, sizeof s->vcount);
     for (size_t i = 0; i < s->nwin; i++)
         s->win_n[i] = s->win_met[i] = s->win_rew[i] = 0;

@@ -417,16 +417,21 @@ void sim_scrape(sim_run *s)
  */
 void sim_gw_match(sim_run *s, const req *r, const int *cand, int nc)
 {
-    int v0 = r->variant;
-    int cnt[SIM_MAX_SERVERS] = {0};
+    int cnt[SIM_MAX_SERVERS] = {0}, cv[SIM_MAX_SERVERS];
+    uint32_t vars = 0;
+    for (int c = 0; c < nc; c++) {
+        cv[c] = r->variant >= 0 ? r->variant : sim_server_variant(s, cand[c]);
+        vars |= 1u << cv[c];
+    }
     for (int k = 0; k < r->n_blocks; k++) {
+        uint64_t key[SIM_MAX_VAR];
+        for (int v = 0; v < s->sc->n_var; v++) /* each key once */
+            if (vars >> v & 1)
+                key[v] = req_block_key(r, k, v);
         int any = 0;
-        for (int c = 0; c < nc; c++) {
-            int si = cand[c];
-            int v = v0 >= 0 ? v0 : sim_server_variant(s, si);
-            if (pc_find(&s->gw_index[si], req_block_key(r, k, v)) >= 0)
+        for (int c = 0; c < nc; c++)
+            if (pc_find(&s->gw_index[cand[c]], key[cv[c]]) >= 0)
                 cnt[c]++, any = 1;
-        }
         if (!any)
             break;
     }
