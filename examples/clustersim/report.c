@@ -103,7 +103,8 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
                   {"weighted_goodput", r[i].weighted_goodput}, {"p50_ms", r[i].p50_ms},
                   {"p95_ms", r[i].p95_ms}, {"p99_ms", r[i].p99_ms},
                   {"mean_accuracy", r[i].mean_accuracy}, {"decision_ns", r[i].decision_ns},
-                  {"train_s", r[i].train_s}};
+                  {"train_s", r[i].train_s}, {"ttft_p90_ms", r[i].ttft_p90_ms},
+                  {"e2e_p90_ms", r[i].e2e_p90_ms}};
         for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++) {
             fprintf(f, ", \"%s\": ", kv[k].k);
             json_num(f, kv[k].v);
@@ -127,6 +128,10 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
             fprintf(f, ", \"eval_state\": \"%s\", \"eval_fallbacks\": %llu",
                     states[r[i].eval_guard_state & 3], (unsigned long long)r[i].eval_fallbacks);
             fputs("}", f);
+        }
+        if (sc->kv) {
+            fputs(", \"prefix_hit_rate\": ", f);
+            json_num(f, r[i].prefix_hit_rate);
         }
         fputs(", \"utilisation\": {", f);
         for (int g = 0; g < sc->n_gpu; g++) {

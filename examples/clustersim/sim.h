@@ -230,6 +230,12 @@ int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r
    The text's second line is "# summary: ..." (GPU types, variants, process,
    load). */
 #define SIM_GENERATE_LEN 16384
+/* the same for gateway cases (the KV model: one model on a pool of one to
+   three GPU types, the gateway as the incumbent, a Mooncake replay or a
+   shared-prefix workload), named gw<seed>-<index>-...: a stream of their
+   own, so that sim_generate's texts do not change */
+int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, char *buf,
+                         size_t len, sim_err *err);
 int sim_generate(uint64_t seed, unsigned index, const char *trace_dir, char *buf, size_t len,
                  sim_err *err);
 
