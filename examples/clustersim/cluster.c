@@ -129,6 +129,7 @@ void sim_srv_submit(sim_run *s, int ri)
         sv->qtail = ri;
         sv->qlen++;
         sv->work_q += r->prefill_ms + r->decode_ms;
+        sv->pf_q += r->prefill_ms;
     }
 }
 
@@ -181,8 +182,9 @@ void sim_srv_fill(sim_run *s, int si)
         if (--sv->qlen == 0)
             sv->qtail = -1;
         sv->work_q -= s->rq[qi].prefill_ms + s->rq[qi].decode_ms;
+        sv->pf_q -= s->rq[qi].prefill_ms;
         if (sv->qlen == 0)
-            sv->work_q = 0; /* no drift */
+            sv->work_q = sv->pf_q = 0; /* no drift */
         sim_srv_start(s, si, qi);
     }
     sim_srv_reschedule(s, si);
@@ -223,6 +225,14 @@ double sim_predict(const sim_run *s, int si, int v, double in, double out, doubl
     double pf, dec;
     sim_solo_times(sc, v, sv->type, in, out, &pf, &dec);
     int ahead = sv->n + sv->qlen;
+    if (sc->kv) {
+        /* the KV model: prefills go one at a time, so the wait is the
+           prefill lane's backlog (the one running, the queued ones); the
+           decode runs at the batch it joins */
+        double lane = (sv->pf_free > s->now ? sv->pf_free - s->now : 0) + sv->pf_q;
+        int nb = ahead + 1 < sv->slots ? ahead + 1 : sv->slots;
+        return lane + pf + dec * sim_slow(sc, v, sv->type, nb);
+    }
     double wait = 0;
     if (ahead >= sv->slots)
         wait = work * sim_slow(sc, v, sv->type, sv->slots) / sv->slots;

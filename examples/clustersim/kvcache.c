@@ -241,7 +241,7 @@ void sim_kv_reset(sim_run *s)
 {
     for (int si = 0; si < s->ns; si++) {
         server *sv = &s->srv[si];
-        sv->kv_used = sv->kv_pinned = sv->pf_free = 0;
+        sv->kv_used = sv->kv_pinned = sv->pf_free = sv->pf_q = 0;
         sv->snap_wait = sv->snap_run = 0;
         sv->snap_kv = 0;
         pc_clear(&sv->pc);

@@ -68,6 +68,7 @@ typedef struct {
     /* the KV model */
     double kv_cap, kv_used, kv_pinned; /* kilobytes: capacity, held, held by running requests */
     double pf_free;         /* the prefill lane is free from then (ms) */
+    double pf_q;            /* solo prefill ms of the queued requests */
     pcache pc;              /* the prefix cache */
     int snap_wait, snap_run; /* the signals as last scraped */
     double snap_kv;
