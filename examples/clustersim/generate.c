@@ -527,6 +527,7 @@ int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, c
     }
     sim_profile prof[3];
     double pf_cap = 0; /* prompt tokens per second the pool prefills */
+    double kv_tok[3];  /* tokens a server's KV cache holds */
     for (int g = 0; g < ng; g++) {
         const gpu_kind *G = &gpus[gk[g]];
         sim_profile *p = &prof[g];
@@ -538,6 +539,7 @@ int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, c
                               0.01);
         p->growth = round_to(unif(&r, 0.02, 0.06), 0.001);
         pf_cap += count[g] * p->prefill_tps;
+        kv_tok[g] = (G->memory_gb * tp * 0.9 - M->memory_gb) * 1024 * 1024 / M->kv_kb;
     }
     /* workload: a Mooncake replay (30%) or shared prefixes */
     int trace = u01(&r) < 0.3;
@@ -545,10 +547,21 @@ int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, c
     double prefix = round_to(unif(&r, 1000, 8000), 100);
     double in_med = round_to(unif(&r, 100, 1000), 10), out_med = round_to(unif(&r, 50, 400), 10);
     double mean_in = trace ? 12035 : prefix + in_med * exp(0.5);
-    /* the rate: a share of what the pool prefills without any cache hit
-       (hits let it serve more) */
-    double load = round_to(unif(&r, 0.6, 1.6), 0.01);
-    double rate = load * pf_cap / mean_in;
+    double mean_out = trace ? 343 : out_med * exp(0.32);
+    /* the rate: a share of the lesser of two bounds: what the pool prefills
+       without any cache hit, and what it decodes with every KV cache full
+       (C requests at once, each out tokens at the batch's slow-down) */
+    double kv_rate = 0;
+    for (int g = 0; g < ng; g++) {
+        double c = kv_tok[g] / (mean_in + mean_out);
+        c = c < 1 ? 1 : c > 256 ? 256 : c;
+        kv_rate += count[g] * c /
+                   (mean_out * prof[g].tpot_ms * (1 + prof[g].growth * (c - 1)) / 1000.0 +
+                    mean_in / prof[g].prefill_tps);
+    }
+    double pf_rate = pf_cap / mean_in;
+    double load = round_to(unif(&r, 0.4, 0.95), 0.01);
+    double rate = load * (pf_rate < kv_rate ? pf_rate : kv_rate);
     double slo_base = round_to(unif(&r, 1000, 5000), 10);
     double slo_tok = round_to(unif(&r, 20, 80), 1);
     if (trace && (!trace_dir || !*trace_dir))
