@@ -36,6 +36,7 @@ int sim_req_alloc(sim_run *s)
             }
         }
         for (int i = nc - 1; i >= s->rq_cap; i--) {
+            s->rq[i].keys = NULL;
             s->rq[i].next = s->free_head;
             s->free_head = i;
         }

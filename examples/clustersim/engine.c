@@ -380,8 +380,11 @@ static void run_reset_cluster(sim_run *s)
 
 static void run_free(sim_run *s)
 {
-    if (s->sc && s->sc->kv)
+    if (s->sc && s->sc->kv) {
         sim_kv_free(s);
+        for (int i = 0; i < s->rq_cap; i++) /* a failed run's requests in flight */
+            free(s->rq[i].keys);
+    }
     free(s->ttft);
     free(s->rq);
     free(s->heap);
@@ -411,6 +414,49 @@ static double pct(const float *v, size_t n, double q)
     size_t i = (size_t)pos;
     double f = pos - (double)i;
     return i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+}
+
+/* pct() of an unsorted array without sorting it: quickselect puts the
+   element of rank i in place (smaller before, larger after); the next rank
+   is the least of those after */
+static double pct_select(float *v, size_t n, double q)
+{
+    if (!n)
+        return 0;
+    double pos = q * (double)(n - 1);
+    size_t k = (size_t)pos, lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float piv = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < piv)
+                i++;
+            while (v[j] > piv)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    double f = pos - (double)k;
+    if (k + 1 >= n || f == 0)
+        return v[k];
+    float next = v[k + 1];
+    for (size_t i = k + 2; i < n; i++)
+        next = v[i] < next ? v[i] : next;
+    return v[k] * (1 - f) + next * f;
 }
 
 /* the share of the guard's decisions the learned policy took */
@@ -569,9 +615,7 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
     out->p95_ms = pct(s->lat, s->nlat, 0.95);
     out->p99_ms = pct(s->lat, s->nlat, 0.99);
     out->e2e_p90_ms = pct(s->lat, s->nlat, 0.90);
-    if (s->nttft)
-        qsort(s->ttft, s->nttft, sizeof *s->ttft, cmp_float);
-    out->ttft_p90_ms = pct(s->ttft, s->nttft, 0.90);
+    out->ttft_p90_ms = pct_select(s->ttft, s->nttft, 0.90);
     out->prefix_hit_rate =
         s->prompt_tokens ? (double)s->hit_tokens / (double)s->prompt_tokens : 0;
     out->events = s->events;

@@ -29,17 +29,18 @@ static uint32_t slot_of(uint64_t key, uint32_t mask)
 
 static int pc_rehash(pcache *pc, uint32_t size)
 {
-    int32_t *t = malloc((size_t)size * sizeof *t);
+    pc_slot *t = malloc((size_t)size * sizeof *t);
     if (!t)
         return -1;
     for (uint32_t i = 0; i < size; i++)
-        t[i] = -1;
+        t[i].i = -1;
     for (int32_t i = 0; i < pc->cap; i++)
         if (pc->e[i].ref >= 0) { /* in use (free entries have ref -1) */
             uint32_t h = slot_of(pc->e[i].key, size - 1);
-            while (t[h] >= 0)
+            while (t[h].i >= 0)
                 h = (h + 1) & (size - 1);
-            t[h] = i;
+            t[h] = (pc_slot){pc->e[i].key, i};
+            pc->e[i].slot = h;
         }
     free(pc->table);
     pc->table = t;
@@ -94,7 +95,7 @@ void pc_clear(pcache *pc)
         pc->free_head = i;
     }
     for (uint32_t i = 0; pc->table && i <= pc->mask; i++)
-        pc->table[i] = -1;
+        pc->table[i].i = -1;
 }
 
 int32_t pc_find(const pcache *pc, uint64_t key)
@@ -102,12 +103,37 @@ int32_t pc_find(const pcache *pc, uint64_t key)
     if (!pc->table)
         return -1;
     for (uint32_t h = slot_of(key, pc->mask);; h = (h + 1) & pc->mask) {
-        int32_t i = pc->table[h];
-        if (i < 0)
+        const pc_slot *t = &pc->table[h];
+        if (t->i < 0)
             return -1;
-        if (pc->e[i].key == key)
-            return i;
+        if (t->key == key)
+            return t->i;
     }
+}
+
+/* the entry of key, or -1 and *slot the empty place a new one would take */
+static int32_t pc_probe(const pcache *pc, uint64_t key, uint32_t *slot)
+{
+    for (uint32_t h = slot_of(key, pc->mask);; h = (h + 1) & pc->mask) {
+        const pc_slot *t = &pc->table[h];
+        if (t->i < 0) {
+            *slot = h;
+            return -1;
+        }
+        if (t->key == key)
+            return t->i;
+    }
+}
+
+/* pc_insert at the slot pc_probe gave (no growth needed: a free entry) */
+static int32_t pc_insert_at(pcache *pc, uint64_t key, double kb, uint32_t h)
+{
+    int32_t i = pc->free_head;
+    pc->free_head = pc->e[i].next;
+    pc->table[h] = (pc_slot){key, i};
+    pc->e[i] = (pc_entry){key, kb, 0, -1, -1, h};
+    pc->n++;
+    return i;
 }
 
 int32_t pc_insert(pcache *pc, uint64_t key, double kb)
@@ -116,11 +142,11 @@ int32_t pc_insert(pcache *pc, uint64_t key, double kb)
         return -1;
     int32_t i = pc->free_head;
     pc->free_head = pc->e[i].next;
-    pc->e[i] = (pc_entry){key, kb, 0, -1, -1};
     uint32_t h = slot_of(key, pc->mask);
-    while (pc->table[h] >= 0)
+    while (pc->table[h].i >= 0)
         h = (h + 1) & pc->mask;
-    pc->table[h] = i;
+    pc->table[h] = (pc_slot){key, i};
+    pc->e[i] = (pc_entry){key, kb, 0, -1, -1, h};
     pc->n++;
     return i;
 }
@@ -129,21 +155,20 @@ void pc_remove(pcache *pc, int32_t i)
 {
     /* linear probing's deletion: shift back the entries after the hole
        that would no longer be found past it */
-    uint32_t h = slot_of(pc->e[i].key, pc->mask);
-    while (pc->table[h] != i)
-        h = (h + 1) & pc->mask;
+    uint32_t h = pc->e[i].slot;
     for (uint32_t j = (h + 1) & pc->mask;; j = (j + 1) & pc->mask) {
-        int32_t k = pc->table[j];
-        if (k < 0)
+        pc_slot t = pc->table[j];
+        if (t.i < 0)
             break;
-        uint32_t home = slot_of(pc->e[k].key, pc->mask);
-        /* k may move into the hole h if its home is not in (h, j] */
+        uint32_t home = slot_of(t.key, pc->mask);
+        /* it may move into the hole h if its home is not in (h, j] */
         if (((j - home) & pc->mask) >= ((j - h) & pc->mask)) {
-            pc->table[h] = k;
+            pc->table[h] = t;
+            pc->e[t.i].slot = h;
             h = j;
         }
     }
-    pc->table[h] = -1;
+    pc->table[h].i = -1;
     pc->e[i].ref = -1;
     pc->e[i].next = pc->free_head;
     pc->free_head = i;
@@ -192,14 +217,13 @@ static uint64_t mix64(uint64_t x)
 
 uint64_t req_block_key(const req *r, int k, int v)
 {
-    uint64_t h;
+    uint64_t vs = (uint64_t)(v + 1) * 0x9e3779b97f4a7c15ull ^ r->salt;
     if (r->hash) /* a trace's ids already name a block with its whole prefix */
-        h = mix64(r->hash[k] ^ r->salt);
-    else if (k < r->group_blocks)
-        h = mix64(((uint64_t)r->group << 32 | (uint64_t)k) ^ r->salt ^ 0x5eedull);
-    else /* the request's own text: chained to its id */
-        h = mix64(mix64(r->id ^ r->salt) + (uint64_t)k);
-    return mix64(h + (uint64_t)(v + 1) * 0x9e3779b97f4a7c15ull);
+        return mix64(r->hash[k] ^ vs);
+    if (k < r->group_blocks)
+        return mix64(((uint64_t)r->group << 32 | (uint64_t)k) ^ vs ^ 0x5eed000000000000ull);
+    /* the request's own text: chained to its id */
+    return mix64(mix64(r->id ^ vs) + (uint64_t)k);
 }
 
 /* ---- the servers' caches -------------------------------------------------- */
@@ -267,24 +291,46 @@ static double ctx_kb(const sim_run *s, int v, double tokens)
     return ceil(tokens / s->sc->kv_block_tokens) * s->block_kb[v];
 }
 
+/* the request's block keys, computed once (its variant is known), and
+   room for the entries it pins */
+static int32_t *req_ents(const req *r)
+{
+    return (int32_t *)(r->keys + r->n_blocks);
+}
+
+static int req_keys(sim_run *s, req *r)
+{
+    if (r->keys || !r->n_blocks)
+        return 0;
+    r->keys = malloc((size_t)r->n_blocks * (sizeof(uint64_t) + sizeof(int32_t)));
+    if (!r->keys) {
+        sim_run_fail(s, "out of memory (prefix blocks)");
+        return -1;
+    }
+    for (int k = 0; k < r->n_blocks; k++)
+        r->keys[k] = req_block_key(r, k, r->variant);
+    return 0;
+}
+
 int sim_kv_admit(sim_run *s, int si, int ri)
 {
     server *sv = &s->srv[si];
     req *r = &s->rq[ri];
     int v = r->variant;
     double ekb = s->block_kb[v] * s->pb_blocks;
+    if (req_keys(s, r))
+        return 0;
     /* the leading prompt blocks already cached */
     int h = 0;
     double hit_lru_kb = 0;
-    int32_t idx[512];
+    int32_t *idx = r->n_blocks ? req_ents(r) : NULL;
     for (; h < r->n_blocks; h++) {
-        int32_t i = pc_find(&sv->pc, req_block_key(r, h, v));
+        int32_t i = pc_find(&sv->pc, r->keys[h]);
         if (i < 0)
             break;
         if (sv->pc.e[i].ref == 0)
             hit_lru_kb += sv->pc.e[i].kb;
-        if (h < 512)
-            idx[h] = i;
+        idx[h] = i;
     }
     double need = ctx_kb(s, v, r->in + r->out) - h * ekb;
     if (need < 0)
@@ -295,7 +341,7 @@ int sim_kv_admit(sim_run *s, int si, int ri)
         return 0;
     /* (a request larger than the whole cache runs alone) */
     for (int k = 0; k < h; k++) {
-        int32_t i = k < 512 ? idx[k] : pc_find(&sv->pc, req_block_key(r, k, v));
+        int32_t i = idx[k];
         if (sv->pc.e[i].ref++ == 0) {
             pc_lru_unlink(&sv->pc, i);
             sv->kv_pinned += sv->pc.e[i].kb;
@@ -324,9 +370,12 @@ void sim_kv_prefilled(sim_run *s, int si, int ri)
     double ekb = s->block_kb[v] * s->pb_blocks;
     /* (an oversize request admitted with less than its context caches
        what its blocks cover) */
+    int32_t *ents = r->n_blocks ? req_ents(r) : NULL;
     for (int k = r->hits; k < r->n_blocks && r->kv_priv >= ekb; k++) {
-        uint64_t key = req_block_key(r, k, v);
-        int32_t i = pc_find(&sv->pc, key);
+        uint64_t key = r->keys[k];
+        uint32_t slot = 0;
+        int32_t i = sv->pc.free_head >= 0 ? pc_probe(&sv->pc, key, &slot)
+                                          : pc_find(&sv->pc, key);
         r->kv_priv -= ekb;
         if (i >= 0) {
             /* another request cached it meanwhile: share it, drop ours */
@@ -337,13 +386,15 @@ void sim_kv_prefilled(sim_run *s, int si, int ri)
             sv->kv_used -= ekb;
             sv->kv_pinned -= ekb;
         } else {
-            i = pc_insert(&sv->pc, key, ekb);
+            i = sv->pc.free_head >= 0 ? pc_insert_at(&sv->pc, key, ekb, slot)
+                                      : pc_insert(&sv->pc, key, ekb);
             if (i < 0) {
                 sim_run_fail(s, "out of memory (prefix cache)");
                 return;
             }
             sv->pc.e[i].ref = 1; /* moves from the request's own to the cache */
         }
+        ents[k] = i;
         r->cached = k + 1;
     }
 }
@@ -352,10 +403,11 @@ void sim_kv_release(sim_run *s, int si, int ri)
 {
     server *sv = &s->srv[si];
     req *r = &s->rq[ri];
-    int v = r->variant;
-    /* last block first: the tail of a prompt is evicted before its head */
+    /* last block first: the tail of a prompt is evicted before its head
+       (a pinned entry stays where it is: its index is the request's) */
+    const int32_t *ents = r->keys ? req_ents(r) : NULL;
     for (int k = r->cached - 1; k >= 0; k--) {
-        int32_t i = pc_find(&sv->pc, req_block_key(r, k, v));
+        int32_t i = ents[k];
         if (--sv->pc.e[i].ref == 0) {
             pc_lru_push(&sv->pc, i);
             sv->kv_pinned -= sv->pc.e[i].kb;
@@ -365,6 +417,8 @@ void sim_kv_release(sim_run *s, int si, int ri)
     sv->kv_pinned -= r->kv_priv;
     r->kv_priv = 0;
     r->cached = 0;
+    free(r->keys);
+    r->keys = NULL;
     if (sv->n == 1) /* (called while r is still active) no drift */
         sv->kv_pinned = 0, sv->kv_used = sv->pc.lru_kb;
 }

@@ -38,6 +38,8 @@ typedef struct {
     int hits;             /* found in the cache at admission */
     int cached;           /* leading blocks it pins (hits, then after its prefill all) */
     double kv_priv;
+    uint64_t *keys;       /* its blocks' keys (its variant), then the entries it
+                             pins (int32 after the keys); NULL until admitted */
 } req;
 
 /* an LRU set of prefix-block keys (kvcache.c): the servers' prefix caches
@@ -47,10 +49,15 @@ typedef struct {
     uint64_t key;
     double kb;
     int32_t ref, prev, next;
+    uint32_t slot;        /* its place in the table */
 } pc_entry;
 typedef struct {
+    uint64_t key;
+    int32_t i;            /* the entry; -1 empty */
+} pc_slot;
+typedef struct {
     pc_entry *e;
-    int32_t *table;       /* open addressing, linear probing; -1 empty */
+    pc_slot *table;       /* open addressing, linear probing, keys inline */
     uint32_t mask;
     int32_t n, cap, free_head;
     int32_t head, tail;   /* the LRU list: head is the oldest */
