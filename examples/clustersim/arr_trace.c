@@ -39,6 +39,7 @@ static int trace_next(sim_stream *st, double *t_ms, double *in, double *out)
     *out = row->out;
     st->hash = row->n_hash ? sc->hash_pool + row->hash_off : NULL;
     st->n_hash = row->n_hash;
+    st->n_shared = row->n_shared;
     st->salt = ((uint64_t)(st->lo ? 0x100 : 0) + (uint64_t)st->pass) << 40;
     if (++st->i == st->hi) {
         st->i = st->lo;

@@ -29,7 +29,7 @@ typedef struct {
        row's hash_ids, or a shared-prefix group, -1 none) and a salt per
        stream and pass, so that passes and streams share no blocks */
     const uint64_t *hash;
-    uint32_t n_hash;
+    uint32_t n_hash, n_shared;
     int group;
     uint64_t salt;
 } sim_stream;

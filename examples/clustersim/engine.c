@@ -244,6 +244,11 @@ static void arrive(sim_run *s, const sim_stream *st, double t, double in, double
             r->group = st->group;
             r->group_blocks = (int)(sc->prefix_tokens / pbt);
         }
+        /* the blocks that may ever be hits: a trace's shared ids, a group's
+           prompt; the request's own text is unique */
+        r->n_shared = st->hash ? (int)st->n_shared : r->group_blocks;
+        if (r->n_shared > r->n_blocks || s->opt->kv_exact)
+            r->n_shared = r->n_blocks;
     }
     /* arrival-rate estimate: exponentially decaying count over the
        scenario's own time scale, one mean SLO span (at least 1 s) */

@@ -35,7 +35,7 @@ static int pc_rehash(pcache *pc, uint32_t size)
     for (uint32_t i = 0; i < size; i++)
         t[i].i = -1;
     for (int32_t i = 0; i < pc->cap; i++)
-        if (pc->e[i].ref >= 0) { /* in use (free entries have ref -1) */
+        if (pc->e[i].ref >= 0 && pc->e[i].slot != PC_ANON) { /* in use, in the table */
             uint32_t h = slot_of(pc->e[i].key, size - 1);
             while (t[h].i >= 0)
                 h = (h + 1) & (size - 1);
@@ -131,8 +131,19 @@ static int32_t pc_insert_at(pcache *pc, uint64_t key, double kb, uint32_t h)
     int32_t i = pc->free_head;
     pc->free_head = pc->e[i].next;
     pc->table[h] = (pc_slot){key, i};
-    pc->e[i] = (pc_entry){key, kb, 0, -1, -1, h};
+    pc->e[i] = (pc_entry){key, kb, 0, -1, -1, h, kb};
     pc->n++;
+    return i;
+}
+
+/* an entry off the table: `blocks` blocks of `unit` kilobytes nobody can hit */
+static int32_t pc_insert_anon(pcache *pc, int blocks, double unit)
+{
+    if (pc->free_head < 0 && pc_grow(pc))
+        return -1;
+    int32_t i = pc->free_head;
+    pc->free_head = pc->e[i].next;
+    pc->e[i] = (pc_entry){0, blocks * unit, 0, -1, -1, PC_ANON, unit};
     return i;
 }
 
@@ -146,16 +157,22 @@ int32_t pc_insert(pcache *pc, uint64_t key, double kb)
     while (pc->table[h].i >= 0)
         h = (h + 1) & pc->mask;
     pc->table[h] = (pc_slot){key, i};
-    pc->e[i] = (pc_entry){key, kb, 0, -1, -1, h};
+    pc->e[i] = (pc_entry){key, kb, 0, -1, -1, h, kb};
     pc->n++;
     return i;
 }
 
 void pc_remove(pcache *pc, int32_t i)
 {
+    uint32_t h = pc->e[i].slot;
+    if (h == PC_ANON) {
+        pc->e[i].ref = -1;
+        pc->e[i].next = pc->free_head;
+        pc->free_head = i;
+        return;
+    }
     /* linear probing's deletion: shift back the entries after the hole
        that would no longer be found past it */
-    uint32_t h = pc->e[i].slot;
     for (uint32_t j = (h + 1) & pc->mask;; j = (j + 1) & pc->mask) {
         pc_slot t = pc->table[j];
         if (t.i < 0)
@@ -324,7 +341,7 @@ int sim_kv_admit(sim_run *s, int si, int ri)
     int h = 0;
     double hit_lru_kb = 0;
     int32_t *idx = r->n_blocks ? req_ents(r) : NULL;
-    for (; h < r->n_blocks; h++) {
+    for (; h < r->n_shared; h++) {
         int32_t i = pc_find(&sv->pc, r->keys[h]);
         if (i < 0)
             break;
@@ -349,11 +366,24 @@ int sim_kv_admit(sim_run *s, int si, int ri)
     }
     while (sv->kv_cap - sv->kv_used < need && sv->pc.head >= 0) {
         int32_t i = sv->pc.head;
+        pc_entry *e = &sv->pc.e[i];
+        if (e->slot == PC_ANON) {
+            /* blocks nobody can hit, oldest first: as many as needed */
+            double blocks = e->kb / e->unit, take = ceil((need - (sv->kv_cap - sv->kv_used)) /
+                                                         e->unit);
+            if (take < blocks) {
+                e->kb -= take * e->unit;
+                sv->pc.lru_kb -= take * e->unit;
+                sv->kv_used -= take * e->unit;
+                continue;
+            }
+        }
         pc_lru_unlink(&sv->pc, i);
         sv->kv_used -= sv->pc.e[i].kb;
         pc_remove(&sv->pc, i);
     }
     r->hits = r->cached = h;
+    r->tail = 0;
     r->kv_priv = need;
     sv->kv_used += need;
     sv->kv_pinned += need;
@@ -371,7 +401,8 @@ void sim_kv_prefilled(sim_run *s, int si, int ri)
     /* (an oversize request admitted with less than its context caches
        what its blocks cover) */
     int32_t *ents = r->n_blocks ? req_ents(r) : NULL;
-    for (int k = r->hits; k < r->n_blocks && r->kv_priv >= ekb; k++) {
+    int k = r->hits;
+    for (; k < r->n_shared && r->kv_priv >= ekb; k++) {
         uint64_t key = r->keys[k];
         uint32_t slot = 0;
         int32_t i = sv->pc.free_head >= 0 ? pc_probe(&sv->pc, key, &slot)
@@ -397,6 +428,14 @@ void sim_kv_prefilled(sim_run *s, int si, int ri)
         ents[k] = i;
         r->cached = k + 1;
     }
+    /* the blocks nobody can hit: they stay the request's until it ends,
+       then join the cache as one entry (what block-by-block caching
+       would hold and evict) */
+    if (k == r->n_shared && k < r->n_blocks && r->kv_priv >= ekb) {
+        double fit = floor(r->kv_priv / ekb);
+        int left = r->n_blocks - k;
+        r->tail = fit < left ? (int)fit : left;
+    }
 }
 
 void sim_kv_release(sim_run *s, int si, int ri)
@@ -406,6 +445,18 @@ void sim_kv_release(sim_run *s, int si, int ri)
     /* last block first: the tail of a prompt is evicted before its head
        (a pinned entry stays where it is: its index is the request's) */
     const int32_t *ents = r->keys ? req_ents(r) : NULL;
+    if (r->tail) {
+        double unit = s->block_kb[r->variant] * s->pb_blocks;
+        int32_t i = pc_insert_anon(&sv->pc, r->tail, unit);
+        if (i < 0) {
+            sim_run_fail(s, "out of memory (prefix cache)");
+            return;
+        }
+        pc_lru_push(&sv->pc, i);
+        r->kv_priv -= r->tail * unit; /* now the cache's (still held), unpinned */
+        sv->kv_pinned -= r->tail * unit;
+        r->tail = 0;
+    }
     for (int k = r->cached - 1; k >= 0; k--) {
         int32_t i = ents[k];
         if (--sv->pc.e[i].ref == 0) {

@@ -830,6 +830,49 @@ static double mean_service_ms(const sim_scenario *sc, int v, int g, double in, d
            out * p->tpot_ms * (1 + p->growth * (sc->gpu[g].slots - 1));
 }
 
+/* row.n_shared for the rows [lo, hi) of a part: its ids up to the last
+   one that occurs twice or more in the part */
+static int mark_shared(sim_scenario *sc, size_t lo, size_t hi)
+{
+    size_t n = 0;
+    for (size_t i = lo; i < hi; i++)
+        n += sc->trace[i].n_hash;
+    size_t size = 16;
+    while (size < 2 * n)
+        size <<= 1;
+    uint64_t *key = malloc(size * sizeof *key);
+    uint32_t *cnt = calloc(size, sizeof *cnt);
+    if (!key || !cnt) {
+        free(key);
+        free(cnt);
+        return -1;
+    }
+    for (size_t i = lo; i < hi; i++)
+        for (uint32_t k = 0; k < sc->trace[i].n_hash; k++) {
+            uint64_t id = sc->hash_pool[sc->trace[i].hash_off + k];
+            size_t h = (size_t)((id * 0x9e3779b97f4a7c15ull) >> 17) & (size - 1);
+            while (cnt[h] && key[h] != id)
+                h = (h + 1) & (size - 1);
+            key[h] = id;
+            cnt[h]++;
+        }
+    for (size_t i = lo; i < hi; i++) {
+        sim_trace_row *r = &sc->trace[i];
+        r->n_shared = 0;
+        for (uint32_t k = 0; k < r->n_hash; k++) {
+            uint64_t id = sc->hash_pool[r->hash_off + k];
+            size_t h = (size_t)((id * 0x9e3779b97f4a7c15ull) >> 17) & (size - 1);
+            while (key[h] != id)
+                h = (h + 1) & (size - 1);
+            if (cnt[h] > 1)
+                r->n_shared = k + 1;
+        }
+    }
+    free(key);
+    free(cnt);
+    return 0;
+}
+
 int sim_scenario_finish(sim_scenario *sc, sim_err *err)
 {
     double in = sim_dist_mean(&sc->in_tokens), out = sim_dist_mean(&sc->out_tokens);
@@ -840,6 +883,13 @@ int sim_scenario_finish(sim_scenario *sc, sim_err *err)
         if (sim_trace_load_hashes(sc->trace_path, sc->trace_format, &sc->trace, &sc->n_trace,
                                   sc->kv ? &sc->hash_pool : NULL, &sc->n_hash_pool, err))
             return -1;
+        if (sc->hash_pool) {
+            /* the split of arr_trace.c's trace_init */
+            size_t split = (size_t)((double)sc->n_trace * sc->train_share);
+            split = split < 1 ? 1 : split >= sc->n_trace ? sc->n_trace - 1 : split;
+            if (mark_shared(sc, 0, split) || mark_shared(sc, split, sc->n_trace))
+                return fail(err, sc->trace_path, 0, "file", "out of memory");
+        }
         double si = 0, so = 0;
         for (size_t i = 0; i < sc->n_trace; i++)
             si += sc->trace[i].in, so += sc->trace[i].out;
@@ -1049,7 +1099,7 @@ int sim_trace_load_hashes(const char *path, int format, sim_trace_row **rows_out
             }
             r.t /= 1000.0; /* ms */
             r.hash_off = (uint32_t)n_pool;
-            r.n_hash = 0;
+            r.n_hash = r.n_shared = 0;
             if (pool_out) {
                 long k = json_ids(s, &pool, &n_pool, &pool_cap);
                 if (k < 0 || n_pool > UINT32_MAX) {
@@ -1111,7 +1161,7 @@ int sim_trace_load_hashes(const char *path, int format, sim_trace_row **rows_out
             }
         }
         if (format != SIM_TRACE_MOONCAKE)
-            r.hash_off = r.n_hash = 0;
+            r.hash_off = r.n_hash = r.n_shared = 0;
         if (r.in < 0 || r.out < 0) {
             /* the column as the format names it */
             static const char *const col[3][2] = {{"ContextTokens", "GeneratedTokens"},

@@ -63,6 +63,9 @@ enum { SIM_TRACE_AZURE, SIM_TRACE_MOONCAKE, SIM_TRACE_CSV };
 typedef struct {
     double t, in, out;
     uint32_t hash_off, n_hash;
+    uint32_t n_shared; /* KV model: its ids up to the last one that another row of
+                          its part (warm-up or evaluation) has too; the rest can
+                          never be a cache hit (sim_scenario_finish) */
 } sim_trace_row;
 
 typedef struct {
@@ -195,6 +198,10 @@ typedef struct {
     void (*on_complete)(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
                         int variant);
     void *user;
+    /* test hook: the KV model keeps every prompt block as its own cache
+       entry (by default a request's blocks that can never be hit are one
+       entry, with the same results) */
+    int kv_exact;
 } sim_options;
 
 /* Runs one policy on the scenario: learned policies train on the warm-up

@@ -33,6 +33,8 @@ typedef struct {
     const uint64_t *hash; /* a trace's hash_ids, or NULL (generated) */
     uint64_t salt;        /* per stream and trace pass */
     int n_blocks;         /* full prefix blocks of the prompt */
+    int n_shared;         /* the first n_shared may be hits; the rest never are */
+    int tail;             /* blocks of the rest it cached as one entry */
     int group;            /* shared-prefix group (-1: none) */
     int group_blocks;     /* its blocks */
     int hits;             /* found in the cache at admission */
@@ -49,8 +51,10 @@ typedef struct {
     uint64_t key;
     double kb;
     int32_t ref, prev, next;
-    uint32_t slot;        /* its place in the table */
+    uint32_t slot;        /* its place in the table; PC_ANON: none */
+    double unit;          /* PC_ANON: the kilobytes of one of its blocks */
 } pc_entry;
+#define PC_ANON UINT32_MAX /* blocks nobody can hit, as one entry off the table */
 typedef struct {
     uint64_t key;
     int32_t i;            /* the entry; -1 empty */

@@ -372,6 +372,38 @@ START_TEST(test_shipped_gateway)
 }
 END_TEST
 
+/* The blocks nobody can hit kept as one entry per request (the default)
+   give what caching them block by block gives (kv_exact), bitwise, on the
+   shipped gateway scenarios. */
+START_TEST(test_merged_blocks_exact)
+{
+    static const char *const files[] = {"g-gateway.scn", "h-gateway-hetero.scn"};
+    static const char *const pols[] = {"rr", "least-kv", "gateway"};
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/scenarios/%s", top_dir(), files[_i]);
+    sim_scenario sc;
+    sim_err e = {{0}};
+    ck_assert_msg(sim_scenario_load(path, &sc, &e) == 0, "%s", e.msg);
+    for (size_t k = 0; k < sizeof pols / sizeof *pols; k++) {
+        sim_result a, b;
+        sim_options o1 = {.quiet = 1, .scale = 0.1}, o2 = o1;
+        o2.kv_exact = 1;
+        run_ok(&sc, pols[k], &o1, &a);
+        run_ok(&sc, pols[k], &o2, &b);
+        ck_assert_msg(a.prefix_hit_rate > 0, "%s %s: no prefix hit", files[_i], pols[k]);
+        ck_assert_uint_eq(a.n, b.n);
+        ck_assert_uint_eq(a.met, b.met);
+        ck_assert_uint_eq(a.events, b.events);
+        ck_assert(a.p50_ms == b.p50_ms && a.p99_ms == b.p99_ms && a.mean_ms == b.mean_ms);
+        ck_assert(a.ttft_p90_ms == b.ttft_p90_ms);
+        ck_assert(a.prefix_hit_rate == b.prefix_hit_rate);
+        sim_result_free(&a);
+        sim_result_free(&b);
+    }
+    sim_scenario_free(&sc);
+}
+END_TEST
+
 /* the KV policies refuse scenarios without the model */
 START_TEST(test_kv_policies_need_model)
 {
@@ -404,6 +436,7 @@ static Suite *suite_kv(void)
     tcase_add_test(tc, test_scrape_staleness);
     tcase_add_test(tc, test_kv_policies_need_model);
     tcase_add_loop_test(tc, test_shipped_gateway, 0, 2);
+    tcase_add_loop_test(tc, test_merged_blocks_exact, 0, 2);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;
