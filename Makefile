@@ -419,7 +419,7 @@ build/$(VARIANT)/bench/%: bench/%.c bench/bench.h $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
 
-.PHONY: deps-demo examples sim targets
+.PHONY: deps-demo examples sim targets gateway-plot
 
 # the main job: the simulator on scenarios (b) and (c); DEMO_SCALE < 1 runs
 # a shortened version (CI)
@@ -434,6 +434,12 @@ demo: deps-demo
 
 deps-demo:
 	@sh scripts/ensure-deps.sh demo
+
+# goodput against offered load on scenario h (scripts/gateway-load.sh):
+# rr, fewest-waiting, gateway and the learned policies; PNG with gnuplot
+GATEWAY_LOAD_OUT ?= build/gateway-load
+gateway-plot: $(SIM_BIN)
+	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) $(BEST_BLAS) bash scripts/gateway-load.sh $(GATEWAY_LOAD_OUT)
 
 # the targets (tests/sim/check_targets.py): the shipped scenarios a-e x seeds
 # 1-5 and 30 generated scenarios, TARGETS_JOBS runs at a time, into

@@ -197,9 +197,9 @@ static void print_figure(const char *bench, const char *policy, const char *phas
    DLSCHED_TOP or .) as it is, and with caches configured: the KV sizes of
    its variants (Llama-2 7B and 13B: 2 x 32 x 32 x 128 x 2 bytes = 512 KB and
    2 x 40 x 40 x 128 x 2 = 800 KB per token) and the trace's 512-token
-   prefix blocks. Events (arrivals, prefill ends, decode completions) per
-   wall second of one evaluation with jsq:medium, median of rounds, both in
-   the same run. */
+   prefix blocks. Events (arrivals, prefill ends, decode completions: three
+   per request; superseded heap entries are not counted) per wall second of
+   evaluations with jsq:medium, median of rounds, both in the same run. */
 static char *read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");

@@ -278,11 +278,11 @@ static void simulate(sim_run *s, sim_stream *st, const char *phase)
         sim_heap_push(s, t, EV_ARRIVAL, 0, 0);
     while (s->nh && !s->failed) {
         event e = heap_pop(s);
-        s->events++;
         /* a superseded decode event must not move the clock: after the last
            completion it would stretch t_end (the utilisation's span) */
         if (e.kind == EV_DECODE && e.b != s->srv[e.a].ver)
             continue;
+        s->events++; /* (a superseded one is a stale heap entry, not an event) */
         s->now = e.t;
         if (e.kind == EV_ARRIVAL) {
             arrive(s, st, t, in, out);
@@ -368,6 +368,7 @@ static void run_reset_cluster(sim_run *s)
     s->acc_met = s->acc_sum = 0;
     s->nlat = 0;
     s->nttft = 0;
+    s->events = 0;
     if (s->sc->kv) {
         sim_kv_reset(s);
         /* the evaluation's tie-breaks as a heuristic's run has them: a

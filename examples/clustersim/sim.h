@@ -162,7 +162,9 @@ typedef struct {
     double p50_ms, p95_ms, p99_ms, mean_ms;
     double ttft_p90_ms, e2e_p90_ms; /* time to the first token (prefill end), end to end */
     double prefix_hit_rate;         /* KV model: prompt tokens served from the prefix cache */
-    uint64_t events;                /* events the engine handled (both streams) */
+    uint64_t events;                /* events handled (arrivals, prefill ends, decode
+                                       completions; not superseded heap entries),
+                                       the evaluation's */
     double slo_attainment, goodput, weighted_goodput, mean_accuracy;
     double util[SIM_MAX_GPU];
     double decision_ns;
