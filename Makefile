@@ -259,14 +259,14 @@ all: $(SIM_BIN)
 # the simulator's tests: their own program (tests/sim, outside the main
 # suite's tests/check_*.c), run by `make check` after the main suite
 SIM_TEST_BIN := build/$(VARIANT)/tests/check_sim
-$(SIM_TEST_BIN): tests/sim/check_sim.c $(SIM_LIB) $(ALIB)
+$(SIM_TEST_BIN): tests/sim/check_sim.c tests/sim/simtest.h $(SIM_LIB) $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -o $@ $< $(SIM_LIB) $(ALIB) \
 	    $(CHECK_LIBS) $(LDLIBS_CORE)
 
 # the KV model's tests (tests/sim/check_kv.c): white-box, against simint.h
 SIM_KV_TEST_BIN := build/$(VARIANT)/tests/check_sim_kv
-$(SIM_KV_TEST_BIN): tests/sim/check_kv.c $(SIM_LIB) $(ALIB)
+$(SIM_KV_TEST_BIN): tests/sim/check_kv.c tests/sim/simtest.h $(SIM_LIB) $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -Isrc -o $@ $< $(SIM_LIB) $(ALIB) \
 	    $(CHECK_LIBS) $(LDLIBS_CORE)

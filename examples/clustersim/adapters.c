@@ -11,16 +11,6 @@
 #include <string.h>
 
 /* learned policies: features a real host has. See dlsched-sim(1), FEATURES. */
-static int one_var_each(const sim_scenario *sc)
-{
-    for (int g = 0; g < sc->n_gpu; g++) {
-        uint32_t m = sc->gpu[g].load_mask;
-        if (!m || (m & (m - 1)))
-            return 0;
-    }
-    return 1;
-}
-
 static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
 /* a request's size against the scenario's own: log(tokens / mean) on a
@@ -223,7 +213,7 @@ static void incumbent_choice(sim_run *s, req *r, const double *work, int *so, in
         for (int si = 0; si < s->ns; si++)
             cand[si] = si;
         r->variant = sc->inc_kind < SIM_POL_GREEDY ? sc->inc_variant : -1;
-        if (r->variant < 0 && !one_var_each(sc))
+        if (r->variant < 0 && !sim_one_variant_each(sc))
             r->variant = sc->load_variant;
         sim_scrape(s);
         sim_gw_match(s, r, cand, s->ns);

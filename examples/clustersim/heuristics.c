@@ -23,9 +23,7 @@ int sim_server_variant(const sim_run *s, int si)
     return v;
 }
 
-/* every GPU type loads exactly one variant: a pool policy may route over
-   all servers */
-static int one_variant_each(const sim_scenario *sc)
+int sim_one_variant_each(const sim_scenario *sc)
 {
     for (int g = 0; g < sc->n_gpu; g++) {
         uint32_t m = sc->gpu[g].load_mask;
@@ -178,7 +176,7 @@ int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *
                  "policy '%s': %s needs the KV model (kv_kb_per_token)", name, base);
         return -1;
     }
-    if (!colon && sc->n_var != 1 && sc->kv && one_variant_each(sc)) {
+    if (!colon && sc->n_var != 1 && sc->kv && sim_one_variant_each(sc)) {
         out->variant = -1; /* a pool: each server with its variant */
         return 0;
     }
@@ -218,7 +216,7 @@ size_t sim_default_policies(const sim_scenario *sc, sim_policy_spec *out, size_t
     /* the KV model's policies only with it: the lists of other scenarios
        (and their incumbents) stay as they were */
     int last = sc->kv ? SIM_POL_GREEDY : SIM_POL_FEWEST_WAITING;
-    if (sc->kv && sc->n_var > 1 && one_variant_each(sc)) {
+    if (sc->kv && sc->n_var > 1 && sim_one_variant_each(sc)) {
         /* a pool of servers each with its variant: the heuristics route over all */
         for (int k = 0; k < SIM_POL_GREEDY && n < cap; k++) {
             out[n].kind = k;

@@ -241,6 +241,9 @@ int sim_pick_heuristic(sim_run *s, int kind, int v, double in, double out, const
 int sim_pick_kv(sim_run *s, int kind, int v, const req *r);
 /* the variant a pool policy (variant -1) runs on server si */
 int sim_server_variant(const sim_run *s, int si);
+/* every GPU type loads exactly one variant: a pool policy may route over
+   all servers */
+int sim_one_variant_each(const sim_scenario *sc);
 
 /* ---- incumbent.c ---- */
 /* sc->incumbent (not "auto") as a policy: a heuristic, else an error */

@@ -26,72 +26,32 @@
 #include <unistd.h>
 
 #include "simint.h"
-
-static const char *top_dir(void)
-{
-    const char *t = getenv("DLSCHED_TOP");
-    return t && *t ? t : ".";
-}
-
-static void parse_ok(const char *text, sim_scenario *sc)
-{
-    sim_err e = {{0}};
-    int rc = sim_scenario_parse(text, "inline.scn", sc, &e);
-    ck_assert_msg(rc == 0, "parse: %s", e.msg);
-}
-
-static void run_ok(const sim_scenario *sc, const char *name, const sim_options *opt,
-                   sim_result *r)
-{
-    sim_policy_spec p;
-    sim_err e = {{0}};
-    ck_assert_msg(sim_policy_parse(sc, name, &p, &e) == 0, "policy %s: %s", name, e.msg);
-    ck_assert_msg(sim_run_policy(sc, &p, opt, r, &e) == 0, "run %s: %s", name, e.msg);
-}
-
-static void temp_file(char *path, size_t n, const char *tag, const char *text)
-{
-    snprintf(path, n, "/tmp/check_kv_%s_XXXXXX", tag);
-    int fd = mkstemp(path);
-    ck_assert_msg(fd >= 0, "mkstemp %s", path);
-    size_t len = strlen(text);
-    ck_assert_int_eq((long)write(fd, text, len), (long)len);
-    close(fd);
-}
-
-typedef struct {
-    double lat[16];
-    int n;
-} done_log;
-
-static void log_done(void *user, uint64_t id, double arrive_ms, double done_ms, int srv,
-                     int variant)
-{
-    done_log *l = user;
-    (void)srv;
-    (void)variant;
-    ck_assert_uint_lt(id, 16);
-    l->lat[id] = done_ms - arrive_ms;
-    l->n++;
-}
+#include "simtest.h"
 
 /* One server with a cache of exactly 10 blocks of 100 tokens: 1 KB per
    token, 100 KB a block, 1000 KB = (1 GB - weights) x 1 (the weights are
    1 - 1000 / 2^20 GB, exact in binary). 1 ms per prompt token, 1 ms per
    output token, no batch slow-down, no overhead. The trace's first row is
-   the (unused) training part. */
-static void kv_scenario(const char *trace, int slots, sim_scenario *sc)
+   the (unused) training part. Runs rr on the trace of `rows`. */
+static void kv_run(const char *rows, const char *tag, done_log *l, sim_result *r)
 {
-    char text[2048];
+    char trace[256], text[2048];
+    temp_file(trace, sizeof trace, tag, rows);
     snprintf(text, sizeof text,
              "[scenario]\nslo_base_ms = 100000\nslo_per_token_ms = 0\nkv_block_tokens = 100\n"
-             "[gpu g]\ncount = 1\nslots = %d\nmemory_gb = 1\nmemory_utilization = 1\nload = v\n"
+             "[gpu g]\ncount = 1\nslots = 4\nmemory_gb = 1\nmemory_utilization = 1\nload = v\n"
              "[variant v]\nmemory_gb = 0.99904632568359375\nkv_kb_per_token = 1\n"
              "profile g = 0 1000 1 0\n"
              "[arrivals]\nprocess = trace\ntrace = %s\nformat = mooncake\n"
              "prefix_block_tokens = 100\ntrain_share = 0\n",
-             slots, trace);
-    parse_ok(text, sc);
+             trace);
+    sim_scenario sc;
+    parse_ok(text, &sc);
+    *l = (done_log){{0}, 0};
+    sim_options opt = {.quiet = 1, .on_complete = log_done, .user = l};
+    run_ok(&sc, "rr", &opt, r);
+    sim_scenario_free(&sc);
+    unlink(trace);
 }
 
 /* a Mooncake line at t seconds (distinct times: no tick spreading) */
@@ -106,30 +66,24 @@ static void row(char *buf, size_t n, double t_s, int in, int out, const char *id
 
 START_TEST(test_prefix_hit_by_hand)
 {
-    char rows[2048] = "", trace[256];
+    char rows[2048] = "";
     row(rows, sizeof rows, 0, 100, 1, "900");
     /* A: 3 blocks (1, 2, 3) prefilled in 300 ms, 100 tokens decoded in
        100 ms: latency 400, TTFT 300 */
     row(rows, sizeof rows, 10, 300, 100, "1, 2, 3");
     /* B: blocks 1 and 2 cached: prefills 100 tokens (100 ms), decodes 100 */
     row(rows, sizeof rows, 20, 300, 100, "1, 2, 9");
-    temp_file(trace, sizeof trace, "hit", rows);
-    sim_scenario sc;
-    kv_scenario(trace, 4, &sc);
-    done_log l = {{0}, 0};
-    sim_options opt = {.quiet = 1, .on_complete = log_done, .user = &l};
+    done_log l;
     sim_result r;
-    run_ok(&sc, "rr", &opt, &r);
+    kv_run(rows, "kv_hit", &l, &r);
     ck_assert_int_eq(l.n, 2);
-    ck_assert_double_eq_tol(l.lat[0], 400.0, 1e-6);
-    ck_assert_double_eq_tol(l.lat[1], 200.0, 1e-6);
+    ck_assert_double_eq_tol(l.done[0], 400.0, 1e-6);
+    ck_assert_double_eq_tol(l.done[1], 200.0, 1e-6);
     /* hits: 200 of 600 prompt tokens; TTFT p90 of {300, 100}: 100 + 0.9 x 200 */
     ck_assert_double_eq_tol(r.prefix_hit_rate, 200.0 / 600.0, 1e-12);
     ck_assert_double_eq_tol(r.ttft_p90_ms, 280.0, 1e-3);
     ck_assert_double_eq_tol(r.e2e_p90_ms, 200.0 + 0.9 * 200.0, 1e-3);
     sim_result_free(&r);
-    sim_scenario_free(&sc);
-    unlink(trace);
 }
 END_TEST
 
@@ -147,7 +101,7 @@ END_TEST
    An evict-newest or head-first order gives other hits. */
 START_TEST(test_lru_eviction_order)
 {
-    char rows[4096] = "", trace[256];
+    char rows[4096] = "";
     row(rows, sizeof rows, 0, 100, 0, "900");
     static const struct {
         int in;
@@ -159,20 +113,14 @@ START_TEST(test_lru_eviction_order)
     int n = (int)(sizeof seq / sizeof *seq);
     for (int i = 0; i < n; i++)
         row(rows, sizeof rows, 10.0 * (i + 1), seq[i].in, 0, seq[i].ids);
-    temp_file(trace, sizeof trace, "lru", rows);
-    sim_scenario sc;
-    kv_scenario(trace, 4, &sc);
-    done_log l = {{0}, 0};
-    sim_options opt = {.quiet = 1, .on_complete = log_done, .user = &l};
+    done_log l;
     sim_result r;
-    run_ok(&sc, "rr", &opt, &r);
+    kv_run(rows, "kv_lru", &l, &r);
     ck_assert_int_eq(l.n, n);
     for (int i = 0; i < n; i++)
-        ck_assert_msg(fabs(l.lat[i] - seq[i].lat) < 1e-6, "R%d: latency %g, by hand %g", i,
-                      l.lat[i], seq[i].lat);
+        ck_assert_msg(fabs(l.done[i] - seq[i].lat) < 1e-6, "R%d: latency %g, by hand %g", i,
+                      l.done[i], seq[i].lat);
     sim_result_free(&r);
-    sim_scenario_free(&sc);
-    unlink(trace);
 }
 END_TEST
 
@@ -181,23 +129,17 @@ END_TEST
    until 800, prefills 100 ms, decodes 400: latency 1300 - 1 = 1299. */
 START_TEST(test_admission_waits_for_blocks)
 {
-    char rows[2048] = "", trace[256];
+    char rows[2048] = "";
     row(rows, sizeof rows, 0, 100, 0, "900");
     row(rows, sizeof rows, 10, 300, 500, "1, 2, 3");
     row(rows, sizeof rows, 10.001, 100, 400, "4");
-    temp_file(trace, sizeof trace, "adm", rows);
-    sim_scenario sc;
-    kv_scenario(trace, 4, &sc);
-    done_log l = {{0}, 0};
-    sim_options opt = {.quiet = 1, .on_complete = log_done, .user = &l};
+    done_log l;
     sim_result r;
-    run_ok(&sc, "rr", &opt, &r);
+    kv_run(rows, "kv_adm", &l, &r);
     ck_assert_int_eq(l.n, 2);
-    ck_assert_double_eq_tol(l.lat[0], 800.0, 1e-6);
-    ck_assert_double_eq_tol(l.lat[1], 1299.0, 1e-6);
+    ck_assert_double_eq_tol(l.done[0], 800.0, 1e-6);
+    ck_assert_double_eq_tol(l.done[1], 1299.0, 1e-6);
     sim_result_free(&r);
-    sim_scenario_free(&sc);
-    unlink(trace);
 }
 END_TEST
 
