@@ -448,12 +448,18 @@ gateway-plot: $(SIM_BIN)
 # into build/targets/ci/, checked with --subset
 TARGETS_SET ?= full
 TARGETS_JOBS ?= 2
-.PHONY: targets-ci
+.PHONY: targets-ci targets-gateway-ci
 targets: $(SIM_BIN) $(TOOL)
 	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) $(BEST_BLAS) bash scripts/targets.sh $(TARGETS_SET)
 
 targets-ci:
 	$(MAKE) --no-print-directory targets TARGETS_SET=ci
+
+# the gateway targets' CI subset: scenario g x seeds 1, 2 (G1, G2 and T1
+# checked; --subset --t1-only), into build/targets/gateway-ci
+targets-gateway-ci: $(SIM_BIN) $(TOOL)
+	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) SCENARIOS=g SEEDS="1 2" RANDOM_N=0 RANDOM_GATEWAY_N=0 \
+	    TARGETS_OUT=build/targets/gateway-ci $(BEST_BLAS) bash scripts/targets.sh ci
 
 # the example host programs of examples/ (edge twice: qtable, then dqn)
 examples: deps-build
