@@ -266,7 +266,8 @@ int sim_kv_init(sim_run *s)
                     vref = v;
             }
         sv->kv_cap = (g->memory_gb * g->memory_utilization - w) * 1024.0 * 1024.0;
-        int entries = (int)(sv->kv_cap / (s->block_kb[vref] * s->pb_blocks));
+        double fit = sv->kv_cap / (s->block_kb[vref] * s->pb_blocks);
+        int entries = fit < 1e8 ? (int)fit : 100000000; /* (a bound: the index grows as used) */
         if (pc_init(&sv->pc, 64) || pc_init(&s->gw_index[si], 64)) {
             sim_run_fail(s, "out of memory (prefix caches)");
             return -1;

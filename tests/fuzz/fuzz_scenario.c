@@ -2,7 +2,8 @@
  * text must parse or give an error naming the file, never crash, hang or
  * leak; a scenario that parses (and is small enough) is simulated with a
  * heuristic and with greedy, and every request must complete exactly once
- * (sim_run_policy reports a run where submitted != completed as an error).
+ * (sim_run_policy reports a run where submitted != completed as an error);
+ * with the KV model, the gateway and least-kv too.
  * Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,8 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sim_options opt = {.quiet = 1, .scale = 300.0 / expect};
         if (opt.scale > 1)
             opt.scale = 1;
-        static const char *const pols[] = {"greedy", "jsq", "lwl"};
-        for (size_t i = 0; i < sizeof pols / sizeof pols[0]; i++) {
+        /* with the KV model, its policies too */
+        static const char *const pols[] = {"greedy", "jsq", "lwl", "gateway", "least-kv"};
+        for (size_t i = 0; i < (sc.kv ? 5u : 3u); i++) {
             sim_policy_spec p;
             char name[64];
             snprintf(name, sizeof name, "%s%s%s", pols[i], i && sc.n_var > 1 ? ":" : "",
