@@ -525,6 +525,8 @@ int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, c
         gk[k] = eligible[k];
         count[k] = pick(&r, 1, 4);
     }
+    if (ng == 1 && count[0] == 1)
+        count[0] = 2; /* a pool: at least two servers to choose from */
     sim_profile prof[3];
     double pf_cap = 0; /* prompt tokens per second the pool prefills */
     double kv_tok[3];  /* tokens a server's KV cache holds */
