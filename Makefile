@@ -226,7 +226,8 @@ SIM_SRCS := examples/clustersim/scenario.c examples/clustersim/arrivals.c \
             examples/clustersim/cluster.c examples/clustersim/heuristics.c \
             examples/clustersim/adapters.c examples/clustersim/engine.c examples/clustersim/report.c
 SIM_SRCS += examples/clustersim/generate.c examples/clustersim/incumbent.c \
-            examples/clustersim/edge.c examples/clustersim/edge_scn.c examples/clustersim/edge_report.c
+            examples/clustersim/edge.c examples/clustersim/edge_scn.c examples/clustersim/edge_report.c \
+            examples/clustersim/kvcache.c
 SIM_OBJS := $(patsubst %.c,$(OBJDIR)/%.o,$(SIM_SRCS))
 SIM_LIB := build/$(VARIANT)/sim/libclustersim.a
 SIM_BIN := build/$(VARIANT)/bin/dlsched-sim
@@ -259,10 +260,22 @@ all: $(SIM_BIN)
 # the simulator's tests: their own program (tests/sim, outside the main
 # suite's tests/check_*.c), run by `make check` after the main suite
 SIM_TEST_BIN := build/$(VARIANT)/tests/check_sim
-$(SIM_TEST_BIN): tests/sim/check_sim.c tests/sim/check_edge.c $(SIM_LIB) $(ALIB)
+$(SIM_TEST_BIN): tests/sim/check_sim.c tests/sim/check_edge.c tests/sim/simtest.h $(SIM_LIB) $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -o $@ $(filter %.c,$^) $(SIM_LIB) $(ALIB) \
 	    $(CHECK_LIBS) $(LDLIBS_CORE)
+
+# the KV model's tests (tests/sim/check_kv.c): white-box, against simint.h
+SIM_KV_TEST_BIN := build/$(VARIANT)/tests/check_sim_kv
+$(SIM_KV_TEST_BIN): tests/sim/check_kv.c tests/sim/simtest.h $(SIM_LIB) $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -Isrc -o $@ $< $(SIM_LIB) $(ALIB) \
+	    $(CHECK_LIBS) $(LDLIBS_CORE)
+
+# just the simulator's tests
+check-sim: $(SIM_TEST_BIN) $(SIM_KV_TEST_BIN)
+	DLSCHED_TOP=$(CURDIR) ./$(SIM_TEST_BIN)
+	DLSCHED_TOP=$(CURDIR) ./$(SIM_KV_TEST_BIN)
 
 # bench_sim measures the simulator: it links it too (explicit rule: wins
 # over the bench/%.c pattern)
@@ -365,11 +378,13 @@ build/$(VARIANT)/tests/plugins/fail/libdlsched_cuda.so: tests/plugins/fake_plugi
 # DLSCHED_PLUGIN_PATH is cleared: suites that want the CUDA plugin (cuda)
 # set it themselves to DLSCHED_CUDA_PLUGIN when that was built
 check: deps-check
-	$(MAKE) --no-print-directory lib $(TEST_BIN) $(SIM_TEST_BIN) man $(TOOL) $(TEST_PLUGINS)
+	$(MAKE) --no-print-directory lib $(TEST_BIN) $(SIM_TEST_BIN) $(SIM_KV_TEST_BIN) man $(TOOL) \
+	    $(TEST_PLUGINS)
 	DLSCHED_TOP=$(CURDIR) DLSCHED_SO=$(CURDIR)/$(OUT)/$(SONAME) DLSCHED_PLUGIN_PATH= \
 	    DLSCHED_TEST_PLUGINS=$(CURDIR)/build/$(VARIANT)/tests/plugins \
 	    DLSCHED_CUDA_PLUGIN=$(if $(wildcard $(CUDA_PLUGIN)),$(CURDIR)/$(CUDA_PLUGIN)) ./$(TEST_BIN)
 	DLSCHED_TOP=$(CURDIR) ./$(SIM_TEST_BIN)
+	DLSCHED_TOP=$(CURDIR) ./$(SIM_KV_TEST_BIN)
 	sh tests/cli/run.sh ./$(TOOL)
 ifeq ($(SANITIZE),)
 	$(MAKE) --no-print-directory $(NOALLOC_BIN)
@@ -382,7 +397,7 @@ test: check
 # the cross build's Check tests under qemu-user (scripts/cross-arm64.sh): the
 # suites that start no thread (the script says why); CROSS_SUITES=... another
 # set, CROSS_SUITES=all the whole program in one run
-.PHONY: check-cross check-arm64
+.PHONY: check-cross check-arm64 check-sim
 check-cross:
 	@test -n "$(CROSS)" || { echo "check-cross: set CROSS, e.g. CROSS=aarch64-linux-gnu-" >&2; exit 1; }
 	$(MAKE) --no-print-directory lib $(TEST_BIN) $(TEST_PLUGINS)
@@ -405,7 +420,7 @@ build/$(VARIANT)/bench/%: bench/%.c bench/bench.h $(ALIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Isrc -o $@ $< $(ALIB) $(LDLIBS_CORE)
 
-.PHONY: deps-demo examples sim targets
+.PHONY: deps-demo examples sim targets gateway-plot
 
 # the main job: the simulator on scenarios (b) and (c); DEMO_SCALE < 1 runs
 # a shortened version (CI)
@@ -421,6 +436,12 @@ demo: deps-demo
 deps-demo:
 	@sh scripts/ensure-deps.sh demo
 
+# goodput against offered load on scenario h (scripts/gateway-load.sh):
+# rr, fewest-waiting, gateway and the learned policies; PNG with gnuplot
+GATEWAY_LOAD_OUT ?= build/gateway-load
+gateway-plot: $(SIM_BIN)
+	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) $(BEST_BLAS) bash scripts/gateway-load.sh $(GATEWAY_LOAD_OUT)
+
 # the targets (tests/sim/check_targets.py): the shipped scenarios a-e x seeds
 # 1-5 and 30 generated scenarios, TARGETS_JOBS runs at a time, into
 # build/targets/ (scripts/targets.sh; markdown tables, summary.json, plots/);
@@ -428,12 +449,18 @@ deps-demo:
 # into build/targets/ci/, checked with --subset
 TARGETS_SET ?= full
 TARGETS_JOBS ?= 2
-.PHONY: targets-ci
+.PHONY: targets-ci targets-gateway-ci
 targets: $(SIM_BIN) $(TOOL)
 	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) $(BEST_BLAS) bash scripts/targets.sh $(TARGETS_SET)
 
 targets-ci:
 	$(MAKE) --no-print-directory targets TARGETS_SET=ci
+
+# the gateway targets' CI subset: scenario g x seeds 1, 2 (G1, G2 and T1
+# checked; --subset --t1-only), into build/targets/gateway-ci
+targets-gateway-ci: $(SIM_BIN) $(TOOL)
+	SIM=$(SIM_BIN) JOBS=$(TARGETS_JOBS) SCENARIOS=g SEEDS="1 2" RANDOM_N=0 RANDOM_GATEWAY_N=0 RANDOM_EDGE_N=0 \
+	    TARGETS_OUT=build/targets/gateway-ci $(BEST_BLAS) bash scripts/targets.sh ci
 
 # the example host programs of examples/ (edge twice: qtable, then dqn)
 examples: deps-build

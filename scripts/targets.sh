@@ -2,19 +2,20 @@
 # targets.sh [full|ci] - run dlsched-sim on the target set and check it with
 # tests/sim/check_targets.py (the `make targets` and `make targets-ci` rules).
 #
-#   full  the shipped scenarios a-f x seeds 1-5, the generated scenarios
-#         0..29 and the generated edge scenarios 0..15 of --random-seed 1 (one
-#         run each); every target is checked
+#   full  the shipped scenarios a-h x seeds 1-5, the generated scenarios
+#         0..29, the generated edge scenarios 0..15 and the generated gateway
+#         cases 0..9 of --random-seed 1 (one run each); every target is checked
 #   ci    a, b, c, f x seeds 1, 2, the generated scenarios 0..5 and the
-#         generated edge scenarios 0..3; the checker
-#         with --subset (only what was run) --t1-only (T2, not met by this
-#         version, is printed but does not fail CI)
+#         generated edge scenarios 0..3; the checker with --subset (only what
+#         was run) --t1-only (T2 and G3, not met by this version, are printed
+#         but do not fail CI)
 #
 # Each run is one `dlsched-sim -q --json`, JOBS at a time (xargs -P), into
 # OUT: <letter>-s<seed>.json for a shipped scenario (the checker reads the
 # seed from the name), gen-<name>.json for a generated one (its name
 # g<random-seed>-<index>-... says which).  The generated scenarios are
-# written once with --write-scenarios (OUT/gen/) and each file is run on its
+# written once with --write-scenarios (OUT/gen/; the gateway cases gw<seed>-
+# <index>-... with --random-gateway) and each file is run on its
 # own, which gives the same results as --random (the seeds are in the file)
 # and lets the runs go in parallel.  A line per finished run with its wall
 # time; the stderr/stdout of each run in OUT/log/; the checker's markdown
@@ -22,7 +23,8 @@
 #
 # Environment: SIM (default build/default/bin/dlsched-sim), TARGETS_OUT (default
 # build/targets, build/targets/ci for ci), JOBS (2), PYTHON (python3), and
-# to change the set: SCENARIOS (letters), SEEDS, RANDOM_N, RANDOM_EDGE_N, RANDOM_SEED.
+# to change the set: SCENARIOS (letters), SEEDS, RANDOM_N, RANDOM_EDGE_N,
+# RANDOM_GATEWAY_N, RANDOM_SEED.
 # Exit status: the checker's (1: a target missed), or 1 when a run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,11 +63,13 @@ fi
 set_name=${1:-full}
 case $set_name in
 full)
-    : "${SCENARIOS:=b e a c d f}" "${SEEDS:=1 2 3 4 5}" "${RANDOM_N:=30}" "${RANDOM_EDGE_N:=16}"
+    : "${SCENARIOS:=b e h a c d f g}" "${SEEDS:=1 2 3 4 5}" "${RANDOM_N:=30}"
+    : "${RANDOM_EDGE_N:=16}" "${RANDOM_GATEWAY_N:=10}"
     OUT=${TARGETS_OUT:-build/targets}
     subset=() ;;
 ci)
     : "${SCENARIOS:=b a c f}" "${SEEDS:=1 2}" "${RANDOM_N:=6}" "${RANDOM_EDGE_N:=4}"
+    : "${RANDOM_GATEWAY_N:=0}"
     OUT=${TARGETS_OUT:-build/targets/ci}
     subset=(--subset --t1-only) ;;
 *)
@@ -95,13 +99,19 @@ for s in $SCENARIOS; do
     [ -n "$f" ] || { echo "targets: no data/scenarios/$s-*.scn" >&2; exit 2; }
     for seed in $SEEDS; do echo "$s-s$seed $f $seed" >>"$jobs"; done
 done
-if [ "$RANDOM_N" -gt 0 ]; then
-    "$SIM" -c --random "$RANDOM_N" --random-seed "$RANDOM_SEED" \
+if [ "$RANDOM_N" -gt 0 ] || [ "$RANDOM_GATEWAY_N" -gt 0 ]; then
+    "$SIM" -c --random "$RANDOM_N" --random-gateway "$RANDOM_GATEWAY_N" \
+        --random-seed "$RANDOM_SEED" \
         --write-scenarios "$OUT/gen" >"$OUT/log/generate.txt" 2>&1 \
         || { cat "$OUT/log/generate.txt" >&2; exit 2; }
     for i in $(seq 0 $((RANDOM_N - 1))); do
         f=$(ls "$OUT/gen/g$RANDOM_SEED-$i-"*.scn 2>/dev/null | head -n 1) || true
         [ -n "$f" ] || { echo "targets: generated scenario $i not written" >&2; exit 2; }
+        echo "gen-$(basename "$f" .scn) $f -" >>"$jobs"
+    done
+    for i in $(seq 0 $((RANDOM_GATEWAY_N - 1))); do
+        f=$(ls "$OUT/gen/gw$RANDOM_SEED-$i-"*.scn 2>/dev/null | head -n 1) || true
+        [ -n "$f" ] || { echo "targets: generated gateway case $i not written" >&2; exit 2; }
         echo "gen-$(basename "$f" .scn) $f -" >>"$jobs"
     done
 fi
@@ -119,8 +129,8 @@ TOTAL=$(wc -l <"$jobs")
 export SIM OUT TOTAL
 
 echo "targets ($set_name): $TOTAL runs of $SIM_SRC, $JOBS at a time, into $OUT/" \
-     "(shipped: $SCENARIOS x seeds $SEEDS; generated: $RANDOM_N cluster and $RANDOM_EDGE_N" \
-     "edge of --random-seed $RANDOM_SEED)"
+     "(shipped: $SCENARIOS x seeds $SEEDS; generated: $RANDOM_N, $RANDOM_EDGE_N edge and" \
+     "$RANDOM_GATEWAY_N gateway cases of --random-seed $RANDOM_SEED)"
 t0=$(now)
 xargs -P "$JOBS" -L 1 bash "$0" --run-one <"$jobs" || true
 wall=$(secs "$t0" "$(now)")

@@ -33,11 +33,21 @@ static int dqn_features(sim_run *s, double in, double out, const double *work)
         f[k++] = (float)clampd((double)sv->qlen / sv->slots, 0, 8);
         f[k++] = (float)clampd(work[si] / sv->slots / slo, 0, 8);
         f[k++] = (float)clampd(sv->ewma, 0, 4);
+        /* the KV model: the prompt the server would prefill is what the
+           gateway's index does not match there */
+        double in_s = sc->kv ? in * (1 - s->gw_match[si]) : in;
         for (int v = 0; v < sc->n_var; v++)
             f[k++] = sim_loaded(s, si, v)
                          ? (float)clampd(
-                               (slo - sim_predict(s, si, v, in, out, work[si])) / slo, -2, 1)
+                               (slo - sim_predict(s, si, v, in_s, out, work[si])) / slo, -2, 1)
                          : 0.0f;
+        if (sc->kv) {
+            /* the gateway's signals (scraped) and the prefix-match fraction */
+            f[k++] = (float)clampd((double)sv->snap_wait / sv->slots, 0, 8);
+            f[k++] = (float)((double)sv->snap_run / sv->slots);
+            f[k++] = (float)sv->snap_kv;
+            f[k++] = (float)s->gw_match[si];
+        }
     }
     f[k++] = (float)tokens_feature(in, sc->mean_in);
     f[k++] = (float)tokens_feature(out, sc->mean_out);
@@ -55,6 +65,7 @@ static int class_features(sim_run *s, double in, double out, const double *work)
     float *f = s->feat;
     for (int g = 0; g < sc->n_gpu; g++) {
         double occ_min = INFINITY, occ_sum = 0, work_min = INFINITY, ewma = 0;
+        double kv_min = 1, match_max = 0;
         int cnt = 0;
         double best[SIM_MAX_VAR];
         for (int v = 0; v < sc->n_var; v++)
@@ -69,6 +80,8 @@ static int class_features(sim_run *s, double in, double out, const double *work)
             double w = work[si] / sv->slots / slo;
             work_min = w < work_min ? w : work_min;
             ewma += sv->ewma;
+            kv_min = sv->snap_kv < kv_min ? sv->snap_kv : kv_min;
+            match_max = s->gw_match[si] > match_max ? s->gw_match[si] : match_max;
             cnt++;
             for (int v = 0; v < sc->n_var; v++)
                 if (sim_loaded(s, si, v)) {
@@ -83,6 +96,10 @@ static int class_features(sim_run *s, double in, double out, const double *work)
         f[k++] = (float)clampd(ewma / cnt, 0, 4);
         for (int v = 0; v < sc->n_var; v++)
             f[k++] = best[v] > -INFINITY ? (float)clampd(best[v], -2, 1) : 0.0f;
+        if (sc->kv) {
+            f[k++] = (float)kv_min;
+            f[k++] = (float)match_max;
+        }
     }
     f[k++] = (float)tokens_feature(in, sc->mean_in);
     f[k++] = (float)tokens_feature(out, sc->mean_out);
@@ -92,9 +109,10 @@ static int class_features(sim_run *s, double in, double out, const double *work)
 
 static int dqn_n_features(const sim_scenario *sc)
 {
+    int kv = sc->kv ? 1 : 0;
     if (sc->dqn_class)
-        return sc->n_gpu * (4 + sc->n_var) + 3;
-    return sc->n_servers * (4 + sc->n_var) + 3;
+        return sc->n_gpu * (4 + sc->n_var + 2 * kv) + 3;
+    return sc->n_servers * (4 + sc->n_var + 4 * kv) + 3;
 }
 
 /* qtable: a coarse state (arrival rate level, output size class, the
@@ -131,11 +149,28 @@ static int qt_features(sim_run *s, double in, double out, const double *work)
             }
         s->feat[k++] = (float)clampd(best, 0, 1.499);
     }
+    if (sc->kv) /* the KV model: the best prefix match of each GPU type */
+        for (int g = 0; g < sc->n_gpu; g++) {
+            double m = 0;
+            for (int si = 0; si < s->ns; si++)
+                if (s->srv[si].type == g && s->gw_match[si] > m)
+                    m = s->gw_match[si];
+            s->feat[k++] = (float)clampd(m, 0, 0.999);
+        }
     return k;
 }
 
-static int qt_server(const sim_run *s, int g, int v, double in, double out, const double *work)
+static int qt_server(sim_run *s, int g, int v, double in, double out, const double *work)
 {
+    if (s->sc->kv) {
+        /* the KV model: within the type, the gateway's scorers decide */
+        int cand[SIM_MAX_SERVERS], nc = 0;
+        for (int si = 0; si < s->ns; si++)
+            if (s->srv[si].type == g && sim_loaded(s, si, v))
+                cand[nc++] = si;
+        if (nc)
+            return sim_gw_pick(s, cand, nc);
+    }
     int best = -1;
     double bt = INFINITY;
     for (int si = 0; si < s->ns; si++)
@@ -168,15 +203,32 @@ static int give_next(sim_run *s, const dlsched_state_t *st)
 }
 
 /* the incumbent's choice for r (the heuristic the learned policy replaces) */
-static void incumbent_choice(sim_run *s, const req *r, const double *work, int *so, int *vo)
+static void incumbent_choice(sim_run *s, req *r, const double *work, int *so, int *vo)
 {
     const sim_scenario *sc = s->sc;
+    if (sc->kv) {
+        /* the gateway's prefix matches (features, in-type routing) for
+           every server, each with the variant the incumbent would use */
+        int cand[SIM_MAX_SERVERS];
+        for (int si = 0; si < s->ns; si++)
+            cand[si] = si;
+        r->variant = sc->inc_kind < SIM_POL_GREEDY ? sc->inc_variant : -1;
+        if (r->variant < 0 && !sim_one_variant_each(sc))
+            r->variant = sc->load_variant;
+        sim_scrape(s);
+        sim_gw_match(s, r, cand, s->ns);
+    }
     if (sc->inc_kind == SIM_POL_GREEDY) {
         sim_pick_greedy(s, r->in, r->out, work, so, vo);
         return;
     }
     *vo = sc->inc_variant;
-    *so = sim_pick_heuristic(s, sc->inc_kind, sc->inc_variant, r->in, r->out, work);
+    if (sc->inc_kind >= SIM_POL_FEWEST_WAITING)
+        *so = sim_pick_kv(s, sc->inc_kind, sc->inc_variant, r);
+    else
+        *so = sim_pick_heuristic(s, sc->inc_kind, sc->inc_variant, r->in, r->out, work);
+    if (*vo < 0)
+        *vo = sim_server_variant(s, *so);
 }
 
 int sim_decide_learned(sim_run *s, req *r, const double *work)
@@ -268,7 +320,7 @@ int sim_make_agent(sim_run *s, sim_err *err)
                  s->n_feat, s->n_act, warmup_decisions(s), (unsigned long long)sc->apprentice,
                  guard_block(sc), (unsigned long long)sc->seed, sc->dqn_config);
     } else {
-        s->n_feat = 3 + sc->n_gpu;
+        s->n_feat = 3 + sc->n_gpu * (sc->kv ? 2 : 1);
         s->n_act = sc->n_gpu * sc->n_var;
         char bins[256] = "4,5,4", lo[256] = "0,0,-0.5", hi[256] = "2,1,0.5";
         for (int g = 0; g < sc->n_gpu; g++) {
@@ -276,6 +328,12 @@ int sim_make_agent(sim_run *s, sim_err *err)
             strcat(lo, ",0");
             strcat(hi, ",1.5");
         }
+        if (sc->kv) /* the best prefix match per GPU type */
+            for (int g = 0; g < sc->n_gpu; g++) {
+                strcat(bins, ",3");
+                strcat(lo, ",0");
+                strcat(hi, ",1");
+            }
         snprintf(spec, sizeof spec,
                  "algo=qtable n_features=%d n_actions=%d bins=%s feature_low=%s feature_high=%s "
                  "lr=0.05 gamma=0 epsilon_start=0.2 epsilon_end=0 epsilon_decay_steps=%llu "

@@ -37,6 +37,10 @@ static int trace_next(sim_stream *st, double *t_ms, double *in, double *out)
     *t_ms = 1000.0 * (st->offset + (row->t - sc->trace[st->lo].t) / sc->speedup);
     *in = row->in;
     *out = row->out;
+    st->hash = row->n_hash ? sc->hash_pool + row->hash_off : NULL;
+    st->n_hash = row->n_hash;
+    st->n_shared = row->n_shared;
+    st->salt = ((uint64_t)(st->lo ? 0x100 : 0) + (uint64_t)st->pass) << 40;
     if (++st->i == st->hi) {
         st->i = st->lo;
         st->pass++;

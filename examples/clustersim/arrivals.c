@@ -28,6 +28,8 @@ int sim_stream_init(sim_stream *st, const sim_scenario *sc, int eval, double sca
     if (!st->ops)
         return -1;
     rng_seed(&st->r, eval ? sc->eval_seed : sc->seed);
+    st->group = -1;
+    st->salt = eval ? 0xe7a1ull << 40 : 0;
     st->t_end = (eval ? sc->eval_s : sc->warmup_s) * scale;
     if (st->ops->init)
         st->ops->init(st, sc, eval, scale);
@@ -43,6 +45,12 @@ int sim_stream_emit(sim_stream *st, double t, double *t_ms, double *in, double *
     *t_ms = t * 1000.0;
     *in = dist_draw(&sc->in_tokens, &st->r);
     *out = dist_draw(&sc->out_tokens, &st->r);
+    if (sc->prefix_groups) {
+        /* a shared-prefix workload: the group's system prompt, then the
+           request's own text (drawn only here: other streams are unchanged) */
+        st->group = (int)(rng_next(&st->r) % (uint64_t)sc->prefix_groups);
+        *in += sc->prefix_tokens;
+    }
     return 1;
 }
 

@@ -25,6 +25,13 @@ typedef struct {
     size_t i, lo, hi;   /* trace rows [lo, hi) */
     int pass, passes;
     double pass_len, offset;
+    /* the KV model: the prefix of the request next() gave last (a trace
+       row's hash_ids, or a shared-prefix group, -1 none) and a salt per
+       stream and pass, so that passes and streams share no blocks */
+    const uint64_t *hash;
+    uint32_t n_hash, n_shared;
+    int group;
+    uint64_t salt;
 } sim_stream;
 
 struct sim_arrival_ops {

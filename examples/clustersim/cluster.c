@@ -36,6 +36,7 @@ int sim_req_alloc(sim_run *s)
             }
         }
         for (int i = nc - 1; i >= s->rq_cap; i--) {
+            s->rq[i].keys = NULL;
             s->rq[i].next = s->free_head;
             s->free_head = i;
         }
@@ -97,7 +98,16 @@ void sim_srv_start(sim_run *s, int si, int ri)
     r->slot = sv->n;
     sv->active[sv->n++] = ri;
     r->phase = PH_PREFILL;
-    r->pf_end = s->now + r->prefill_ms;
+    if (s->sc->kv) {
+        /* the cached leading blocks skip their prefill; prefills share the
+           GPU one after another (a prefill lane), decodes go on beside */
+        const sim_profile *p = &s->sc->var[r->variant].prof[sv->type];
+        double left = r->in - (double)r->hits * s->sc->prefix_block_tokens;
+        r->prefill_ms = p->overhead_ms + (left > 0 ? left : 0) / p->prefill_tps;
+        double t0 = sv->pf_free > s->now ? sv->pf_free : s->now;
+        r->pf_end = sv->pf_free = t0 + r->prefill_ms;
+    } else
+        r->pf_end = s->now + r->prefill_ms;
     sim_heap_push(s, r->pf_end, EV_PREFILL, (uint32_t)ri, 0);
     sim_srv_reschedule(s, si);
 }
@@ -107,7 +117,8 @@ void sim_srv_submit(sim_run *s, int ri)
     req *r = &s->rq[ri];
     server *sv = &s->srv[r->server];
     sim_solo_times(s->sc, r->variant, sv->type, r->in, r->out, &r->prefill_ms, &r->decode_ms);
-    if (sv->n < sv->slots) {
+    if (s->sc->kv ? sv->n < sv->slots && !sv->qlen && sim_kv_admit(s, r->server, ri)
+                  : sv->n < sv->slots) {
         sim_srv_start(s, r->server, ri);
     } else {
         r->phase = PH_QUEUED;
@@ -119,6 +130,7 @@ void sim_srv_submit(sim_run *s, int ri)
         sv->qtail = ri;
         sv->qlen++;
         sv->work_q += r->prefill_ms + r->decode_ms;
+        sv->pf_q += r->prefill_ms;
     }
 }
 
@@ -129,6 +141,8 @@ void sim_srv_prefilled(sim_run *s, int ri)
     sim_srv_advance(s, sv);
     r->phase = PH_DECODE;
     r->finish_d = sv->d[r->variant] + r->decode_ms;
+    if (s->sc->kv)
+        sim_kv_prefilled(s, r->server, ri);
     sim_srv_reschedule(s, r->server);
 }
 
@@ -163,12 +177,15 @@ void sim_srv_fill(sim_run *s, int si)
     server *sv = &s->srv[si];
     while (sv->n < sv->slots && sv->qlen) {
         int qi = sv->qhead;
+        if (s->sc->kv && !sim_kv_admit(s, si, qi))
+            break; /* FIFO: the head waits for room */
         sv->qhead = s->rq[qi].next;
         if (--sv->qlen == 0)
             sv->qtail = -1;
         sv->work_q -= s->rq[qi].prefill_ms + s->rq[qi].decode_ms;
+        sv->pf_q -= s->rq[qi].prefill_ms;
         if (sv->qlen == 0)
-            sv->work_q = 0; /* no drift */
+            sv->work_q = sv->pf_q = 0; /* no drift */
         sim_srv_start(s, si, qi);
     }
     sim_srv_reschedule(s, si);
@@ -209,6 +226,14 @@ double sim_predict(const sim_run *s, int si, int v, double in, double out, doubl
     double pf, dec;
     sim_solo_times(sc, v, sv->type, in, out, &pf, &dec);
     int ahead = sv->n + sv->qlen;
+    if (sc->kv) {
+        /* the KV model: prefills go one at a time, so the wait is the
+           prefill lane's backlog (the one running, the queued ones); the
+           decode runs at the batch it joins */
+        double lane = (sv->pf_free > s->now ? sv->pf_free - s->now : 0) + sv->pf_q;
+        int nb = ahead + 1 < sv->slots ? ahead + 1 : sv->slots;
+        return lane + pf + dec * sim_slow(sc, v, sv->type, nb);
+    }
     double wait = 0;
     if (ahead >= sv->slots)
         wait = work * sim_slow(sc, v, sv->type, sv->slots) / sv->slots;

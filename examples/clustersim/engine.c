@@ -104,10 +104,17 @@ static int decide(sim_run *s, req *r)
     } else if (kind == SIM_POL_DQN || kind == SIM_POL_QTABLE) {
         if (sim_decide_learned(s, r, work))
             return -1;
+    } else if (kind >= SIM_POL_FEWEST_WAITING) {
+        r->variant = p->variant;
+        r->server = sim_pick_kv(s, kind, p->variant, r);
     } else {
         r->variant = p->variant;
         r->server = sim_pick_heuristic(s, kind, p->variant, r->in, r->out, work);
     }
+    if (r->variant < 0) /* a pool policy: the server's own variant */
+        r->variant = sim_server_variant(s, r->server);
+    if (s->gw_on)
+        sim_gw_routed(s, r);
     if (s->opt->time_decisions) {
         s->decide_ns += (double)(now_ns() - t0);
         s->decide_n++;
@@ -133,6 +140,13 @@ static void account(sim_run *s, req *r)
     s->vcount[r->variant]++;
     if (s->opt->on_complete)
         s->opt->on_complete(s->opt->user, r->id, r->arrive, s->now, r->server, r->variant);
+    if (s->nttft == s->ttft_cap) {
+        float *nt = grow(s, s->ttft, &s->ttft_cap, sizeof *nt, 4096, "latencies");
+        if (!nt)
+            return;
+        s->ttft = nt;
+    }
+    s->ttft[s->nttft++] = (float)(r->pf_end - r->arrive);
     if (s->nlat == s->lat_cap) {
         float *nl = grow(s, s->lat, &s->lat_cap, sizeof *nl, 4096, "latencies");
         if (!nl)
@@ -193,13 +207,15 @@ static void account(sim_run *s, req *r)
 
 static void complete(sim_run *s, int si, int ri)
 {
+    if (s->sc->kv)
+        sim_kv_release(s, si, ri);
     sim_srv_remove(s, si, ri);
     account(s, &s->rq[ri]);
     sim_req_free(s, ri);
     sim_srv_fill(s, si);
 }
 
-static void arrive(sim_run *s, double t, double in, double out)
+static void arrive(sim_run *s, const sim_stream *st, double t, double in, double out)
 {
     const sim_scenario *sc = s->sc;
     int ri = sim_req_alloc(s);
@@ -212,6 +228,28 @@ static void arrive(sim_run *s, double t, double in, double out)
     r->out = out;
     r->slo = sim_slo_of(sc, out);
     r->id = s->next_id++;
+    r->group = -1;
+    if (sc->kv) {
+        /* the prompt's full prefix blocks: a trace's hash_ids, or a
+           generated shared prefix and the request's own text */
+        int pbt = sc->prefix_block_tokens;
+        r->n_blocks = (int)(in / pbt);
+        if (st->hash) {
+            r->hash = st->hash;
+            if (r->n_blocks > (int)st->n_hash)
+                r->n_blocks = (int)st->n_hash;
+        }
+        r->salt = st->salt;
+        if (st->group >= 0) {
+            r->group = st->group;
+            r->group_blocks = (int)(sc->prefix_tokens / pbt);
+        }
+        /* the blocks that may ever be hits: a trace's shared ids, a group's
+           prompt; the request's own text is unique */
+        r->n_shared = st->hash ? (int)st->n_shared : r->group_blocks;
+        if (r->n_shared > r->n_blocks || s->opt->kv_exact)
+            r->n_shared = r->n_blocks;
+    }
     /* arrival-rate estimate: exponentially decaying count over the
        scenario's own time scale, one mean SLO span (at least 1 s) */
     double tau = (sc->slo_base_ms + sc->slo_per_token_ms * sc->mean_out) / 1000.0;
@@ -244,9 +282,10 @@ static void simulate(sim_run *s, sim_stream *st, const char *phase)
            completion it would stretch t_end (the utilisation's span) */
         if (e.kind == EV_DECODE && e.b != s->srv[e.a].ver)
             continue;
+        s->events++; /* (a superseded one is a stale heap entry, not an event) */
         s->now = e.t;
         if (e.kind == EV_ARRIVAL) {
-            arrive(s, t, in, out);
+            arrive(s, st, t, in, out);
             s->t_last_arrival = t;
             n_arr++;
             have = st->ops->next(st, &t, &in, &out);
@@ -297,6 +336,11 @@ static int run_init(sim_run *s, const sim_scenario *sc, const sim_options *opt,
             sv->slots = sc->gpu[g].slots;
             sv->qtail = -1;
         }
+    if (sc->kv) {
+        int learned = p->kind == SIM_POL_DQN || p->kind == SIM_POL_QTABLE;
+        s->gw_on = p->kind == SIM_POL_GATEWAY || learned;
+        return sim_kv_init(s);
+    }
     return 0;
 }
 
@@ -305,10 +349,14 @@ static void run_reset_cluster(sim_run *s)
     for (int i = 0; i < s->ns; i++) {
         server *sv = &s->srv[i];
         int type = sv->type, slots = sv->slots;
+        pcache pc = sv->pc; /* the KV model's: kept, emptied by sim_kv_reset */
+        double kv_cap = sv->kv_cap;
         memset(sv, 0, sizeof *sv);
         sv->type = type;
         sv->slots = slots;
         sv->qtail = -1;
+        sv->pc = pc;
+        sv->kv_cap = kv_cap;
     }
     s->nh = 0;
     s->free_head = -1;
@@ -319,6 +367,14 @@ static void run_reset_cluster(sim_run *s)
     s->done = s->met = s->submitted = 0;
     s->acc_met = s->acc_sum = 0;
     s->nlat = 0;
+    s->nttft = 0;
+    s->events = 0;
+    if (s->sc->kv) {
+        sim_kv_reset(s);
+        /* the evaluation's tie-breaks as a heuristic's run has them: a
+           learned policy that follows its incumbent matches it exactly */
+        rng_seed(&s->r, s->sc->eval_seed * 0x9e3779b97f4a7c15ull + 7);
+    }
     memset(s->vcount, 0, sizeof s->vcount);
     for (size_t i = 0; i < s->nwin; i++)
         s->win_n[i] = s->win_met[i] = s->win_rew[i] = 0;
@@ -330,6 +386,12 @@ static void run_reset_cluster(sim_run *s)
 
 static void run_free(sim_run *s)
 {
+    if (s->sc && s->sc->kv) {
+        sim_kv_free(s);
+        for (int i = 0; i < s->rq_cap; i++) /* a failed run's requests in flight */
+            free(s->rq[i].keys);
+    }
+    free(s->ttft);
     free(s->rq);
     free(s->heap);
     free(s->lat);
@@ -358,6 +420,49 @@ static double pct(const float *v, size_t n, double q)
     size_t i = (size_t)pos;
     double f = pos - (double)i;
     return i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[i];
+}
+
+/* pct() of an unsorted array without sorting it: quickselect puts the
+   element of rank i in place (smaller before, larger after); the next rank
+   is the least of those after */
+static double pct_select(float *v, size_t n, double q)
+{
+    if (!n)
+        return 0;
+    double pos = q * (double)(n - 1);
+    size_t k = (size_t)pos, lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float piv = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < piv)
+                i++;
+            while (v[j] > piv)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    double f = pos - (double)k;
+    if (k + 1 >= n || f == 0)
+        return v[k];
+    float next = v[k + 1];
+    for (size_t i = k + 2; i < n; i++)
+        next = v[i] < next ? v[i] : next;
+    return v[k] * (1 - f) + next * f;
 }
 
 /* the share of the guard's decisions the learned policy took */
@@ -396,7 +501,7 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
     if (sc->is_edge)
         return sim_edge_run(sc, p, opt, out, err);
     memset(out, 0, sizeof *out);
-    if (p->kind < SIM_POL_GREEDY &&
+    if (p->kind < SIM_POL_GREEDY && !(p->variant < 0 && sc->kv) &&
         (p->variant < 0 || p->variant >= sc->n_var || !sim_variant_loaded(sc, p->variant))) {
         snprintf(err->msg, sizeof err->msg, "policy '%s': its variant is loaded on no GPU type",
                  p->name);
@@ -519,6 +624,11 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
     out->p50_ms = pct(s->lat, s->nlat, 0.50);
     out->p95_ms = pct(s->lat, s->nlat, 0.95);
     out->p99_ms = pct(s->lat, s->nlat, 0.99);
+    out->e2e_p90_ms = pct(s->lat, s->nlat, 0.90);
+    out->ttft_p90_ms = pct_select(s->ttft, s->nttft, 0.90);
+    out->prefix_hit_rate =
+        s->prompt_tokens ? (double)s->hit_tokens / (double)s->prompt_tokens : 0;
+    out->events = s->events;
     double span = s->t_end > 0 ? s->t_end : 1e-9;
     for (int g = 0; g < sc->n_gpu; g++) {
         double busy = 0, cap = 0;

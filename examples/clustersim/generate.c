@@ -596,3 +596,147 @@ int sim_generate_edge(uint64_t seed, unsigned index, char *buf, size_t len, sim_
         return gen_fail(err, "generated edge scenario %u does not fit in %zu bytes", index, len);
     return 0;
 }
+
+/* ---- gateway cases (--random-gateway): the KV model ----------------------- */
+
+/* a model with its KV size: 2 (K, V) x layers x KV heads x head dims x 2
+   bytes (BF16), from each model's config.json */
+typedef struct {
+    const char *name, *desc;
+    double params_b, memory_gb, kv_kb;
+} kv_model;
+
+static const kv_model kv_models[] = {
+    {"llama3.1-8b", "Llama-3.1-8B BF16: 32 layers, 8 KV heads x 128", 8.0, 16.1, 128},
+    {"qwen2.5-7b", "Qwen2.5-7B BF16: 28 layers, 4 KV heads x 128", 7.6, 15.2, 56},
+    {"qwen2.5-14b", "Qwen2.5-14B BF16: 48 layers, 8 KV heads x 128", 14.7, 29.5, 192},
+    {"qwen3-32b", "Qwen3-32B BF16: 64 layers, 8 KV heads x 128", 32.8, 65.5, 256},
+};
+#define N_KV_MODELS (int)(sizeof kv_models / sizeof *kv_models)
+
+int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, char *buf,
+                         size_t len, sim_err *err)
+{
+    /* its own stream: the plain scenarios of (seed, index) are untouched */
+    uint64_t x = seed ^ 0xBB67AE8584CAA73Bull;
+    uint64_t h = splitmix(&x);
+    rng r;
+    rng_seed(&r, h ^ ((uint64_t)index * 0xD1B54A32D192ED03ull + 0x510E527FADE682D1ull));
+    uint64_t run_seed = rng_next(&r) >> 11, eval_seed = rng_next(&r) >> 11;
+    if (eval_seed == run_seed)
+        eval_seed ^= 1;
+    const kv_model *M = &kv_models[pick(&r, 0, N_KV_MODELS - 1)];
+    /* one to three GPU types that hold the model with room for a cache */
+    int eligible[N_GPU_KINDS], ne = 0;
+    for (int i = 0; i < N_GPU_KINDS; i++)
+        if (M->memory_gb <= 0.6 * gpus[i].memory_gb)
+            eligible[ne++] = i;
+    int tp = ne == 0 ? 2 : 1; /* too large for one GPU: pairs (tensor parallel) */
+    if (ne == 0)
+        for (int i = 0; i < N_GPU_KINDS; i++)
+            if (M->memory_gb <= 0.6 * 2 * gpus[i].memory_gb)
+                eligible[ne++] = i;
+    if (ne == 0)
+        return gen_fail(err, "gateway scenario %u: no GPU holds %s", index, M->name);
+    int ng = pick(&r, 1, ne < 3 ? ne : 3);
+    int gk[3], count[3];
+    for (int k = 0; k < ng; k++) {
+        int j = pick(&r, k, ne - 1);
+        int t = eligible[k];
+        eligible[k] = eligible[j];
+        eligible[j] = t;
+        gk[k] = eligible[k];
+        count[k] = pick(&r, 1, 4);
+    }
+    if (ng == 1 && count[0] == 1)
+        count[0] = 2; /* a pool: at least two servers to choose from */
+    sim_profile prof[3];
+    double pf_cap = 0; /* prompt tokens per second the pool prefills */
+    double kv_tok[3];  /* tokens a server's KV cache holds */
+    for (int g = 0; g < ng; g++) {
+        const gpu_kind *G = &gpus[gk[g]];
+        sim_profile *p = &prof[g];
+        p->overhead_ms = round_to((12 + 0.4 * M->params_b) / sqrt(G->prefill * tp) *
+                                      unif(&r, 0.85, 1.15), 0.1);
+        p->prefill_tps = round_to(78000.0 * G->prefill * tp / M->params_b *
+                                      unif(&r, 0.85, 1.15), 10);
+        p->tpot_ms = round_to(0.7 * M->memory_gb / (G->decode * tp) * unif(&r, 0.85, 1.15),
+                              0.01);
+        p->growth = round_to(unif(&r, 0.02, 0.06), 0.001);
+        pf_cap += count[g] * p->prefill_tps;
+        kv_tok[g] = (G->memory_gb * tp * 0.9 - M->memory_gb) * 1024 * 1024 / M->kv_kb;
+    }
+    /* workload: a Mooncake replay (30%) or shared prefixes */
+    int trace = u01(&r) < 0.3;
+    int groups = 8 << pick(&r, 0, 5);                      /* 8 .. 256 */
+    double prefix = round_to(unif(&r, 1000, 8000), 100);
+    double in_med = round_to(unif(&r, 100, 1000), 10), out_med = round_to(unif(&r, 50, 400), 10);
+    double mean_in = trace ? 12035 : prefix + in_med * exp(0.5);
+    double mean_out = trace ? 343 : out_med * exp(0.32);
+    /* the rate: a share of the lesser of two bounds: what the pool prefills
+       without any cache hit, and what it decodes with every KV cache full
+       (C requests at once, each out tokens at the batch's slow-down) */
+    double kv_rate = 0;
+    for (int g = 0; g < ng; g++) {
+        double c = kv_tok[g] / (mean_in + mean_out);
+        c = c < 1 ? 1 : c > 256 ? 256 : c;
+        kv_rate += count[g] * c /
+                   (mean_out * prof[g].tpot_ms * (1 + prof[g].growth * (c - 1)) / 1000.0 +
+                    mean_in / prof[g].prefill_tps);
+    }
+    double pf_rate = pf_cap / mean_in;
+    double load = round_to(unif(&r, 0.4, 0.95), 0.01);
+    double rate = load * (pf_rate < kv_rate ? pf_rate : kv_rate);
+    double slo_base = round_to(unif(&r, 1000, 5000), 10);
+    double slo_tok = round_to(unif(&r, 20, 80), 1);
+    if (trace && (!trace_dir || !*trace_dir))
+        return gen_fail(err, "gateway scenario gw%llu-%u replays the Mooncake trace: no trace "
+                        "directory", (unsigned long long)seed, index);
+    out o = {buf, len, 0, 0};
+    if (len)
+        buf[0] = 0;
+    put(&o, "# Generated by dlsched-sim --random-gateway (sim_generate_gateway): family seed "
+            "%llu, index %u.\n", (unsigned long long)seed, index);
+    put(&o, "# summary: ");
+    for (int g = 0; g < ng; g++)
+        put(&o, "%s%s%s x%d", g ? ", " : "", gpus[gk[g]].name, tp > 1 ? "x2" : "", count[g]);
+    put(&o, "; %s; %s; load %.2f\n", M->name, trace ? "trace mooncake" : "shared prefixes", load);
+    put(&o, "[scenario]\nname = gw%llu-%u-%s-%s\n", (unsigned long long)seed, index,
+        trace ? "mooncake" : "prefix", M->name);
+    put(&o, "seed = %llu\neval_seed = %llu\n", (unsigned long long)run_seed,
+        (unsigned long long)eval_seed);
+    if (!trace)
+        put(&o, "warmup_s = %g\neval_s = %g\n", round_to(40000 / rate, 1),
+            round_to(15000 / rate, 1));
+    put(&o, "window_s = 20\nslo_base_ms = %g\nslo_per_token_ms = %g\nmiss_penalty = 1\n"
+            "kv_block_tokens = 16\nscrape_ms = 50\n", slo_base, slo_tok);
+    for (int g = 0; g < ng; g++) {
+        const gpu_kind *G = &gpus[gk[g]];
+        put(&o, "\n[gpu %s%s]\n# %s%s\ncount = %d\nslots = 256\nmemory_gb = %g\nload = %s\n",
+            G->name, tp > 1 ? "x2" : "", tp > 1 ? "two x " : "", G->desc, count[g],
+            G->memory_gb * tp, M->name);
+    }
+    put(&o, "\n[variant %s]\n# %s\naccuracy = 1\nmemory_gb = %g\nkv_kb_per_token = %g\n",
+        M->name, M->desc, M->memory_gb, M->kv_kb);
+    put(&o, "# profile GPU = overhead_ms prefill_tokens_per_s tpot_ms growth\n");
+    for (int g = 0; g < ng; g++)
+        put(&o, "profile %s%s = %g %g %g %g\n", gpus[gk[g]].name, tp > 1 ? "x2" : "",
+            prof[g].overhead_ms, prof[g].prefill_tps, prof[g].tpot_ms, prof[g].growth);
+    if (trace) {
+        size_t tl = strlen(trace_dir);
+        put(&o, "\n[arrivals]\nprocess = trace\ntrace = %s%smooncake_conversation_trace.jsonl\n"
+                "format = mooncake\nprefix_block_tokens = 512\nspeedup = %g\n"
+                "train_share = 0.6\nwarmup_passes = 2\n",
+            trace_dir, trace_dir[tl - 1] == '/' ? "" : "/", round_to(rate / 3.40, 0.01));
+    } else {
+        put(&o, "\n[arrivals]\nprocess = poisson\nrate = %g\nprefix_groups = %d\n"
+                "prefix_tokens = %g\nprefix_block_tokens = 64\n"
+                "input_tokens = lognormal %g 1.0 %g\noutput_tokens = lognormal %g 0.8 %g\n",
+            round_to(rate, 0.01), groups, prefix, in_med, 8 * in_med, out_med, 8 * out_med);
+    }
+    put(&o, "\n[learning]\napprentice = 5000\nincumbent = gateway\n");
+    if (o.overflow)
+        return gen_fail(err, "gateway scenario gw%llu-%u: %zu bytes needed, the buffer has %zu",
+                        (unsigned long long)seed, index, o.at + 1, len);
+    return 0;
+}

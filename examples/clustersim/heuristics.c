@@ -1,6 +1,8 @@
 /*
  * heuristics.c - dlsched-sim's hand-written policies (greedy, and random,
- * rr, jsq, lwl, p2c, sed with a fixed variant) and the policies' names
+ * rr, jsq, lwl, p2c, sed with a fixed variant; with the KV model
+ * fewest-waiting, least-kv and gateway too, also over a pool whose servers
+ * each load one variant) and the policies' names
  */
 #include "simint.h"
 
@@ -9,7 +11,53 @@
 #include <string.h>
 
 const char *const sim_policy_names[SIM_POL_COUNT] = {
-    "random", "rr", "jsq", "lwl", "p2c", "sed", "greedy", "qtable", "dqn"};
+    "random", "rr", "jsq", "lwl", "p2c", "sed", "fewest-waiting", "least-kv", "gateway",
+    "greedy", "qtable", "dqn"};
+
+int sim_server_variant(const sim_run *s, int si)
+{
+    uint32_t m = s->sc->gpu[s->srv[si].type].load_mask;
+    int v = 0;
+    while (!(m >> v & 1))
+        v++;
+    return v;
+}
+
+int sim_one_variant_each(const sim_scenario *sc)
+{
+    for (int g = 0; g < sc->n_gpu; g++) {
+        uint32_t m = sc->gpu[g].load_mask;
+        if (!m || (m & (m - 1)))
+            return 0;
+    }
+    return 1;
+}
+
+/* the KV model's policies see the scraped signals (sim_scrape) */
+int sim_pick_kv(sim_run *s, int kind, int v, const req *r)
+{
+    int cand[SIM_MAX_SERVERS], nc = 0;
+    for (int si = 0; si < s->ns; si++)
+        if (v < 0 || sim_loaded(s, si, v))
+            cand[nc++] = si;
+    sim_scrape(s);
+    if (kind == SIM_POL_GATEWAY) {
+        sim_gw_match(s, r, cand, nc);
+        return sim_gw_pick(s, cand, nc);
+    }
+    /* argmin with random tie-breaking: waiting requests, or KV usage */
+    int best = cand[0], ties = 0;
+    double bv = INFINITY;
+    for (int k = 0; k < nc; k++) {
+        const server *sv = &s->srv[cand[k]];
+        double val = kind == SIM_POL_FEWEST_WAITING ? (double)sv->snap_wait : sv->snap_kv;
+        if (val < bv) {
+            bv = val, best = cand[k], ties = 1;
+        } else if (val == bv && rng_next(&s->r) % (uint64_t)++ties == 0)
+            best = cand[k];
+    }
+    return best;
+}
 
 /* greedy: the most accurate variant whose predicted latency meets the SLO,
    on the server with the earliest predicted finish; if none meets it, the
@@ -49,7 +97,7 @@ int sim_pick_heuristic(sim_run *s, int kind, int v, double in, double out, const
     const sim_scenario *sc = s->sc;
     int cand[SIM_MAX_SERVERS], nc = 0;
     for (int si = 0; si < s->ns; si++)
-        if (sim_loaded(s, si, v))
+        if (v < 0 || sim_loaded(s, si, v))
             cand[nc++] = si;
     int best = nc ? cand[0] : -1;
     double bv = INFINITY;
@@ -77,7 +125,8 @@ int sim_pick_heuristic(sim_run *s, int kind, int v, double in, double out, const
             val = work[cand[k]] / sv->slots;
         else { /* SIM_POL_SED */
             double pf, dec;
-            sim_solo_times(sc, v, sv->type, in, out, &pf, &dec);
+            sim_solo_times(sc, v >= 0 ? v : sim_server_variant(s, cand[k]), sv->type, in, out,
+                           &pf, &dec);
             val = (double)(sv->n + sv->qlen + 1) / sv->slots * (pf + dec);
         }
         if (val < bv) {
@@ -110,8 +159,8 @@ int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *
             out->kind = k;
     if (out->kind < 0) {
         snprintf(err->msg, sizeof err->msg,
-                 "policy '%s': unknown (random, rr, jsq, lwl, p2c, sed, each as NAME:VARIANT; "
-                 "greedy, qtable, dqn)", name);
+                 "policy '%s': unknown (random, rr, jsq, lwl, p2c, sed, fewest-waiting, "
+                 "least-kv, gateway, each as NAME:VARIANT; greedy, qtable, dqn)", name);
         return -1;
     }
     snprintf(out->name, sizeof out->name, "%s", name);
@@ -122,6 +171,15 @@ int sim_policy_parse(const sim_scenario *sc, const char *name, sim_policy_spec *
                      name, base);
             return -1;
         }
+        return 0;
+    }
+    if (out->kind >= SIM_POL_FEWEST_WAITING && !sc->kv) {
+        snprintf(err->msg, sizeof err->msg,
+                 "policy '%s': %s needs the KV model (kv_kb_per_token)", name, base);
+        return -1;
+    }
+    if (!colon && sc->n_var != 1 && sc->kv && sim_one_variant_each(sc)) {
+        out->variant = -1; /* a pool: each server with its variant */
         return 0;
     }
     if (!colon) {
@@ -159,7 +217,20 @@ size_t sim_default_policies(const sim_scenario *sc, sim_policy_spec *out, size_t
     if (sc->is_edge)
         return sim_edge_default_policies(sc, out, cap);
     size_t n = 0;
-    for (int k = 0; k < SIM_POL_GREEDY; k++)
+    /* the KV model's policies only with it: the lists of other scenarios
+       (and their incumbents) stay as they were */
+    int last = sc->kv ? SIM_POL_GREEDY : SIM_POL_FEWEST_WAITING;
+    if (sc->kv && sc->n_var > 1 && sim_one_variant_each(sc)) {
+        /* a pool of servers each with its variant: the heuristics route over all */
+        for (int k = 0; k < SIM_POL_GREEDY && n < cap; k++) {
+            out[n].kind = k;
+            out[n].variant = -1;
+            snprintf(out[n].name, sizeof out[n].name, "%s", sim_policy_names[k]);
+            n++;
+        }
+        last = 0;
+    }
+    for (int k = 0; k < last; k++)
         for (int v = 0; v < sc->n_var; v++) {
             if (!sim_variant_loaded(sc, v))
                 continue; /* a fixed-variant heuristic would have no server */

@@ -39,6 +39,8 @@ static void usage(FILE *f)
           "      --random-edge N  also run N generated edge scenarios (after --random's)\n"
           "      --random-seed S  the family of generated scenarios (default 1; --seed\n"
           "                       sets the simulation seeds, not this)\n"
+          "      --random-gateway N  also run N generated gateway cases (the KV model;\n"
+          "                       indexes 0..N-1 of the family, after the --random ones)\n"
           "      --write-scenarios DIR  write each generated scenario to DIR/NAME.scn\n"
           "      --traces DIR     the shipped traces, for generated trace replays (default:\n"
           "                       $DLSCHED_TOP/data/traces, ./data/traces, else "
@@ -71,18 +73,21 @@ static void find_traces(const char *given, char *out, size_t len)
 
 /* generated scenario `index`: its text (to write with --write-scenarios),
    parsed; label names it in errors and reports */
-static int load_random(uint64_t family, unsigned index, int edge, const char *traces,
+static int load_random(uint64_t family, unsigned index, int kind, const char *traces,
                        const char *dir, int check, sim_scenario *sc, sim_err *err)
 {
     static char text[SIM_GENERATE_LEN];
-    if (edge ? sim_generate_edge(family, index, text, sizeof text, err)
-             : sim_generate(family, index, traces, text, sizeof text, err))
+    /* kind: 0 --random, 1 --random-edge, 2 --random-gateway */
+    if (kind == 1 ? sim_generate_edge(family, index, text, sizeof text, err)
+        : kind == 2 ? sim_generate_gateway(family, index, traces, text, sizeof text, err)
+                    : sim_generate(family, index, traces, text, sizeof text, err))
         return -1;
     char name[64] = "", label[SIM_PATH];
     const char *n = strstr(text, "\nname = ");
     if (n)
         sscanf(n, "\nname = %63s", name);
-    snprintf(label, sizeof label, "random%s:%llu:%u", edge ? "-edge" : "",
+    snprintf(label, sizeof label, "random%s:%llu:%u",
+             kind == 1 ? "-edge" : kind == 2 ? "-gateway" : "",
              (unsigned long long)family, index);
     if (dir) {
         snprintf(label, sizeof label, "%s/%s.scn", dir, name);
@@ -112,9 +117,10 @@ int main(int argc, char **argv)
         {"random-seed", required_argument, 0, 'F'},
         {"write-scenarios", required_argument, 0, 'W'},
         {"traces", required_argument, 0, 'T'},   {"frozen", no_argument, 0, 'Z'},
-        {"online", no_argument, 0, 'N'},         {0, 0, 0, 0}};
+        {"online", no_argument, 0, 'N'},         {"random-gateway", required_argument, 0, 'G'},
+        {0, 0, 0, 0}};
     const char *write_dir = NULL, *traces_opt = NULL;
-    long long n_random = 0, n_edge = 0;
+    long long n_random = 0, n_edge = 0, n_gateway = 0;
     unsigned long long family = 1;
     const char *policies = NULL, *json = NULL, *plots = NULL;
     double scale = 1;
@@ -160,6 +166,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'G':
+            errno = 0;
+            n_gateway = strtoll(optarg, &end, 10);
+            if (*end || errno || n_gateway < 0 || n_gateway > UINT_MAX) {
+                fprintf(stderr, "dlsched-sim: --random-gateway: '%s' is not a count\n", optarg);
+                return 2;
+            }
+            break;
         case 'F':
             errno = 0;
             family = strtoull(optarg, &end, 10);
@@ -181,14 +195,14 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind == argc && !n_random && !n_edge) {
+    if (optind == argc && !n_random && !n_edge && !n_gateway) {
         usage(stderr);
         return 2;
     }
     /* the scenario files, then the generated ones */
-    long long n_in = (long long)(argc - optind) + n_random + n_edge;
+    long long n_in = (long long)(argc - optind) + n_random + n_edge + n_gateway;
     char traces[SIM_PATH] = "";
-    if (n_random)
+    if (n_random || n_gateway)
         find_traces(traces_opt, traces, sizeof traces);
     if (write_dir) {
         struct stat st;
@@ -214,12 +228,15 @@ int main(int argc, char **argv)
         sim_err err = {{0}};
         int is_file = in < argc - optind;
         int rc = is_file ? sim_scenario_load(argv[optind + in], &sc, &err)
-                         : in - (argc - optind) < n_random
-                         ? load_random(family, (unsigned)(in - (argc - optind)), 0, traces,
-                                       write_dir, check, &sc, &err)
-                         : load_random(family, (unsigned)(in - (argc - optind) - n_random), 1,
-                                       traces,
-                                       write_dir, check, &sc, &err);
+                 : in - (argc - optind) < n_random
+                     ? load_random(family, (unsigned)(in - (argc - optind)), 0, traces, write_dir,
+                                   check, &sc, &err)
+                 : in - (argc - optind) < n_random + n_edge
+                     ? load_random(family, (unsigned)(in - (argc - optind) - n_random), 1, traces,
+                                   write_dir, check, &sc, &err)
+                     : load_random(family,
+                                   (unsigned)(in - (argc - optind) - n_random - n_edge), 2,
+                                   traces, write_dir, check, &sc, &err);
         if (rc) {
             fprintf(stderr, "dlsched-sim: %s\n", err.msg);
             status = 2;

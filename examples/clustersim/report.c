@@ -129,13 +129,18 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
                   {"weighted_goodput", r[i].weighted_goodput}, {"p50_ms", r[i].p50_ms},
                   {"p95_ms", r[i].p95_ms}, {"p99_ms", r[i].p99_ms},
                   {"mean_accuracy", r[i].mean_accuracy}, {"decision_ns", r[i].decision_ns},
-                  {"train_s", r[i].train_s}};
+                  {"train_s", r[i].train_s}, {"ttft_p90_ms", r[i].ttft_p90_ms},
+                  {"e2e_p90_ms", r[i].e2e_p90_ms}};
         for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++) {
             fprintf(f, ", \"%s\": ", kv[k].k);
             sim_json_num(f, kv[k].v);
         }
         if (r[i].n_learn)
             sim_json_guard(f, &r[i]);
+        if (sc->kv) {
+            fputs(", \"prefix_hit_rate\": ", f);
+            sim_json_num(f, r[i].prefix_hit_rate);
+        }
         fputs(", \"utilisation\": {", f);
         for (int g = 0; g < sc->n_gpu; g++) {
             if (g)

@@ -188,6 +188,12 @@ static void defaults(sim_scenario *sc, const char *name)
     sc->train_share = 0.6;
     sc->warmup_passes = 1;
     sc->apprentice = 5000;
+    sc->kv_block_tokens = 16;
+    sc->prefix_block_tokens = 512;
+    sc->scrape_ms = 50;
+    /* llm-d's optimized baseline: queue 2, kv-cache utilisation 2, prefix
+       cache 3, no-hit LRU 2 */
+    sc->gw_weights[0] = 2, sc->gw_weights[1] = 2, sc->gw_weights[2] = 3, sc->gw_weights[3] = 2;
     snprintf(sc->incumbent, sizeof sc->incumbent, "auto");
     sim_edge *e = &sc->edge;
     e->reference_px = 640;
@@ -289,6 +295,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     sc->gpu[cur].count = 1;
                     sc->gpu[cur].slots = 8;
                     sc->gpu[cur].memory_gb = 80;
+                    sc->gpu[cur].memory_utilization = 0.9;
                     sec = SEC_GPU;
                 } else {
                     if (find_var(sc, tok[1]) >= 0)
@@ -390,11 +397,26 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             } else if (!strcmp(key, "window_s")) {
                 if (scn_get_num(&c, val, 1e-3, 1e9, &sc->window_s))
                     goto out;
+            } else if (!strcmp(key, "kv_block_tokens")) {
+                if (scn_get_int(&c, val, 1, 4096, &sc->kv_block_tokens))
+                    goto out;
+            } else if (!strcmp(key, "scrape_ms")) {
+                if (scn_get_num(&c, val, 0, 1e7, &sc->scrape_ms))
+                    goto out;
+            } else if (!strcmp(key, "gateway_weights")) {
+                char *tok[5];
+                if (scn_split(val, tok, 4) != 4) {
+                    scn_fail(err, file, lineno, key, "expected 4 weights (queue kv prefix lru)");
+                    goto out;
+                }
+                for (int i = 0; i < 4; i++)
+                    if (scn_get_num(&c, tok[i], 0, 1e6, &sc->gw_weights[i]))
+                        goto out;
             } else {
                 scn_fail(err, file, lineno, key,
                      "unknown key in [scenario] (name, seed, eval_seed, slo_base_ms, "
                      "slo_per_token_ms, miss_penalty, warmup_s, eval_s, window_s, workload, "
-                     "skip_penalty, energy_weight)");
+                     "skip_penalty, energy_weight, kv_block_tokens, scrape_ms, gateway_weights)");
                 goto out;
             }
         } else if (sec == SEC_GPU) {
@@ -408,6 +430,9 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     goto out;
             } else if (!strcmp(key, "memory_gb")) {
                 if (scn_get_num(&c, val, 0, 1e6, &g->memory_gb))
+                    goto out;
+            } else if (!strcmp(key, "memory_utilization")) {
+                if (scn_get_num(&c, val, 0.01, 1, &g->memory_utilization))
                     goto out;
             } else if (!strcmp(key, "load")) {
                 /* one load line per GPU type (also bounds loads[]) */
@@ -427,7 +452,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 n_loads++;
             } else {
                 scn_fail(err, file, lineno, key,
-                     "unknown key in [gpu] (count, slots, memory_gb, load)");
+                     "unknown key in [gpu] (count, slots, memory_gb, memory_utilization, load)");
                 goto out;
             }
         } else if (sec == SEC_VARIANT) {
@@ -438,6 +463,10 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             } else if (!strcmp(key, "memory_gb")) {
                 if (scn_get_num(&c, val, 0, 1e6, &vr->memory_gb))
                     goto out;
+            } else if (!strcmp(key, "kv_kb_per_token")) {
+                if (scn_get_num(&c, val, 1e-3, 1e6, &vr->kv_kb_per_token))
+                    goto out;
+                sc->kv = 1;
             } else if (!strncmp(key, "profile", 7) && (key[7] == ' ' || key[7] == '\t')) {
                 char *gname = scn_trim(key + 7);
                 pending_profile *np = realloc(profs, (size_t)(n_profs + 1) * sizeof *profs);
@@ -457,7 +486,8 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 n_profs++;
             } else {
                 scn_fail(err, file, lineno, key,
-                     "unknown key in [variant] (accuracy, memory_gb, profile GPU)");
+                     "unknown key in [variant] (accuracy, memory_gb, kv_kb_per_token, "
+                     "profile GPU)");
                 goto out;
             }
         } else if (sec == SEC_ARRIVALS) {
@@ -534,6 +564,15 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
             } else if (!strcmp(key, "output_tokens")) {
                 if (get_dist(&c, val, &sc->out_tokens))
                     goto out;
+            } else if (!strcmp(key, "prefix_block_tokens")) {
+                if (scn_get_int(&c, val, 1, 1 << 20, &sc->prefix_block_tokens))
+                    goto out;
+            } else if (!strcmp(key, "prefix_groups")) {
+                if (scn_get_int(&c, val, 1, 1 << 20, &sc->prefix_groups))
+                    goto out;
+            } else if (!strcmp(key, "prefix_tokens")) {
+                if (scn_get_num(&c, val, 0, 1e7, &sc->prefix_tokens))
+                    goto out;
             } else if (!strcmp(key, "trace")) {
                 /* relative to the scenario file's directory */
                 const char *slash = strrchr(file, '/');
@@ -568,7 +607,8 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 scn_fail(err, file, lineno, key,
                      "unknown key in [arrivals] (process, rate, load, load_variant, rates, "
                      "load_rates, dwell_s, amplitude, period_s, input_tokens, output_tokens, "
-                     "trace, format, speedup, train_share, warmup_passes)");
+                     "trace, format, speedup, train_share, warmup_passes, "
+                     "prefix_block_tokens, prefix_groups, prefix_tokens)");
                 goto out;
             }
         } else if (sec == SEC_LEARNING) {
@@ -744,6 +784,41 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     }
     if (!(sc->load_variant >= 0 && (sc->load_variant < sc->n_var)))
         sc->load_variant = 0;
+    if (sc->kv) {
+        /* every loaded variant needs its KV size, every GPU type room for
+           its weights and some cache */
+        uint32_t loaded = 0;
+        for (int g = 0; g < sc->n_gpu; g++)
+            loaded |= sc->gpu[g].load_mask;
+        for (int vi = 0; vi < sc->n_var; vi++)
+            if ((loaded >> vi & 1) && !(sc->var[vi].kv_kb_per_token > 0)) {
+                scn_fail(err, file, var_line[vi], "kv_kb_per_token",
+                     "variant %s has none, but another variant has (the KV model needs it "
+                     "for every loaded variant)", sc->var[vi].name);
+                goto out;
+            }
+        for (int g = 0; g < sc->n_gpu; g++) {
+            double w = 0;
+            for (int vi = 0; vi < sc->n_var; vi++)
+                if (sc->gpu[g].load_mask >> vi & 1)
+                    w += sc->var[vi].memory_gb;
+            if (sc->gpu[g].memory_gb * sc->gpu[g].memory_utilization - w <= 0) {
+                scn_fail(err, file, gpu_line[g], "memory_gb",
+                     "gpu %s: %g GB x memory_utilization %g leaves no room for the KV cache "
+                     "beside %g GB of weights", sc->gpu[g].name, sc->gpu[g].memory_gb,
+                     sc->gpu[g].memory_utilization, w);
+                goto out;
+            }
+        }
+    }
+    if (sc->prefix_groups && sc->process == SIM_ARR_TRACE) {
+        scn_fail(err, file, pl, "prefix_groups", "a trace brings its own prefixes (hash_ids)");
+        goto out;
+    }
+    if (sc->prefix_groups && !sc->kv) {
+        scn_fail(err, file, pl, "prefix_groups", "needs the KV model (kv_kb_per_token)");
+        goto out;
+    }
     rc = sim_scenario_finish(sc, err);
 out:
     free(buf);
@@ -796,8 +871,10 @@ int sim_scenario_load(const char *path, sim_scenario *sc, sim_err *err)
 void sim_scenario_free(sim_scenario *sc)
 {
     free(sc->trace);
+    free(sc->hash_pool);
     sc->trace = NULL;
-    sc->n_trace = 0;
+    sc->hash_pool = NULL;
+    sc->n_trace = sc->n_hash_pool = 0;
 }
 
 /* mean solo service time (ms) of a request of variant v on gpu g */
@@ -808,14 +885,68 @@ static double mean_service_ms(const sim_scenario *sc, int v, int g, double in, d
            out * p->tpot_ms * (1 + p->growth * (sc->gpu[g].slots - 1));
 }
 
+/* row.n_shared for the rows [lo, hi) of a part: its ids up to the last
+   one that occurs twice or more in the part */
+static int mark_shared(sim_scenario *sc, size_t lo, size_t hi)
+{
+    size_t n = 0;
+    for (size_t i = lo; i < hi; i++)
+        n += sc->trace[i].n_hash;
+    size_t size = 16;
+    while (size < 2 * n)
+        size <<= 1;
+    uint64_t *key = malloc(size * sizeof *key);
+    uint32_t *cnt = calloc(size, sizeof *cnt);
+    if (!key || !cnt) {
+        free(key);
+        free(cnt);
+        return -1;
+    }
+    for (size_t i = lo; i < hi; i++)
+        for (uint32_t k = 0; k < sc->trace[i].n_hash; k++) {
+            uint64_t id = sc->hash_pool[sc->trace[i].hash_off + k];
+            size_t h = (size_t)((id * 0x9e3779b97f4a7c15ull) >> 17) & (size - 1);
+            while (cnt[h] && key[h] != id)
+                h = (h + 1) & (size - 1);
+            key[h] = id;
+            cnt[h]++;
+        }
+    for (size_t i = lo; i < hi; i++) {
+        sim_trace_row *r = &sc->trace[i];
+        r->n_shared = 0;
+        for (uint32_t k = 0; k < r->n_hash; k++) {
+            uint64_t id = sc->hash_pool[r->hash_off + k];
+            size_t h = (size_t)((id * 0x9e3779b97f4a7c15ull) >> 17) & (size - 1);
+            while (key[h] != id)
+                h = (h + 1) & (size - 1);
+            if (cnt[h] > 1)
+                r->n_shared = k + 1;
+        }
+    }
+    free(key);
+    free(cnt);
+    return 0;
+}
+
 int sim_scenario_finish(sim_scenario *sc, sim_err *err)
 {
     if (sc->is_edge)
         return 0; /* scn_edge_finish did it */
     double in = sim_dist_mean(&sc->in_tokens), out = sim_dist_mean(&sc->out_tokens);
+    if (sc->prefix_groups)
+        in += sc->prefix_tokens;
     if (sc->process == SIM_ARR_TRACE) {
-        if (sim_trace_load(sc->trace_path, sc->trace_format, &sc->trace, &sc->n_trace, err))
+        /* the prefix hashes only for the KV model: without it, nothing changes */
+        if (sim_trace_load_hashes(sc->trace_path, sc->trace_format, &sc->trace, &sc->n_trace,
+                                  sc->kv ? &sc->hash_pool : NULL, &sc->n_hash_pool, err))
             return -1;
+        if (sc->hash_pool) {
+            /* the split of arr_trace.c's trace_init */
+            size_t split = (size_t)((double)sc->n_trace * sc->train_share);
+            split = split < 1 ? 1 : split >= sc->n_trace ? sc->n_trace - 1 : split;
+            if (mark_shared(sc, 0, split) || mark_shared(sc, split, sc->n_trace))
+                return scn_fail(err, sc->trace_path, 0, "file", "out of memory");
+        }
         double si = 0, so = 0;
         for (size_t i = 0; i < sc->n_trace; i++)
             si += sc->trace[i].in, so += sc->trace[i].out;
@@ -922,9 +1053,64 @@ static int json_num(const char *line, const char *key, double *out)
     return 0;
 }
 
+/* "hash_ids": [1, 2, 3] of a Mooncake line, appended to *pool: the count,
+   or -1 (malformed; absent is 0) */
+static long json_ids(const char *line, uint64_t **pool, size_t *n, size_t *cap)
+{
+    const char *p = strstr(line, "\"hash_ids\"");
+    if (!p)
+        return 0;
+    p += strlen("\"hash_ids\"");
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p++ != ':')
+        return -1;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p++ != '[')
+        return -1;
+    long k = 0;
+    for (;;) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == ']')
+            return k;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || errno)
+            return -1;
+        if (*n == *cap) {
+            size_t nc = *cap ? 2 * *cap : 4096;
+            uint64_t *np = realloc(*pool, nc * sizeof *np);
+            if (!np)
+                return -1;
+            *pool = np;
+            *cap = nc;
+        }
+        (*pool)[(*n)++] = v;
+        k++;
+        p = end;
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == ',')
+            p++;
+        else if (*p != ']')
+            return -1;
+    }
+}
+
 int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_t *n_out,
                    sim_err *err)
 {
+    return sim_trace_load_hashes(path, format, rows_out, n_out, NULL, NULL, err);
+}
+
+int sim_trace_load_hashes(const char *path, int format, sim_trace_row **rows_out, size_t *n_out,
+                          uint64_t **pool_out, size_t *n_pool_out, sim_err *err)
+{
+    uint64_t *pool = NULL;
+    size_t n_pool = 0, pool_cap = 0;
     FILE *f = fopen(path, "r");
     if (!f)
         return scn_fail(err, path, 0, "file", "cannot open: %s", strerror(errno));
@@ -969,6 +1155,16 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
                 goto out;
             }
             r.t /= 1000.0; /* ms */
+            r.hash_off = (uint32_t)n_pool;
+            r.n_hash = r.n_shared = 0;
+            if (pool_out) {
+                long k = json_ids(s, &pool, &n_pool, &pool_cap);
+                if (k < 0 || n_pool > UINT32_MAX) {
+                    scn_fail(err, path, lineno, "hash_ids", "not a list of whole numbers");
+                    goto out;
+                }
+                r.n_hash = (uint32_t)k;
+            }
         } else {
             char *f3[4];
             int k = 0;
@@ -1021,6 +1217,8 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
                 goto out;
             }
         }
+        if (format != SIM_TRACE_MOONCAKE)
+            r.hash_off = r.n_hash = r.n_shared = 0;
         if (r.in < 0 || r.out < 0) {
             /* the column as the format names it */
             static const char *const col[3][2] = {{"ContextTokens", "GeneratedTokens"},
@@ -1075,9 +1273,15 @@ int sim_trace_load(const char *path, int format, sim_trace_row **rows_out, size_
     }
     *rows_out = rows;
     *n_out = n;
+    if (pool_out) {
+        *pool_out = pool;
+        *n_pool_out = n_pool;
+        pool = NULL;
+    }
     rows = NULL;
     rc = 0;
 out:
+    free(pool);
     free(rows);
     free(line);
     fclose(f);

@@ -43,21 +43,29 @@ typedef struct {
     char name[SIM_NAME];
     int count, slots;
     double memory_gb;
+    double memory_utilization; /* KV model: the share of memory_gb vLLM may use (0.9) */
     uint32_t load_mask; /* variants loaded on each server of this type */
 } sim_gpu;
 
 typedef struct {
     char name[SIM_NAME];
     double accuracy, memory_gb;
+    double kv_kb_per_token; /* KV model: KV-cache kilobytes one token takes (0: none) */
     sim_profile prof[SIM_MAX_GPU];
 } sim_variant;
 
 enum { SIM_ARR_POISSON, SIM_ARR_MMPP, SIM_ARR_DIURNAL, SIM_ARR_TRACE };
 enum { SIM_TRACE_AZURE, SIM_TRACE_MOONCAKE, SIM_TRACE_CSV };
 
-/* one request of a trace (times in seconds from the trace's start) */
+/* one request of a trace (times in seconds from the trace's start); its
+   prefix block hashes (Mooncake's hash_ids) are hash_pool[hash_off ..
+   hash_off + n_hash) of the scenario (n_hash = 0: none) */
 typedef struct {
     double t, in, out;
+    uint32_t hash_off, n_hash;
+    uint32_t n_shared; /* KV model: its ids up to the last one that another row of
+                          its part (warm-up or evaluation) has too; the rest can
+                          never be a cache hit (sim_scenario_finish) */
 } sim_trace_row;
 
 
@@ -147,9 +155,21 @@ typedef struct {
     char incumbent[48];
     int inc_resolved, inc_kind, inc_variant;
     char inc_name[48];
+    /* the KV-cache model (dlsched-sim(1), KV CACHE): on when a variant has
+       kv_kb_per_token; servers admit a request when its blocks fit, keep
+       an LRU prefix cache, and policies see scraped signals */
+    int kv;
+    int kv_block_tokens;         /* tokens per KV block (16) */
+    int prefix_block_tokens;     /* tokens per prefix hash block (512, Mooncake's) */
+    double scrape_ms;            /* staleness of the waiting/running/KV signals (50) */
+    int prefix_groups;           /* shared-prefix workload: groups (0: none) */
+    double prefix_tokens;        /* ... and the length of each group's system prompt */
+    double gw_weights[4];        /* gateway: queue, kv, prefix, no-hit LRU (2 2 3 2) */
     /* filled by sim_scenario_finish() */
     sim_trace_row *trace;
     size_t n_trace;
+    uint64_t *hash_pool;         /* the trace's prefix block hashes */
+    size_t n_hash_pool;
     double capacity;             /* req/s the cluster serves with load_variant */
     double mean_in, mean_out;    /* mean input and output tokens per request */
     int n_servers;
@@ -170,11 +190,16 @@ void sim_scenario_free(sim_scenario *sc);
 /* loads the trace (if any), derives capacity and rates; called by load/parse */
 int sim_scenario_finish(sim_scenario *sc, sim_err *err);
 int sim_trace_load(const char *path, int format, sim_trace_row **rows, size_t *n, sim_err *err);
+/* the same, and (pool not NULL, format mooncake) the rows' hash_ids into
+   *pool (*n_pool of them; the caller frees) */
+int sim_trace_load_hashes(const char *path, int format, sim_trace_row **rows, size_t *n,
+                          uint64_t **pool, size_t *n_pool, sim_err *err);
 double sim_dist_mean(const sim_dist *d);
 
 /* ---- policies ---- */
 enum {
     SIM_POL_RANDOM, SIM_POL_RR, SIM_POL_JSQ, SIM_POL_LWL, SIM_POL_P2C, SIM_POL_SED,
+    SIM_POL_FEWEST_WAITING, SIM_POL_LEAST_KV, SIM_POL_GATEWAY, /* the KV model's */
     SIM_POL_GREEDY, SIM_POL_QTABLE, SIM_POL_DQN, SIM_POL_COUNT
 };
 extern const char *const sim_policy_names[SIM_POL_COUNT];
@@ -210,6 +235,11 @@ typedef struct {
     uint64_t n, met, submitted;
     double duration_s;
     double p50_ms, p95_ms, p99_ms, mean_ms;
+    double ttft_p90_ms, e2e_p90_ms; /* time to the first token (prefill end), end to end */
+    double prefix_hit_rate;         /* KV model: prompt tokens served from the prefix cache */
+    uint64_t events;                /* events handled (arrivals, prefill ends, decode
+                                       completions; not superseded heap entries),
+                                       the evaluation's */
     double slo_attainment, goodput, weighted_goodput, mean_accuracy;
     double util[SIM_MAX_GPU];
     double decision_ns;
@@ -251,6 +281,10 @@ typedef struct {
     void (*on_complete)(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
                         int variant);
     void *user;
+    /* test hook: the KV model keeps every prompt block as its own cache
+       entry (by default a request's blocks that can never be hit are one
+       entry, with the same results) */
+    int kv_exact;
 } sim_options;
 
 /* Runs one policy on the scenario: learned policies train on the warm-up
@@ -314,6 +348,12 @@ int sim_edge_write_plots(const char *dir, const sim_scenario *sc, const sim_resu
 #define SIM_GENERATE_LEN 16384
 /* the same for an edge scenario (--random-edge): name ge<seed>-<index>-... */
 int sim_generate_edge(uint64_t seed, unsigned index, char *buf, size_t len, sim_err *err);
+/* the same for gateway cases (the KV model: one model on a pool of one to
+   three GPU types, the gateway as the incumbent, a Mooncake replay or a
+   shared-prefix workload), named gw<seed>-<index>-...: a stream of their
+   own, so that sim_generate's texts do not change */
+int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, char *buf,
+                         size_t len, sim_err *err);
 int sim_generate(uint64_t seed, unsigned index, const char *trace_dir, char *buf, size_t len,
                  sim_err *err);
 

@@ -1,9 +1,10 @@
 /* fuzz_scenario.c - libFuzzer harness for dlsched-sim's scenario files: any
  * text must parse or give an error naming the file, never crash, hang or
  * leak; a scenario that parses (and is small enough) is simulated with a
- * heuristic and with greedy (an edge scenario: with its three heuristics),
- * and every request must complete exactly once (sim_run_policy reports a
- * run where submitted != completed as an error).
+ * heuristic and with greedy, and every request must complete exactly once
+ * (sim_run_policy reports a run where submitted != completed as an error);
+ * with the KV model, the gateway and least-kv too; an edge scenario with its
+ * three heuristics.
  * Built by `make fuzz`. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,10 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sim_options opt = {.quiet = 1, .scale = 300.0 / expect};
         if (opt.scale > 1)
             opt.scale = 1;
-        static const char *const pols[] = {"greedy", "jsq", "lwl"};
-        /* an edge scenario: its three heuristics */
+        /* with the KV model, its policies too; an edge scenario: its three
+           heuristics */
+        static const char *const pols[] = {"greedy", "jsq", "lwl", "gateway", "least-kv"};
         static const char *const epols[] = {"deadline", "worst-case", "scene-rules"};
-        for (size_t i = 0; i < sizeof pols / sizeof pols[0]; i++) {
+        for (size_t i = 0; i < (sc.kv ? 5u : 3u); i++) {
             sim_policy_spec p;
             char name[64];
             if (sc.is_edge)

@@ -27,50 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "sim.h"
-
-/* ---- helpers --------------------------------------------------------------- */
-
-static const char *top_dir(void)
-{
-    const char *t = getenv("DLSCHED_TOP");
-    return t && *t ? t : ".";
-}
-
-static void parse_ok(const char *text, sim_scenario *sc)
-{
-    sim_err e = {{0}};
-    int rc = sim_scenario_parse(text, "inline.scn", sc, &e);
-    ck_assert_msg(rc == 0, "parse: %s", e.msg);
-}
-
-static sim_policy_spec policy(const sim_scenario *sc, const char *name)
-{
-    sim_policy_spec p;
-    sim_err e = {{0}};
-    ck_assert_msg(sim_policy_parse(sc, name, &p, &e) == 0, "policy %s: %s", name, e.msg);
-    return p;
-}
-
-static void run_ok(const sim_scenario *sc, const char *name, const sim_options *opt,
-                   sim_result *r)
-{
-    sim_policy_spec p = policy(sc, name);
-    sim_err e = {{0}};
-    int rc = sim_run_policy(sc, &p, opt, r, &e);
-    ck_assert_msg(rc == 0, "run %s: %s", name, e.msg);
-}
-
-/* writes text to a fresh temporary file; path receives its name */
-static void temp_file(char *path, size_t n, const char *suffix_tag, const char *text)
-{
-    snprintf(path, n, "/tmp/check_sim_%s_XXXXXX", suffix_tag);
-    int fd = mkstemp(path);
-    ck_assert_msg(fd >= 0, "mkstemp %s", path);
-    size_t len = strlen(text);
-    ck_assert_int_eq((long)write(fd, text, len), (long)len);
-    close(fd);
-}
+#include "simtest.h"
 
 /* ---- a small heterogeneous scenario -------------------------------------------
    Two GPU types, two variants, "large" only where it fits (big). */
@@ -247,22 +204,6 @@ END_TEST
      0 and 1 start, decode at n = 2 (x1.5): 0 is done at 150 ms, 1 has 100 left;
      2 waits for the slot, starts at 150: 1 and 2 at x1.5; 2 (50 tokens) is
      done at 150 + 75 = 225, when 1 has 50 left, alone: done at 275. */
-typedef struct {
-    double done[8];
-    int n;
-} done_log;
-
-static void log_done(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
-                     int variant)
-{
-    done_log *l = user;
-    (void)server;
-    (void)variant;
-    ck_assert_uint_lt(id, 8);
-    l->done[id] = done_ms - arrive_ms;
-    l->n++;
-}
-
 START_TEST(test_latency_model_by_hand)
 {
     char trace[256], text[2048];

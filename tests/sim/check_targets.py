@@ -23,6 +23,17 @@ heuristics of the same run (every other policy is a heuristic):
       over the generated scenarios per learned policy (min, median, mean,
       share above +2%), with a PNG; and a PNG of the shipped scenarios x
       seeds.
+  Gateway targets (issue 18; goodput, the KV model's scenarios):
+  G1  scenario g (llm-d's setting): the gateway's goodput >= 1.5 x
+      round-robin's (rr) on every seed;
+  G2  every learned policy's goodput >= 0.98 x the gateway's on every seed
+      of g and h and on every generated gateway case (gw<seed>-<index>-...);
+  G3  scenario h (heterogeneous pool): every learned policy's goodput >=
+      1.10 x the gateway's on every seed.
+      TTFT p90 and E2E p90 (ttft_p90_ms, e2e_p90_ms) are reported beside
+      the goodput of rr, fewest-waiting, least-kv, gateway and the learned
+      policies; the full set has g and h x seeds 1-5 and >= 10 generated
+      gateway cases of one --random-seed.
 
 Scenario and seed: a generated scenario is recognised by its name
 (g<random-seed>-<index>-..., ge<random-seed>-<index>-... for an edge one); any other scenario is a shipped one, grouped by
@@ -38,9 +49,9 @@ Options:
                the first JSON file)
   --seed N     the seed of files whose name carries none
   --no-plots   no gnuplot scripts or PNGs
-  --t1-only    exit status from T1 (and completeness) alone: T2 is still
-               checked and its misses printed, marked as not enforced (CI:
-               T2 is not met by this version; see the README)
+  --t1-only    exit status from T1, G1, G2 (and completeness) alone: T2 and
+               G3 are still checked and their misses printed, marked as not
+               enforced (CI: they are not met by this version; see the README)
 
 Writes DIR/summary.json and DIR/plots/{targets-shipped,targets-generated}
 .{dat,gp,png} (the PNGs when gnuplot is installed; without it a note is
@@ -58,7 +69,7 @@ import subprocess
 import sys
 
 LEARNED = ("qtable", "dqn")
-SHIPPED = "abcdef"           # the shipped scenarios of the full set
+SHIPPED = "abcdefgh"         # the shipped scenarios of the full set
 SEEDS = (1, 2, 3, 4, 5)      # the seeds of the full set
 MIN_GENERATED = 30           # generated cluster scenarios in the full set
 MIN_GENERATED_EDGE = 16      # generated edge scenarios in the full set
@@ -73,8 +84,15 @@ T4_SCENARIO = "f"
 T4_BASE = "deadline"         # f: learned / this heuristic, every seed
 T4_RATIO = 1.08
 
+G1_RATIO = 1.5               # g: gateway / rr goodput
+G2_RATIO = 0.98              # learned / gateway goodput on g, h and gw cases
+G3_RATIO = 1.10              # h: learned / gateway goodput
+MIN_GATEWAY_GENERATED = 10   # generated gateway cases in the full set
+GATEWAY_SHOWN = ("rr", "fewest-waiting", "least-kv", "gateway") + LEARNED
+
 SUMMARY_KIND = "check_targets summary"
 GEN_RE = re.compile(r"^g(e?)(\d+)-(\d+)-")
+GW_RE = re.compile(r"^gw(\d+)-(\d+)-")
 SEED_RE = re.compile(r"-s(\d+)\.json$")
 
 
@@ -167,6 +185,28 @@ def evaluate(sc):
                                                          inc_name, 100 * inc["slo_attainment"],
                                                          100 * (inc["slo_attainment"] - T1_SLO)))
     return row
+
+
+def gateway_eval(sc):
+    """The gateway comparisons of one run (None without a gateway policy)."""
+    pols = {p["name"]: p for p in sc["policies"]}
+    gw = pols.get("gateway")
+    if gw is None:
+        return None
+
+    def ratio(a, b):
+        return a / b if b > 0 else (1.0 if a == 0 else float("inf"))
+    rr = pols.get("rr")
+    return {
+        "goodput": gw["goodput"],
+        "rr": rr["goodput"] if rr else None,
+        "vs_rr": ratio(gw["goodput"], rr["goodput"]) if rr else None,
+        "learned": {n: ratio(pols[n]["goodput"], gw["goodput"]) for n in LEARNED if n in pols},
+        "policies": {n: {"goodput": pols[n]["goodput"],
+                         "ttft_p90_ms": pols[n].get("ttft_p90_ms", float("nan")),
+                         "e2e_p90_ms": pols[n].get("e2e_p90_ms", float("nan"))}
+                     for n in GATEWAY_SHOWN if n in pols},
+    }
 
 
 def cell_wg(d):
@@ -376,7 +416,13 @@ def main(argv):
             r["seed"] = seed
             r["json"] = path
             m = GEN_RE.match(sc["scenario"])
-            if m:
+            mg = GW_RE.match(sc["scenario"])
+            r["gateway"] = gateway_eval(sc)
+            if mg:
+                r["kind"] = "gateway-generated"
+                r["random_seed"] = int(mg.group(1))
+                r["index"] = int(mg.group(2))
+            elif m:
                 r["kind"] = "generated"
                 r["random_seed"] = int(m.group(2))
                 r["index"] = int(m.group(3))
@@ -406,8 +452,10 @@ def main(argv):
                      key=lambda r: (r["group"], seed_key(r["seed"]), r["scenario"]))
     generated = sorted((r for r in rows if r["kind"] == "generated"),
                        key=lambda r: (r["edge"], r["random_seed"], r["index"]))
+    gw_generated = sorted((r for r in rows if r["kind"] == "gateway-generated"),
+                          key=lambda r: (r["random_seed"], r["index"]))
 
-    for r in shipped + generated:
+    for r in shipped + generated + gw_generated:
         where = "%s seed %s" % (r["scenario"], seed_label(r["seed"])) if r["kind"] == "shipped" \
             else r["scenario"]
         if not r["learned"]:
@@ -438,6 +486,35 @@ def main(argv):
         if n_edge < MIN_GENERATED_EDGE:
             misses.append("incomplete: %d generated edge scenarios, want >= %d" % (
                 n_edge, MIN_GENERATED_EDGE))
+        if len(generated) < MIN_GENERATED:
+            misses.append("incomplete: %d generated scenarios, want >= %d" % (len(generated),
+                                                                              MIN_GENERATED))
+        if len(gw_generated) < MIN_GATEWAY_GENERATED:
+            misses.append("incomplete: %d generated gateway cases, want >= %d" % (
+                len(gw_generated), MIN_GATEWAY_GENERATED))
+
+    # G1-G3: the gateway targets (goodput)
+    gw_rows = [r for r in shipped if r["group"] in ("g", "h")] + gw_generated
+    for r in gw_rows:
+        where = "%s seed %s" % (r["scenario"], seed_label(r["seed"])) \
+            if r["kind"] == "shipped" else r["scenario"]
+        g = r["gateway"]
+        if g is None:
+            misses.append("G %s: no gateway policy in the run" % where)
+            continue
+        if r["kind"] == "shipped" and r["group"] == "g":
+            if g["rr"] is None:
+                misses.append("G1 %s: no rr in the run" % where)
+            elif not g["vs_rr"] >= G1_RATIO:
+                misses.append("G1 %s: gateway %s over rr (%.4g vs %.4g req/s; target >= %s)" % (
+                    where, pct(g["vs_rr"]), g["goodput"], g["rr"], pct(G1_RATIO)))
+        for n, x in g["learned"].items():
+            if not x >= G2_RATIO:
+                misses.append("G2 %s: %s %s vs the gateway (target >= %s)" % (
+                    where, n, pct(x), pct(G2_RATIO)))
+            if r["kind"] == "shipped" and r["group"] == "h" and not x >= G3_RATIO:
+                misses.append("G3 %s: %s %s over the gateway (target >= %s)" % (
+                    where, n, pct(x), pct(G3_RATIO)))
 
     # T2: scenario b, per seed and mean over the seeds
     t2 = {}
@@ -557,6 +634,29 @@ def main(argv):
                       "%.0f%%" % (100 * d["share_above"]), d["t1_misses"]] for n, d in t3.items()]))
         print()
 
+    if gw_rows:
+        print("### Gateway targets: goodput (req/s), TTFT p90 / E2E p90 (s)\n")
+        print("G1 (g): gateway >= %s over rr; G2: learned >= %s of the gateway (g, h, gw "
+              "cases); G3 (h): learned >= %s over the gateway.\n" % (
+                  pct(G1_RATIO), pct(G2_RATIO), pct(G3_RATIO)))
+        head = ["scenario", "seed"] + [n for n in GATEWAY_SHOWN] + ["gateway vs rr"] + \
+            ["%s vs gateway" % n for n in names]
+        trows = []
+        for r in gw_rows:
+            g = r["gateway"]
+            if g is None:
+                continue
+            cells = [r["scenario"], seed_label(r["seed"]) if r["kind"] == "shipped" else "-"]
+            for n in GATEWAY_SHOWN:
+                p = g["policies"].get(n)
+                cells.append("-" if p is None else "%.3g (%.1f / %.1f)" % (
+                    p["goodput"], p["ttft_p90_ms"] / 1000, p["e2e_p90_ms"] / 1000))
+            cells.append(pct(g["vs_rr"]) if g["rr"] else "-")
+            cells += [pct(g["learned"][n]) if n in g["learned"] else "-" for n in names]
+            trows.append(cells)
+        print(table(head, trows))
+        print()
+
     notes = []
     if not no_plots and (shipped or generated):
         notes = write_plots(os.path.join(out, "plots"), shipped, generated, names)
@@ -575,6 +675,9 @@ def main(argv):
         "t4": t4,
         "generated": generated,
         "generated_distribution": t3,
+        "gateway_generated": gw_generated,
+        "gateway_targets": {"g1_ratio": G1_RATIO, "g2_ratio": G2_RATIO, "g3_ratio": G3_RATIO,
+                            "min_gateway_generated": MIN_GATEWAY_GENERATED},
         "misses": misses,
         "ok": not misses,
     }
@@ -589,13 +692,14 @@ def main(argv):
     if misses:
         print("\n### Misses (%d)\n" % len(misses))
         for m in misses:
-            print("- " + m + (" (not enforced: --t1-only)" if t1_only and m.startswith("T2 ")
-                              else ""))
-        enforced = [m for m in misses if not (t1_only and m.startswith("T2 "))]
+            print("- " + m + (" (not enforced: --t1-only)"
+                              if t1_only and m.startswith(("T2 ", "G3 ")) else ""))
+        enforced = [m for m in misses if not (t1_only and m.startswith(("T2 ", "G3 ")))]
         if enforced:
             return 1
-        print("\nT1 met (%d shipped runs, %d generated); T2 missed, not enforced (--t1-only)"
-              % (len(shipped), len(generated)))
+        print("\nT1 (G1, G2) met (%d shipped runs, %d generated, %d gateway cases); T2/G3 "
+              "missed, not enforced (--t1-only)" % (len(shipped), len(generated),
+                                                     len(gw_generated)))
         return 0
     print("\nall targets met (%d shipped runs, %d generated)" % (len(shipped), len(generated)))
     return 0
