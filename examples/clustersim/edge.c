@@ -965,22 +965,6 @@ static void run_free(erun *r)
     free(r);
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct(const float *v, size_t n, double q)
-{
-    if (!n)
-        return 0;
-    double pos = q * (double)(n - 1);
-    size_t i = (size_t)pos;
-    double f = pos - (double)i;
-    return i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[i];
-}
-
 static void guard_stats(const erun *r, sim_result *out, int eval)
 {
     dlsched_stats_t gs;
@@ -1088,10 +1072,10 @@ int sim_edge_run(const sim_scenario *sc, const sim_policy_spec *p, const sim_opt
         sum += r->lat[k];
     out->mean_ms = r->nlat ? sum / (double)r->nlat : 0;
     if (r->nlat)
-        qsort(r->lat, r->nlat, sizeof *r->lat, cmp_float);
-    out->p50_ms = pct(r->lat, r->nlat, 0.50);
-    out->p95_ms = pct(r->lat, r->nlat, 0.95);
-    out->p99_ms = pct(r->lat, r->nlat, 0.99);
+        qsort(r->lat, r->nlat, sizeof *r->lat, sim_cmp_float);
+    out->p50_ms = sim_pct(r->lat, r->nlat, 0.50);
+    out->p95_ms = sim_pct(r->lat, r->nlat, 0.95);
+    out->p99_ms = sim_pct(r->lat, r->nlat, 0.99);
     size_t nw = (size_t)ceil(dur / sc->window_s);
     if (nw > r->nwin)
         nw = r->nwin;

@@ -406,13 +406,13 @@ static void run_free(sim_run *s)
     dlsched_agent_free(s->agent);
 }
 
-static int cmp_float(const void *a, const void *b)
+int sim_cmp_float(const void *a, const void *b)
 {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-static double pct(const float *v, size_t n, double q)
+double sim_pct(const float *v, size_t n, double q)
 {
     if (!n)
         return 0;
@@ -422,7 +422,7 @@ static double pct(const float *v, size_t n, double q)
     return i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[i];
 }
 
-/* pct() of an unsorted array without sorting it: quickselect puts the
+/* sim_pct() of an unsorted array without sorting it: quickselect puts the
    element of rank i in place (smaller before, larger after); the next rank
    is the least of those after */
 static double pct_select(float *v, size_t n, double q)
@@ -620,11 +620,11 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
         sum += s->lat[i];
     out->mean_ms = s->nlat ? sum / (double)s->nlat : 0;
     if (s->nlat) /* qsort's array may not be NULL, even when empty */
-        qsort(s->lat, s->nlat, sizeof *s->lat, cmp_float);
-    out->p50_ms = pct(s->lat, s->nlat, 0.50);
-    out->p95_ms = pct(s->lat, s->nlat, 0.95);
-    out->p99_ms = pct(s->lat, s->nlat, 0.99);
-    out->e2e_p90_ms = pct(s->lat, s->nlat, 0.90);
+        qsort(s->lat, s->nlat, sizeof *s->lat, sim_cmp_float);
+    out->p50_ms = sim_pct(s->lat, s->nlat, 0.50);
+    out->p95_ms = sim_pct(s->lat, s->nlat, 0.95);
+    out->p99_ms = sim_pct(s->lat, s->nlat, 0.99);
+    out->e2e_p90_ms = sim_pct(s->lat, s->nlat, 0.90);
     out->ttft_p90_ms = pct_select(s->ttft, s->nttft, 0.90);
     out->prefix_hit_rate =
         s->prompt_tokens ? (double)s->hit_tokens / (double)s->prompt_tokens : 0;

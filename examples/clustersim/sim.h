@@ -311,6 +311,10 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
 int sim_write_plots(const char *dir, const sim_scenario *sc, const sim_result *r, size_t n,
                     int run_gnuplot, char *msg, size_t msg_len);
 
+/* ---- engine.c's helpers (also for edge.c) ---- */
+int sim_cmp_float(const void *a, const void *b);       /* qsort, ascending */
+double sim_pct(const float *v, size_t n, double q);    /* quantile q of sorted v */
+
 /* ---- report.c's helpers (also for edge_report.c) ---- */
 void sim_json_str(FILE *f, const char *s);
 void sim_json_num(FILE *f, double v);            /* null when not finite */
