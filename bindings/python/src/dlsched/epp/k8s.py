@@ -287,12 +287,17 @@ class KubernetesDiscovery:
         return self._current()
 
     def _publish(self) -> None:
-        with self._lock:
-            if self._pending:
-                return
-        eps = self._current()
-        stamp = [(e, tuple(sorted(e.labels.items()))) for e in eps]
+        """Call back if the endpoint list changed (labels included).
+
+        The list is computed under the callback lock, so that calls from the
+        two watch threads reach the callback in the order of the changes.
+        """
         with self._cb_lock:
+            with self._lock:
+                if self._pending:
+                    return
+            eps = self._current()
+            stamp = [(e, tuple(sorted(e.labels.items()))) for e in eps]
             if self._stopping.is_set() or self._callback is None or stamp == self._delivered:
                 return
             self._delivered = stamp
