@@ -5,8 +5,9 @@ picker so several can live in one process):
     dlsched_epp_refusals_total{status}           503 (none eligible/ready), 429 (shed)
     dlsched_epp_decisions_total{source}          learned | incumbent (the hint: gateway mix,
                                                  apprenticeship or the guard) | round-robin
-    dlsched_epp_guard_state                      the agent's guard state (0 incumbent,
-                                                 1 learned, 2 fallen back; -1 no agent)
+    dlsched_epp_guard_state                      the agent's guard state, DLSCHED_GUARD_*
+                                                 (0 off, 1 incumbent, 2 learned, 3 fallen
+                                                 back; -1 no agent)
     dlsched_epp_pick_latency_seconds             histogram of the pick itself
     dlsched_epp_tickets_total{outcome}           observed | expired | reset | untracked
     dlsched_epp_rewards_total{value}             rewards observed: 1 SLO met, 0 missed, -1 failed
@@ -29,7 +30,7 @@ class EppMetrics:
         self.decisions = Counter("dlsched_epp_decisions", "Picks by who decided", ["source"],
                                  registry=r)
         self.guard_state = Gauge("dlsched_epp_guard_state",
-                                 "Guard state: 0 incumbent, 1 learned, 2 fallen back, -1 no agent",
+                                 "Guard state: 0 off, 1 incumbent, 2 learned, 3 fallen back, -1 no agent",
                                  registry=r)
         self.latency = Histogram("dlsched_epp_pick_latency_seconds", "Time to pick an endpoint",
                                  buckets=(25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3,
