@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dlsched-epp",
                                  description="Endpoint Picker for Gateway API inference gateways "
                                              "(Envoy ext_proc), learning with dlsched")
-    src = ap.add_mutually_exclusive_group(required=True)
+    src = ap.add_mutually_exclusive_group()
     src.add_argument("--endpoints", metavar="FILE",
                      help="llm-d endpoints file (endpoints: [{name, namespace, address, port, labels}]),"
                           " reloaded when replaced")
@@ -66,7 +66,10 @@ def make_agent(args: argparse.Namespace) -> Any:
     """A new agent from --config, or the checkpoint when it exists."""
     import dlsched
     if args.checkpoint and os.path.exists(args.checkpoint):
-        agent = dlsched.Agent.load(args.checkpoint)
+        try:
+            agent = dlsched.Agent.load(args.checkpoint)
+        except Exception as e:
+            raise ValueError(f"checkpoint {args.checkpoint}: {type(e).__name__}: {e}") from e
         log.info("resumed from checkpoint %s", args.checkpoint)
     else:
         agent = dlsched.Agent(args.config or default_agent_spec(args.max_endpoints, args.seed))
@@ -83,10 +86,13 @@ def save_checkpoint(agent: Any, path: Optional[str]) -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
     if args.print_config:
         print(default_agent_spec(args.max_endpoints, args.seed))
         return 0
+    if not (args.endpoints or args.pool):
+        ap.error("one of the arguments --endpoints --pool is required")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from .discovery import DiscoveryError, FileDiscovery
     from .metrics import EppMetrics

@@ -24,7 +24,10 @@ __all__ = ["envoy_config"]
 
 def envoy_config(listen_port: int, epp_port: int, admin_port: int,
                  subset: Optional[Sequence[str]] = None, host: str = "127.0.0.1",
-                 epp_host: str = "127.0.0.1", message_timeout_s: float = 30.0) -> str:
+                 epp_host: str = "127.0.0.1", message_timeout_s: float = 30.0,
+                 ext_proc: bool = True) -> str:
+    """``ext_proc=False`` leaves the picker out (the client sets the
+    destination header itself): the "direct" path of the latency benchmark."""
     q = json.dumps  # YAML accepts JSON scalars
     set_md = ""
     if subset is not None:
@@ -36,6 +39,27 @@ def envoy_config(listen_port: int, epp_port: int, admin_port: int,
               - metadata_namespace: envoy.lb.subset_hint
                 value:
                   x-gateway-destination-endpoint-subset: {q(list(subset))}"""
+    ep = ""
+    if ext_proc:
+        ep = f"""
+          - name: envoy.filters.http.ext_proc
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
+              grpc_service:
+                envoy_grpc: {{cluster_name: epp}}
+                timeout: {message_timeout_s}s
+              failure_mode_allow: false
+              message_timeout: {message_timeout_s}s
+              processing_mode:
+                request_header_mode: SEND
+                response_header_mode: SEND
+                request_body_mode: FULL_DUPLEX_STREAMED
+                response_body_mode: FULL_DUPLEX_STREAMED
+                request_trailer_mode: SEND
+                response_trailer_mode: SEND
+              metadata_options:
+                forwarding_namespaces: {{untyped: [envoy.lb.subset_hint, envoy.lb]}}
+                receiving_namespaces: {{untyped: [envoy.lb]}}"""
     return f"""\
 admin:
   address: {{socket_address: {{address: {host}, port_value: {admin_port}}}}}
@@ -58,25 +82,7 @@ static_resources:
               routes:
               - match: {{prefix: "/"}}
                 route: {{cluster: pool, timeout: 300s}}
-          http_filters:{set_md}
-          - name: envoy.filters.http.ext_proc
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor
-              grpc_service:
-                envoy_grpc: {{cluster_name: epp}}
-                timeout: {message_timeout_s}s
-              failure_mode_allow: false
-              message_timeout: {message_timeout_s}s
-              processing_mode:
-                request_header_mode: SEND
-                response_header_mode: SEND
-                request_body_mode: FULL_DUPLEX_STREAMED
-                response_body_mode: FULL_DUPLEX_STREAMED
-                request_trailer_mode: SEND
-                response_trailer_mode: SEND
-              metadata_options:
-                forwarding_namespaces: {{untyped: [envoy.lb.subset_hint, envoy.lb]}}
-                receiving_namespaces: {{untyped: [envoy.lb]}}
+          http_filters:{set_md}{ep}
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
