@@ -99,6 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .server import serve
     from .signals import Scraper
 
+    stop = threading.Event()  # handlers first: a SIGTERM at any point after this saves and exits 0
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     agent = None
     try:
         if args.endpoints:
@@ -131,9 +134,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     discovery.start(picker.set_endpoints)
     log.info("serving ext_proc on :%d, health on :%d, metrics on :%s, policy %s",
              srv.port, srv.health_port, args.metrics_port or "off", args.policy)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.wait(args.checkpoint_interval_s if agent is not None and args.checkpoint else 3600):
         save_checkpoint(agent, args.checkpoint)
     log.info("stopping")
