@@ -168,6 +168,7 @@ class ServerModel:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small SSE writes: no 40 ms delayed-ACK stalls
     model: ServerModel
 
     def log_message(self, fmt: str, *args: object) -> None:  # quiet
