@@ -271,6 +271,8 @@ class _AioServer:
         self._server: Any = None
         self.port = 0
         self._err: Optional[BaseException] = None
+        self._grace = 0.0
+        self._stopping: Any = None
         self._t = threading.Thread(target=self._run, args=(picker, address), daemon=True,
                                    name="dlsched-epp-grpc")
         self._t.start()
@@ -292,15 +294,19 @@ class _AioServer:
                 self._err = OSError(f"cannot listen on {address}: {e}")
                 self._ready.set()
                 return
+            self._stopping = asyncio.Event()
             self._ready.set()
-            await self._server.wait_for_termination()
+            await self._stopping.wait()
+            await self._server.stop(self._grace)
 
         self._loop.run_until_complete(main())
+        self._loop.close()
 
     def stop(self, grace: float) -> None:
-        if self._server is not None and self._err is None:
-            asyncio.run_coroutine_threadsafe(self._server.stop(grace), self._loop).result(grace + 5)
-        self._t.join(grace + 5)
+        self._grace = grace
+        if self._err is None and self._t.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._t.join(grace + 10)
 
 
 def serve(picker: Picker, grpc_port: int, health_port: int, host: str = "[::]") -> "EppServer":
