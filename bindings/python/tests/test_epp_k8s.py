@@ -118,11 +118,13 @@ class FakeApi:
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (kind, path, query)
         self.streams: Dict[str, List[Stream]] = {"pods": [], "pool": []}
         self.unexpected: List[str] = []
+        self.auth: List[Optional[str]] = []  # the Authorization header of each request
         self.closing = threading.Event()
 
-    def log(self, kind: str, path: str, query: Dict[str, str]) -> None:
+    def log(self, kind: str, path: str, query: Dict[str, str], auth: Optional[str]) -> None:
         with self.cond:
             self.requests.append((kind, path, query))
+            self.auth.append(auth)
             self.cond.notify_all()
 
     def open_stream(self, kind: str, query: Dict[str, str]) -> Stream:
@@ -187,12 +189,12 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         watching = query.get("watch") == "true"
         if url.path == PODS_PATH:
-            api.log("pods", url.path, query)
+            api.log("pods", url.path, query, self.headers.get("Authorization"))
             if watching:
                 return self._stream(api.open_stream("pods", query))
             return self._json(200, api.pods)
         if url.path == GROUP_PATH:
-            api.log("pool", url.path, query)
+            api.log("pool", url.path, query, self.headers.get("Authorization"))
             if api.pool_error:
                 return self._json(api.pool_error["code"], api.pool_error)
             if watching:
@@ -203,7 +205,7 @@ class Handler(BaseHTTPRequestHandler):
                                     "metadata": {"resourceVersion": api.pool_rv},
                                     "items": items})
         if url.path == f"{GROUP_PATH}/{POOL}":
-            api.log("pool-get", url.path, query)
+            api.log("pool-get", url.path, query, self.headers.get("Authorization"))
             if api.pool_error:
                 return self._json(api.pool_error["code"], api.pool_error)
             if api.pool is None:
@@ -475,3 +477,52 @@ def test_stop_ends_the_watches_and_the_callbacks(api, started):
     assert rec.calls == [[("vllm-a", "10.1.0.1", 8000)]]
     assert not any(t.is_alive() for t in threading.enumerate()
                    if t.name.startswith("dlsched-epp-k8s"))
+
+
+def test_token_is_sent_as_bearer(api, started):
+    d, rec = started([pod("vllm-a", "10.1.0.1")], token="s3cret-token")
+    api.watch("pods", 1)
+    assert api.auth and set(api.auth) == {"Bearer s3cret-token"}
+
+
+def test_kube_config_is_used_when_not_in_a_cluster(api, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "replay",
+        "clusters": [{"name": "replay", "cluster": {"server": api.url}}],
+        "users": [{"name": "dev", "user": {"token": "kc-token"}}],
+        "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "dev"}}]}))
+    api.pool = inference_pool({"app": "vllm"}, [8000])
+    api.pods = pod_list([pod("vllm-a", "10.1.0.1")], "100")
+    d = KubernetesDiscovery(POOL, NS, kubeconfig=str(kubeconfig), backoff=0.05)
+    rec = Recorder()
+    d.start(rec)
+    try:
+        assert rec.calls == [[("vllm-a", "10.1.0.1", 8000)]]
+        assert api.auth[0] == "Bearer kc-token"
+    finally:
+        d.stop()
+    # neither a cluster nor a kube config: the error says what to give
+    with pytest.raises(DiscoveryError, match="not in a cluster.*no usable kube config.*api_url"):
+        KubernetesDiscovery(POOL, NS, kubeconfig=str(tmp_path / "missing"))
+
+
+def test_in_cluster_config_and_namespace(tmp_path, monkeypatch):
+    from kubernetes.config import incluster_config
+
+    import dlsched.epp.k8s as k8s
+    token, ca, ns = tmp_path / "token", tmp_path / "ca.crt", tmp_path / "namespace"
+    token.write_text("sa-token")
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    ns.write_text("serving\n")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.setattr(k8s, "_SA_NAMESPACE", str(ns))
+    d = KubernetesDiscovery(POOL)  # no namespace: the service account's
+    assert d.namespace == "serving" and d.where == f"InferencePool serving/{POOL}"
+    assert d._api.configuration.host == "https://10.96.0.1:443"
+    assert d._api.configuration.ssl_ca_cert == str(ca)
