@@ -172,3 +172,26 @@ def qagent_lib():
     if not LIBRARY:
         pytest.skip("libdlsched not found")
     return LIBRARY
+
+
+def test_agent_failure_serves_the_incumbent():
+    from dlsched.epp.picker import Picker
+
+    class Broken:
+        n_actions, n_features = 4, 24
+
+        def act(self, *a, **k):
+            raise RuntimeError("act failed")
+
+    class S(Scraper):
+        def set_endpoints(self, eps):
+            pass
+    sc = S()
+    p = Picker(max_endpoints=4, policy="learned", agent=Broken(), scraper=sc)
+    eps = [Endpoint(f"e{i}", "d", f"10.0.0.{i}", 80) for i in range(2)]
+    p.set_endpoints(eps)
+    sc.put(eps[0].key, ServerMetrics(9, 0, 0.5, "vllm"))
+    sc.put(eps[1].key, ServerMetrics(0, 0, 0.5, "vllm"))
+    r = p.pick({}, None, None)  # the mix: e1 (queue 0 against 9)
+    assert r.status == 200 and r.endpoints == ["10.0.0.1:80"] and r.context.source == "incumbent"
+    assert p.agent_errors == 1 and p.last_agent_error == "RuntimeError: act failed"

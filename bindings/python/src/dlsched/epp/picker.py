@@ -129,7 +129,7 @@ class Picker:
 
     def __init__(self, max_endpoints: int = 16, policy: str = "learned",
                  agent: Any = None, scraper: Optional[Scraper] = None,
-                 fallbacks: int = 2, shed_queue: float = 256.0,
+                 fallbacks: int = 0, shed_queue: float = 256.0,
                  slo_ttft_ms: float = 2000.0, slo_tpot_ms: float = 100.0,
                  stale_s: float = 1.0, seed: int = 1, weights: Optional[Dict[str, float]] = None,
                  metrics: Any = None, tail_bytes: int = 4096) -> None:
@@ -159,6 +159,8 @@ class Picker:
         self.inflight = [0] * max_endpoints
         self.last_cold = [None] * max_endpoints  # type: List[Optional[int]]
         self.synced = False
+        self.agent_errors = 0
+        self.last_agent_error = ""
         self._seq = 0
         self._rr = 0
         self._rng = random.Random(seed)
@@ -236,9 +238,14 @@ class Picker:
                 slot = -1
             cold = not any(matched[s] > 0 for s in eligible)
         if slot < 0:  # the agent decides outside the lock (it is thread-safe)
-            d = self.agent.act(feats, mask=mask, hint=incumbent)
-            slot, ticket = d.action, d.ticket
-            source = "incumbent" if (d.incumbent or d.hinted or slot == incumbent) else "learned"
+            try:
+                d = self.agent.act(feats, mask=mask, hint=incumbent)
+                slot, ticket = d.action, d.ticket
+                source = "incumbent" if (d.incumbent or d.hinted or slot == incumbent) else "learned"
+            except Exception as e:  # never fail a request on the agent: serve the incumbent's pick
+                self.agent_errors += 1
+                self.last_agent_error = f"{type(e).__name__}: {e}"
+                slot, source = incumbent, "incumbent"
         with self._lock:
             if cold:
                 self._seq += 1
