@@ -35,14 +35,14 @@ def test_bad_endpoints_file_named(tmp_path):
 def test_print_config():
     r = epp("--print-config", "--max-endpoints", "8")
     assert r.returncode == 0
-    assert "algo=dqn" in r.stdout and "n_features=48" in r.stdout and "n_actions=8" in r.stdout
+    assert "algo=dqn" in r.stdout and "n_features=64" in r.stdout and "n_actions=8" in r.stdout
 
 
 @pytest.mark.skipif(not LIBRARY, reason="libdlsched not found")
 def test_bad_config_and_checkpoint_named(tmp_path):
     p = tmp_path / "eps.yaml"
     p.write_text("endpoints: []\n")
-    r = epp("--endpoints", str(p), "--config", "algo=dqn n_features=96 n_actions=16 lr=-1")
+    r = epp("--endpoints", str(p), "--config", "algo=dqn n_features=128 n_actions=16 lr=-1")
     assert r.returncode == 2 and "lr" in r.stderr
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"not a checkpoint")

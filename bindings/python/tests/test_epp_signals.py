@@ -161,7 +161,7 @@ def test_learned_picker_respects_mask_and_subset(qagent_lib):
         p.finish(r.context, False)
     st = agent.stats()
     assert st.observed == 200
-    with pytest.raises(ValueError, match="needs 8 and 48"):
+    with pytest.raises(ValueError, match="needs 8 and 64"):
         Picker(max_endpoints=8, policy="learned", agent=agent, scraper=sc)
     agent.close()
 
@@ -178,7 +178,7 @@ def test_agent_failure_serves_the_incumbent():
     from dlsched.epp.picker import Picker
 
     class Broken:
-        n_actions, n_features = 4, 24
+        n_actions, n_features = 4, 32
 
         def act(self, *a, **k):
             raise RuntimeError("act failed")
@@ -195,3 +195,12 @@ def test_agent_failure_serves_the_incumbent():
     r = p.pick({}, None, None)  # the mix: e1 (queue 0 against 9)
     assert r.status == 200 and r.endpoints == ["10.0.0.1:80"] and r.context.source == "incumbent"
     assert p.agent_errors == 1 and p.last_agent_error == "RuntimeError: act failed"
+
+
+def test_gpu_features_from_labels():
+    from dlsched.epp.signals import gpu_features
+    assert gpu_features({"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "variant": "FP8"}) == (3.35, 8.0)
+    assert gpu_features({"gpu": "a100-sxm4-40gb"}) == (2.0, 0.0)   # A100, not A10
+    assert gpu_features({"gpu": "NVIDIA-A10G"}) == (0.6, 0.0)
+    assert gpu_features({"quantization": "awq"}) == (0.0, 4.0)
+    assert gpu_features({}) == (0.0, 0.0)

@@ -35,17 +35,17 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .discovery import Endpoint
 from .scorers import Candidate, gateway_totals, TIE_EPS
-from .signals import PrefixIndex, Scraper, SlotTable, prompt_blocks
+from .signals import PrefixIndex, Scraper, SlotTable, gpu_features, prompt_blocks
 
 __all__ = ["Picker", "PickResult", "RequestContext", "default_agent_spec", "FEATURES_PER_SLOT",
            "POLICIES"]
 
-FEATURES_PER_SLOT = 6  # waiting, running, kv usage, prefix fraction, in-flight, eligible
+FEATURES_PER_SLOT = 8  # waiting, running, kv usage, prefix fraction, in-flight, GPU TB/s, variant bits, eligible
 POLICIES = ("learned", "gateway", "round-robin")
 
 
 def default_agent_spec(max_endpoints: int, seed: int = 1) -> str:
-    """The default agent: dqn (96 continuous features for 16 slots are far
+    """The default agent: dqn (128 continuous features for 16 slots are far
     too many to bin for qtable), a small net so a training step stays well
     under a millisecond, the learner in its own thread so a pick never waits
     for training, an apprenticeship on the gateway mix, then the guard with
@@ -158,6 +158,7 @@ class Picker:
         self.prefix = PrefixIndex()
         self.inflight = [0] * max_endpoints
         self.last_cold = [None] * max_endpoints  # type: List[Optional[int]]
+        self.hw = [(0.0, 0.0)] * max_endpoints  # (GPU TB/s, variant bits) from the labels
         self.synced = False
         self.agent_errors = 0
         self.last_agent_error = ""
@@ -175,6 +176,7 @@ class Picker:
                 self.inflight[s] = 0
                 self.last_cold[s] = None
             current = [ep for ep in self.slots.slots if ep is not None]
+            self.hw = [gpu_features(ep.labels) if ep is not None else (0.0, 0.0) for ep in self.slots.slots]
             self.synced = True
         for s in vacated:
             self.prefix.forget_slot(s)
@@ -233,7 +235,8 @@ class Picker:
                     m = sig[s]
                     o = FEATURES_PER_SLOT * s
                     feats[o:o + FEATURES_PER_SLOT] = [m.waiting, m.running, m.kv_usage,
-                                                      matched[s] / nb, float(self.inflight[s]), 1.0]
+                                                      matched[s] / nb, float(self.inflight[s]),
+                                                      *self.hw[s], 1.0]
                     mask[s] = 1
                 slot = -1
             cold = not any(matched[s] > 0 for s in eligible)

@@ -39,7 +39,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 from .discovery import Endpoint
 
 __all__ = ["ServerMetrics", "parse_metrics", "Scraper", "PrefixIndex", "SlotTable",
-           "prompt_blocks", "BLOCK_CHARS", "MAX_BLOCKS"]
+           "prompt_blocks", "BLOCK_CHARS", "MAX_BLOCKS", "gpu_features", "GPU_BANDWIDTH_TBS",
+           "VARIANT_BITS"]
 
 BLOCK_CHARS = 64   # GIE prefix plugin default block size (characters)
 MAX_BLOCKS = 256   # GIE prefix plugin default maxPrefixBlocksToMatch
@@ -301,3 +302,41 @@ class SlotTable:
 
     def occupied(self) -> List[int]:
         return [i for i, ep in enumerate(self.slots) if ep is not None]
+
+
+#: HBM bandwidth in TB/s per GPU product (vendor data sheets): decode speed
+#: is bound by it, so it is the one number that ranks a model's servers
+GPU_BANDWIDTH_TBS = {"B200": 8.0, "H200": 4.8, "H100": 3.35, "H800": 3.35, "GH200": 4.0,
+                     "MI300X": 5.3, "MI250": 3.2, "A100": 2.0, "A800": 2.0, "L40S": 0.86,
+                     "L40": 0.86, "A10G": 0.6, "A10": 0.6, "L4": 0.3, "T4": 0.32, "V100": 0.9}
+#: bits per weight of a model variant label
+VARIANT_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "float16": 16, "bfloat16": 16, "fp8": 8,
+                "int8": 8, "w8a8": 8, "fp4": 4, "nvfp4": 4, "int4": 4, "awq": 4, "gptq": 4, "w4a16": 4}
+_GPU_KEYS = ("gpu", "nvidia.com/gpu.product", "gpu-type", "accelerator", "cloud.google.com/gke-accelerator")
+_VARIANT_KEYS = ("variant", "quantization", "dtype")
+
+
+def gpu_features(labels: Dict[str, str]) -> Tuple[float, float]:
+    """(HBM TB/s of the GPU named in the labels, bits per weight of the
+    variant), 0 for what the labels do not say or the tables do not know.
+    The longest product name contained in the label wins ("H100" in
+    "NVIDIA-H100-80GB-HBM3"; "A100" before "A10")."""
+    bw = 0.0
+    for k in _GPU_KEYS:
+        v = labels.get(k)
+        if v:
+            up = v.upper()
+            best = ""
+            for name in GPU_BANDWIDTH_TBS:
+                if name in up and len(name) > len(best):
+                    best = name
+            if best:
+                bw = GPU_BANDWIDTH_TBS[best]
+                break
+    bits = 0.0
+    for k in _VARIANT_KEYS:
+        v = labels.get(k)
+        if v and v.lower() in VARIANT_BITS:
+            bits = float(VARIANT_BITS[v.lower()])
+            break
+    return bw, bits
