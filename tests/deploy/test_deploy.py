@@ -303,6 +303,31 @@ def test_deployment_and_service(base):
         assert service_target(svc, port, dep) == ("epp", port)
 
 
+def test_deployment_args_parse_with_the_cli(base):
+    """The container's args through dlsched-epp's own parser: the pool, the
+    ports the probes and the Service use, a checkpoint on a writable volume."""
+    import sys
+    sys.path.insert(0, str(REPO / "bindings" / "python" / "src"))
+    try:
+        from dlsched.epp.__main__ import build_parser
+    finally:
+        sys.path.pop(0)
+    dep = base[("Deployment", EPP)]
+    epp = container(dep, "epp")
+    args = build_parser().parse_args(epp["args"])
+    assert (args.pool, args.endpoints, args.namespace) == (POOL, None, None)
+    ports = {p["name"]: p["containerPort"] for p in epp["ports"]}
+    assert (args.grpc_port, args.health_port, args.metrics_port) == (
+        ports["grpc-ext-proc"], ports["grpc-health"], ports["http-metrics"])
+    assert epp["readinessProbe"]["grpc"]["port"] == args.health_port
+    mounts = {m["mountPath"]: m["name"] for m in epp["volumeMounts"]}
+    vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    where = str(Path(args.checkpoint).parent)
+    assert where in mounts and "emptyDir" in vols[mounts[where]], \
+        f"--checkpoint {args.checkpoint}: not on a writable volume (the root file system is read-only)"
+    assert epp["securityContext"]["readOnlyRootFilesystem"] is True
+
+
 # (API group, resource, verb) of every request KubernetesDiscovery makes:
 # GET the pool, LIST+WATCH it by name, LIST+WATCH the pods by selector
 DISCOVERY_NEEDS = {(POOL_GROUP, "inferencepools", "get"), (POOL_GROUP, "inferencepools", "list"),
