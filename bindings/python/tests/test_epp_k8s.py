@@ -113,6 +113,8 @@ class FakeApi:
         self.cond = threading.Condition()
         self.pool: Optional[Dict[str, Any]] = None
         self.pool_error: Optional[Dict[str, Any]] = None  # a Status for GET/LIST pool
+        self.pods_error: Optional[Dict[str, Any]] = None  # a Status for LIST pods
+        self.pods_errors_once: List[Dict[str, Any]] = []  # Statuses for the next lists, once each
         self.pool_rv = "5"
         self.pods = pod_list([], "100")
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (kind, path, query)
@@ -190,6 +192,11 @@ class Handler(BaseHTTPRequestHandler):
         watching = query.get("watch") == "true"
         if url.path == PODS_PATH:
             api.log("pods", url.path, query, self.headers.get("Authorization"))
+            if api.pods_error:
+                return self._json(api.pods_error["code"], api.pods_error)
+            if api.pods_errors_once and not watching:
+                err = api.pods_errors_once.pop(0)
+                return self._json(err["code"], err)
             if watching:
                 return self._stream(api.open_stream("pods", query))
             return self._json(200, api.pods)
@@ -356,8 +363,16 @@ def test_gone_relists_and_watches_from_the_new_version(api, started):
     w2.send("MODIFIED", pod("vllm-c", "10.1.0.3", rv="251"))
     assert rec.wait(3) == [("vllm-b", "10.1.0.2", 8000), ("vllm-c", "10.1.0.3", 8000)]
     assert len(api.lists("pods")) == 2 and d.relists == 1
+    # expired again, and the list fails once (the server's 500): listed again
+    api.pods = pod_list([pod("vllm-c", "10.1.0.3", rv="251")], "300")
+    api.pods_errors_once.append(status(500, "InternalError", "etcdserver: request timed out"))
+    w2.send("ERROR", GONE)
+    assert rec.wait(4) == [("vllm-c", "10.1.0.3", 8000)]
+    assert api.watch("pods", 3).query["resourceVersion"] == "300"
+    assert len(api.lists("pods")) == 4 and d.relists == 2 and d.errors == 1
+    assert "pods of InferencePool" in d.last_error and "HTTP 500" in d.last_error
     d.stop()
-    assert len(rec.calls) == 3
+    assert len(rec.calls) == 4
 
 
 def test_closed_watch_resumes_from_the_last_version(api, started):
@@ -448,6 +463,16 @@ def test_start_errors_name_the_pool(api):
         discovery(api).start(Recorder())
     api.pool = {**inference_pool({"app": "vllm"}, [8000]), "spec": {"targetPorts": [{"number": 1}]}}
     with pytest.raises(DiscoveryError, match=f"{NS}/{POOL}: spec.selector.matchLabels"):
+        discovery(api).start(Recorder())
+    api.pool = inference_pool({"app": "vllm"}, [8000])
+    api.pods_error = status(403, "Forbidden", 'pods is forbidden: User "system:serviceaccount:'
+                                              'serving:default" cannot list resource "pods"')
+    with pytest.raises(DiscoveryError,
+                       match=rf"^pods of InferencePool {NS}/{POOL}: access refused \(HTTP 403\)"):
+        discovery(api).start(Recorder())
+    api.pods_error = None
+    api.pods = {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+    with pytest.raises(DiscoveryError, match=f"pods of InferencePool {NS}/{POOL}: .*not a PodList"):
         discovery(api).start(Recorder())
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -56,8 +55,7 @@ _SA_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 def _kube():
     try:
-        import kubernetes  # noqa: F401  (the `epp` extra)
-        from kubernetes import client, config, watch
+        from kubernetes import client, config, watch  # the `epp` extra
     except ImportError as e:  # pragma: no cover - exercised without the package
         raise ImportError("dlsched.epp.k8s needs the 'kubernetes' package "
                           "(pip install 'dlsched[epp]')") from e
@@ -231,7 +229,7 @@ class KubernetesDiscovery:
 
     def _explain(self, e: Exception, what: str) -> str:
         status = getattr(e, "status", None)
-        if status == 404:
+        if status == 404 and what == self.where:
             return (f"{what}: not found (is the InferencePool CRD installed "
                     f"and the pool applied in namespace {self.namespace}?)")
         if status in (401, 403):
@@ -255,8 +253,9 @@ class KubernetesDiscovery:
             doc = json.loads(resp.data)
         finally:
             resp.release_conn()
-        if not isinstance(doc, dict) or not isinstance(doc.get("items", []), list):
-            raise DiscoveryError(f"pods of {self.where}: the list is not a PodList")
+        if not isinstance(doc, dict) or doc.get("kind", "PodList") != "PodList" \
+                or not isinstance(doc.get("items") or [], list):
+            raise DiscoveryError(f"pods of {self.where}: the API server's answer is not a PodList")
         pods = {}
         for item in doc.get("items") or []:
             name = (item.get("metadata") or {}).get("name")
@@ -444,6 +443,8 @@ class KubernetesDiscovery:
             except _Relist:
                 log.info("pods of %s: watch expired (410 Gone), listing again", self.where)
                 self.relists += 1
+                with self._lock:
+                    self._pods_rv = None  # list until a list succeeds
                 self._pods_resync.set()
             except Exception as e:
                 if self._stopping.is_set():
@@ -460,6 +461,7 @@ class KubernetesDiscovery:
         delay = self.backoff
         waited = 0.0
         while True:
+            what = self.where
             try:
                 pool = self._get_pool()
                 pool_spec(pool, self.where)  # raises on a bad pool
@@ -467,6 +469,7 @@ class KubernetesDiscovery:
                 self._pool_rv = (pool.get("metadata") or {}).get("resourceVersion")
                 with self._lock:
                     sel = self._selector
+                what = f"pods of {self.where}"
                 pods, rv = self._list_pods(sel)
                 with self._lock:
                     self._pods, self._pods_rv = pods, rv
@@ -477,14 +480,14 @@ class KubernetesDiscovery:
                 raise
             except self._client.ApiException as e:
                 if e.status in (400, 401, 403, 404, 422):
-                    raise DiscoveryError(self._explain(e, self.where)) from None
+                    raise DiscoveryError(self._explain(e, what)) from None
                 err = e
             except Exception as e:
                 err = e
             if waited >= self.start_timeout or self._stopping.is_set():
-                raise DiscoveryError(self._explain(err, self.where) +
+                raise DiscoveryError(self._explain(err, what) +
                                      f" (gave up after {waited:.0f} s)") from None
-            self._error(self._explain(err, self.where))
+            self._error(self._explain(err, what))
             self._stopping.wait(delay)
             waited += delay
             delay = min(delay * 2, self.max_backoff)
