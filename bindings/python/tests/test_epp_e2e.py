@@ -90,10 +90,11 @@ def test_envoy_epp_emulators(fleet, tmp_path):
         for svc in ("liveness", "envoy.service.ext_proc.v3.ExternalProcessor"):
             assert health(health_port, svc) == health_pb2.HealthCheckResponse.SERVING
 
-        # gateway 1: the whole pool; gateway 2: the subset hint names the A100 and A10G servers
+        # gateway 1: the whole pool; gateway 2: the subset hint names the A100 and A10G servers;
+        # gateway 3: a subset with no endpoint of the pool in it
         subset = [f"{s.host}:{s.port}" for s in servers if s.model.gpu in ("A100", "A10G")]
         ports = []
-        for i, sub in enumerate((None, subset)):
+        for i, sub in enumerate((None, subset, ["127.0.0.1:1"])):
             lp, ap = free_port(), free_port()
             d = tmp_path / f"envoy{i}"
             d.mkdir()
@@ -110,7 +111,12 @@ def test_envoy_epp_emulators(fleet, tmp_path):
         sub_reqs = make_requests(40, seed=4)
         sub_res = run_load("127.0.0.1", ports[1], sub_reqs, rate=40, seed=6, workers=16)
         after = [s.model.served for s in servers]
+        none_res = run_load("127.0.0.1", ports[2], make_requests(4, seed=7), rate=20, seed=8, workers=2)
         took = time.monotonic() - t0
+        # the protocol's ImmediateResponse 503, through Envoy, on a full-duplex body
+        assert [r.status for r in none_res] == [503] * 4, none_res
+        assert all("subset hint" in r.error for r in none_res), none_res
+        assert [s.model.served for s in servers] == after
 
         bad = [r for r in res + sub_res if not (r.status == 200 and r.body_ok and r.request_ok)]
         assert not bad, bad[:3]
@@ -130,6 +136,7 @@ def test_envoy_epp_emulators(fleet, tmp_path):
                 break
             time.sleep(0.05)
         assert m["dlsched_epp_picks_total"] == n
+        assert m['dlsched_epp_refusals_total{status="503"}'] == 4
         assert m['dlsched_epp_tickets_total{outcome="observed"}'] == n
         assert sum(v for k, v in m.items() if k.startswith("dlsched_epp_decisions_total")) == n
         assert m["dlsched_epp_pick_latency_seconds_count"] == n
