@@ -62,6 +62,7 @@ def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag
            "--log-level", "WARNING"]
     if args.config and policy == "learned":
         cmd += ["--config", args.config]
+    cmd += args.epp_args.split()
     if args.epp_cpus:  # the picker on its own core(s), everything else elsewhere
         cmd = ["taskset", "-c", args.epp_cpus] + cmd
     p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -133,6 +134,7 @@ def main() -> int:
     ap.add_argument("--config", help="agent spec for the learned policy")
     ap.add_argument("--policies", default="round-robin,gateway,learned")
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--epp-args", default="", help="more dlsched-epp arguments (one string)")
     ap.add_argument("--epp-cpus", default="", help="taskset CPU list for dlsched-epp (e.g. 1); "
                     "the other processes get the remaining CPUs")
     args = ap.parse_args()
@@ -145,7 +147,7 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
     out = open(os.path.join(args.out, "bench-epp.jsonl"), "w")
     work = tempfile.mkdtemp(prefix="bench-epp-")
-    base = {"bench": "epp", "cpus": os.cpu_count(), "epp_cpus": args.epp_cpus or "shared", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    base = {"bench": "epp", "cpus": os.cpu_count(), "epp_cpus": args.epp_cpus or "shared", "epp_args": args.epp_args, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     # ---- part 1: policies on the same load
     fleet, eps = start_fleet(work, args.speed)
