@@ -200,3 +200,19 @@ def test_reset_stream_leaves_ticket_to_expire():
     p.finish = lambda ctx, complete: got.append(orig(ctx, complete))
     run(p, [headers_msg(True)])  # the stream ends with no response
     assert got == [None]
+
+
+def test_served_response_header_when_no_metadata():
+    p = make_picker(waiting=(0, 9, 9, 9), fallbacks=1)
+    resp_hdr = pb.ProcessingRequest(response_headers=pb.HttpHeaders(headers=base_pb2.HeaderMap(
+        headers=[base_pb2.HeaderValue(key=":status", raw_value=b"200"),
+                 base_pb2.HeaderValue(key="x-gateway-destination-endpoint-served",
+                                      raw_value=b"10.0.0.4:8000")])))
+    seen = []
+
+    def msgs():
+        yield headers_msg(True)
+        yield resp_hdr
+        seen.append(list(p.inflight))
+    run(p, msgs())
+    assert seen[0][0] == 0 and seen[0][3] == 1

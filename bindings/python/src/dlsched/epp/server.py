@@ -14,7 +14,8 @@ kubernetes-sigs/gateway-api-inference-extension:
   ready, 429 when the picker sheds.
 * response: the endpoint that really served is read from
   metadata_context ``envoy.lb`` / ``x-gateway-destination-endpoint-served``
-  (the proposal puts it in metadata, not in a response header).
+  (the proposal puts it in metadata; a response header of that name is
+  read when the metadata is absent).
 
 Body handling follows GIE's reference EPP (pkg/common/envoy/chunking.go):
 in FULL_DUPLEX_STREAMED mode the request body is buffered to its end, then
@@ -192,11 +193,13 @@ class StreamState:
             rh = req.response_headers
             ctx = self.ctx
             if ctx is not None:
-                served = _served(req)
+                hdrs = _headers(rh)
+                # the proposal's metadata first; a proxy that sends it as a response header instead
+                served = _served(req) or (hdrs.get(SERVED_KEY, "").split(",")[0].strip() or None)
                 if served:
                     p.served(ctx, served)
                 try:
-                    p.response_headers(ctx, int(_headers(rh).get(":status", "0")))
+                    p.response_headers(ctx, int(hdrs.get(":status", "0")))
                 except ValueError:
                     p.response_headers(ctx, 0)
                 if rh.end_of_stream:
