@@ -216,3 +216,18 @@ def test_served_response_header_when_no_metadata():
         seen.append(list(p.inflight))
     run(p, msgs())
     assert seen[0][0] == 0 and seen[0][3] == 1
+
+
+def test_body_ended_by_trailers():
+    p = make_picker(fallbacks=0)
+    body = b'{"prompt": "hello"}'
+    msgs = [headers_msg(False),
+            pb.ProcessingRequest(request_body=pb.HttpBody(body=body[:7], end_of_stream=False)),
+            pb.ProcessingRequest(request_body=pb.HttpBody(body=body[7:], end_of_stream=False)),
+            pb.ProcessingRequest(request_trailers=pb.HttpTrailers())]
+    out = run(p, msgs)
+    assert [r.WhichOneof("response") for r in out] == ["request_headers", "request_body", "request_trailers"]
+    sr = out[1].request_body.response.body_mutation.streamed_response
+    assert sr.body == body and not sr.end_of_stream  # the trailers end the stream, not the body
+    h, m = dest(out[0])
+    assert h == m and h.count(":") == 1
