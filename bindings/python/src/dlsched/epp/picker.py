@@ -182,14 +182,20 @@ class Picker:
             self.prefix.forget_slot(s)
         self.scraper.set_endpoints(current)
 
-    def ready_slots(self, now: Optional[float] = None) -> List[int]:
+    def ready_metrics(self, now: Optional[float] = None) -> Dict[int, Any]:
+        """Slot -> ServerMetrics of the endpoints scraped within stale_s
+        (one read of each, so a scrape or a removal in between cannot split
+        the check from the value)."""
         now = time.monotonic() if now is None else now
-        out = []
+        out = {}
         for s in self.slots.occupied():
             got = self.scraper.latest(self.slots.slots[s].key)  # type: ignore[union-attr]
             if got is not None and now - got[1] <= self.stale_s:
-                out.append(s)
+                out[s] = got[0]
         return out
+
+    def ready_slots(self, now: Optional[float] = None) -> List[int]:
+        return list(self.ready_metrics(now))
 
     # ---- the decision ----------------------------------------------------
     def pick(self, headers: Mapping[str, str], body: Optional[bytes],
@@ -198,7 +204,8 @@ class Picker:
         now = time.monotonic()
         blocks = prompt_blocks(request_prompt(body))
         with self._lock:
-            ready = self.ready_slots(now)
+            sig = self.ready_metrics(now)
+            ready = list(sig)
             if subset is not None:
                 allowed = {self.slots.slot_of(hp) for hp in subset}
                 eligible = [s for s in ready if s in allowed]
@@ -209,7 +216,6 @@ class Picker:
                 eligible = ready
             if not eligible:
                 return self._refuse(503, "no ready endpoint")
-            sig = {s: self.scraper.latest(self.slots.slots[s].key)[0] for s in eligible}  # type: ignore
             if all(sig[s].waiting >= self.shed_queue for s in eligible):
                 return self._refuse(429, f"every eligible endpoint has >= {self.shed_queue:g} waiting")
             matched = self.prefix.match(blocks, eligible)
