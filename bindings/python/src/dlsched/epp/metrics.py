@@ -1,0 +1,68 @@
+"""The picker's own Prometheus metrics (prometheus_client, one registry per
+picker so several can live in one process):
+
+    dlsched_epp_picks_total                      requests given an endpoint
+    dlsched_epp_refusals_total{status}           503 (none eligible/ready), 429 (shed)
+    dlsched_epp_decisions_total{source}          learned | incumbent (the hint: gateway mix,
+                                                 apprenticeship or the guard) | round-robin
+    dlsched_epp_guard_state                      the agent's guard state, DLSCHED_GUARD_*
+                                                 (0 off, 1 incumbent, 2 learned, 3 fallen
+                                                 back; -1 no agent)
+    dlsched_epp_pick_latency_seconds             histogram of the pick itself
+    dlsched_epp_tickets_total{outcome}           observed | expired | reset | untracked
+    dlsched_epp_rewards_total{value}             rewards observed: 1 SLO met, 0 missed, -1 failed
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["EppMetrics"]
+
+
+class EppMetrics:
+    def __init__(self, agent: Any = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.picks = Counter("dlsched_epp_picks", "Requests given an endpoint", registry=r)
+        self.refusals = Counter("dlsched_epp_refusals", "Requests refused by the picker",
+                                ["status"], registry=r)
+        self.decisions = Counter("dlsched_epp_decisions", "Picks by who decided", ["source"],
+                                 registry=r)
+        self.guard_state = Gauge("dlsched_epp_guard_state",
+                                 "Guard state: 0 off, 1 incumbent, 2 learned, 3 fallen back, -1 no agent",
+                                 registry=r)
+        self.latency = Histogram("dlsched_epp_pick_latency_seconds", "Time to pick an endpoint",
+                                 buckets=(25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3,
+                                          3.2e-3, 6.4e-3, 12.8e-3, 25.6e-3, 51.2e-3),
+                                 registry=r)
+        self.tickets = Counter("dlsched_epp_tickets", "Request outcomes for the agent", ["outcome"],
+                               registry=r)
+        self.rewards = Counter("dlsched_epp_rewards", "Observed rewards by value (1 SLO met, "
+                               "0 missed, -1 failed)", ["value"], registry=r)
+        self._agent = agent
+        if agent is None:
+            self.guard_state.set(-1)
+        else:
+            self.guard_state.set_function(self._guard)
+
+    def _guard(self) -> float:
+        try:
+            return float(getattr(self._agent.stats(), "guard_state", -1))
+        except Exception:
+            return -1.0
+
+    def picked(self, source: str, seconds: float) -> None:
+        self.picks.inc()
+        self.decisions.labels(source).inc()
+        self.latency.observe(seconds)
+
+    def refused(self, status: int) -> None:
+        self.refusals.labels(str(status)).inc()
+
+    def ticket(self, outcome: str) -> None:
+        self.tickets.labels(outcome).inc()
+
+    def finished(self, ctx: Any, reward: Optional[float]) -> None:
+        if reward is not None:
+            self.rewards.labels(f"{reward:g}").inc()
