@@ -344,6 +344,13 @@ PY_EPP_DEPS := grpcio grpcio-health-checking xds-protos prometheus-client kubern
 check-epp: $(PYVENV)/bin/python lib
 	$(call py_extra_tests,$(PY_EPP_DEPS),$(notdir $(wildcard bindings/python/tests/test_epp_*.py)))
 
+# deploy/: kubectl kustomize (kubectl >= 1.21 with kustomize v4+), kubernetes-validate,
+# the vendored InferencePool CRD (jsonschema), the standalone Envoy sidecar run
+# (tests/deploy/check.sh; its own venv build/deployvenv)
+.PHONY: check-deploy
+check-deploy:
+	bash tests/deploy/check.sh
+
 # bench/epp/bench_epp.py: emulated heterogeneous servers, Envoy and dlsched-epp
 # as separate processes; BENCH_EPP_ARGS=--quick for a short run
 bench-epp: $(PYVENV)/bin/python lib

@@ -131,7 +131,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as e:
         print(f"dlsched-epp: {e}", file=sys.stderr)
         return 1
-    discovery.start(picker.set_endpoints)
+    try:
+        discovery.start(picker.set_endpoints)
+    except DiscoveryError as e:  # a pool that is missing, access refused: say which
+        print(f"dlsched-epp: {e}", file=sys.stderr)
+        srv.stop(grace=0)
+        picker.scraper.stop()
+        return 2
     log.info("serving ext_proc on :%d, health on :%d, metrics on :%s, policy %s",
              srv.port, srv.health_port, args.metrics_port or "off", args.policy)
     while not stop.wait(args.checkpoint_interval_s if agent is not None and args.checkpoint else 3600):
