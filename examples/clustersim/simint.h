@@ -229,6 +229,9 @@ void sim_scrape(sim_run *s);
 void sim_gw_match(sim_run *s, const req *r, const int *cand, int nc);
 /* the gateway's pick among cand (sim_gw_match called) */
 int sim_gw_pick(sim_run *s, const int *cand, int nc);
+/* its weighted totals per candidate (tests/sim/gw_scores.c compares them
+   with the Python picker's dlsched.epp.scorers) */
+void sim_gw_totals(const sim_run *s, const int *cand, int nc, double *tot);
 /* the gateway records where r went (its index, the no-hit LRU) */
 void sim_gw_routed(sim_run *s, const req *r);
 

@@ -150,6 +150,10 @@ def test_shedding_429_only_when_all_queues_full():
     out = run(p, [headers_msg(True)])
     assert out[0].immediate_response.status.code == 429
     p = make_picker(waiting=(300, 300, 300, 10), shed_queue=256)
+    # the full three had the last cold requests: the no-hit LRU does not
+    # favour them over the fourth (llm-d ranks never-picked ones first)
+    for k, ep in enumerate(EPS[:3]):
+        p.last_cold[p.slots.slot_of(f"{ep.address}:{ep.port}")] = k + 1
     h, _ = dest(run(p, [headers_msg(True)])[0])
     assert h.startswith("10.0.0.4:8000")
 

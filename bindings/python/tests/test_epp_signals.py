@@ -192,7 +192,10 @@ def test_agent_failure_serves_the_incumbent():
     p.set_endpoints(eps)
     sc.put(eps[0].key, ServerMetrics(9, 0, 0.5, "vllm"))
     sc.put(eps[1].key, ServerMetrics(0, 0, 0.5, "vllm"))
-    r = p.pick({}, None, None)  # the mix: e1 (queue 0 against 9)
+    # e0 had the last cold request (llm-d's no-hit LRU then ranks e1 first as
+    # well): the mix picks e1 (queue 0 against 9, LRU 1 against 0)
+    p.last_cold[p.slots.slot_of("10.0.0.0:80")] = 1
+    r = p.pick({}, None, None)
     assert r.status == 200 and r.endpoints == ["10.0.0.1:80"] and r.context.source == "incumbent"
     assert p.agent_errors == 1 and p.last_agent_error == "RuntimeError: act failed"
 

@@ -221,7 +221,8 @@ class Picker:
             matched = self.prefix.match(blocks, eligible)
             cands = [Candidate(sig[s].waiting, sig[s].kv_usage, matched[s], self.last_cold[s])
                      for s in eligible]
-            totals = gateway_totals(cands, len(blocks), self.weights)
+            totals = gateway_totals(cands, len(blocks), self.weights,
+                                    [t for t in self.last_cold if t is not None])
             best = max(totals)
             tied = [i for i, t in enumerate(totals) if t >= best - TIE_EPS]
             gi = tied[0] if len(tied) == 1 else tied[self._rng.randrange(len(tied))]

@@ -28,15 +28,18 @@ prefix
     docs/proposals/0602-prefix-cache-aware-routing-proposal: chained block
     hashes, longest prefix match, score = matched / total).
 no-hit LRU
-    Only for a *cold* request (no candidate has a prefix match): the
-    candidates ordered from least to most recently picked for a cold
-    request (never picked first; equal times share the lower rank) score
-    ``1 - rank / (m - 1)`` (m candidates; 1.0 when m = 1), so cold requests
-    spread over the endpoints instead of piling on one. A warm request
-    gives every candidate the neutral 0.5. Source: llm-d's
-    ``no-hit-lru-scorer`` (llm-d-inference-scheduler,
-    pkg/plugins/scorer/no_hit_lru.go: LRU order for cache misses, neutral
-    for hits); the linear rank scale is this module's reading of it.
+    Only for a *cold* request (no candidate has a prefix match), as llm-d's
+    ``no-hit-lru-scorer`` computes it (llm-d-inference-scheduler,
+    pkg/plugins/scorer/no_hit_lru.go): of m candidates, those never picked
+    for a cold request score ``1 - i / (m - 1)`` in candidate order (i =
+    0, 1, ...); one picked before scores ``1 - (never + pos) / (m - 1)``,
+    clamped at 0, where never is the number of never-picked candidates and
+    pos its position in the scorer's LRU, which holds every endpoint ever
+    picked for a cold request (candidates or not), oldest first; 1.0 when
+    m = 1. A warm request gives every candidate the neutral 0.5. The
+    simulator's ``gateway`` (examples/clustersim/kvcache.c, sim_gw_totals)
+    computes the same; test_epp_scorers.py checks the two equal on random
+    cases.
 
 Highest weighted total wins; ties (within 1e-9) are broken uniformly at
 random with the caller's random.Random, as GIE's max-score picker does.
@@ -87,22 +90,36 @@ def prefix_scores(matched: Sequence[int], total_blocks: int) -> List[float]:
     return [min(m, total_blocks) / total_blocks for m in matched]
 
 
-def nohit_lru_scores(last_cold_pick: Sequence[Optional[int]], cold: bool) -> List[float]:
-    """Warm request: 0.5 each. Cold: 1 - rank/(m-1), least recently picked first."""
+def nohit_lru_scores(last_cold_pick: Sequence[Optional[int]], cold: bool,
+                     lru: Optional[Sequence[int]] = None) -> List[float]:
+    """Warm request: 0.5 each. Cold: llm-d's ranks (module docstring).
+
+    ``lru``: the last cold-pick sequence numbers of every endpoint the
+    scorer's LRU holds (default: the candidates' own)."""
     m = len(last_cold_pick)
     if not cold:
         return [0.5] * m
     if m == 1:
         return [1.0]
-    # never picked sorts before any sequence number
-    keys = [-1 if t is None else t for t in last_cold_pick]
-    ordered = sorted(keys)
-    return [1.0 - ordered.index(k) / (m - 1) for k in keys]
+    held = sorted(t for t in (lru if lru is not None else last_cold_pick) if t is not None)
+    never = sum(1 for t in last_cold_pick if t is None)
+    out: List[float] = []
+    i = 0
+    for t in last_cold_pick:
+        if t is None:
+            out.append(1.0 - i / (m - 1))
+            i += 1
+        else:
+            pos = sum(1 for h in held if h < t)
+            out.append(max(0.0, 1.0 - (never + pos) / (m - 1)))
+    return out
 
 
 def gateway_totals(cands: Sequence[Candidate], total_blocks: int,
-                   weights: Optional[Dict[str, float]] = None) -> List[float]:
-    """The weighted sum of the four scorers per candidate."""
+                   weights: Optional[Dict[str, float]] = None,
+                   lru: Optional[Sequence[int]] = None) -> List[float]:
+    """The weighted sum of the four scorers per candidate (``lru``: see
+    nohit_lru_scores)."""
     w = DEFAULT_WEIGHTS if weights is None else weights
     matched = [c.matched_blocks for c in cands]
     cold = not any(m > 0 for m in matched)
@@ -110,7 +127,7 @@ def gateway_totals(cands: Sequence[Candidate], total_blocks: int,
         (w.get("queue", 0.0), queue_scores([c.waiting for c in cands])),
         (w.get("kv", 0.0), kv_scores([c.kv_usage for c in cands])),
         (w.get("prefix", 0.0), prefix_scores(matched, total_blocks)),
-        (w.get("nohit_lru", 0.0), nohit_lru_scores([c.last_cold_pick for c in cands], cold)),
+        (w.get("nohit_lru", 0.0), nohit_lru_scores([c.last_cold_pick for c in cands], cold, lru)),
     )
     return [sum(wt * s[i] for wt, s in parts) for i in range(len(cands))]
 
