@@ -72,3 +72,65 @@ def test_checkpoint_resumed(tmp_path):
     assert proc.returncode == 0, rest
     assert "serving ext_proc" in lines[-1]
     assert any(f"resumed from checkpoint {ck}" in x for x in lines), lines
+
+
+@pytest.mark.skipif(not LIBRARY, reason="libdlsched not found")
+def test_checkpoint_saved_periodically(tmp_path):
+    """--checkpoint-interval-s: the agent is saved while serving, not only at
+    SIGTERM; each save is a checkpoint the library loads (same shape)."""
+    import os
+    import time
+    import dlsched
+    ck = tmp_path / "periodic.ckpt"
+    p = tmp_path / "eps.yaml"
+    p.write_text("endpoints: []\n")
+    proc = subprocess.Popen([sys.executable, "-m", "dlsched.epp", "--endpoints", str(p), "--checkpoint",
+                             str(ck), "--checkpoint-interval-s", "0.3", "--max-endpoints", "8",
+                             "--grpc-port", "0", "--health-port", "0", "--metrics-port", "0"],
+                            stderr=subprocess.PIPE, text=True, env=child_env({"DLSCHED_LIBRARY": LIBRARY}))
+    try:
+        for line in proc.stderr:
+            if "serving ext_proc" in line:
+                break
+        end = time.monotonic() + 15
+        while not ck.exists():
+            assert time.monotonic() < end, "no periodic checkpoint within 15 s"
+            time.sleep(0.05)
+        first = os.stat(ck).st_mtime_ns
+        while os.stat(ck).st_mtime_ns == first:  # a second save, while still serving
+            assert time.monotonic() < end, "one periodic checkpoint only"
+            time.sleep(0.05)
+        assert proc.poll() is None
+        with dlsched.Agent.load(str(ck)) as a:
+            assert a.n_actions == 8
+    finally:
+        proc.terminate()
+        rest = proc.communicate(timeout=20)[1]
+    assert proc.returncode == 0, rest
+
+
+def test_pool_unreachable_exits_2_naming_it(tmp_path):
+    """--pool with an API server that does not answer: exit status 2 and a
+    message naming the pool (not a traceback)."""
+    pytest.importorskip("kubernetes")
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "http://127.0.0.1:{port}"}}}}]
+users: [{{name: u, user: {{token: t}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u, namespace: llm}}}}]
+current-context: x
+""")
+    r = subprocess.run([sys.executable, "-m", "dlsched.epp", "--pool", "mypool", "--namespace", "llm",
+                        "--policy", "gateway", "--grpc-port", "0", "--health-port", "0",
+                        "--metrics-port", "0", "--discovery-timeout-s", "1"],
+                       capture_output=True, text=True, timeout=120,
+                       env=child_env({"KUBECONFIG": str(kc),
+                                      **({"DLSCHED_LIBRARY": LIBRARY} if LIBRARY else {})}))
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "mypool" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--checkpoint", metavar="PATH", help="load at start when present; save "
                                                          "periodically and at SIGTERM")
     ap.add_argument("--checkpoint-interval-s", type=float, default=60.0)
+    ap.add_argument("--discovery-timeout-s", type=float, default=30.0,
+                    help="--pool: how long to keep retrying an API server that does not answer "
+                         "at start (default 30)")
     ap.add_argument("--max-endpoints", type=int, default=16, help="action slots (16)")
     ap.add_argument("--fallbacks", type=int, default=0,
                     help="fallback endpoints after the primary (0: Envoy's ORIGINAL_DST cluster "
@@ -108,7 +111,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             discovery: Any = FileDiscovery(args.endpoints)
         else:
             from .k8s import KubernetesDiscovery  # lazily: the kubernetes client is heavy
-            discovery = KubernetesDiscovery(args.pool, namespace=args.namespace)
+            discovery = KubernetesDiscovery(args.pool, namespace=args.namespace,
+                                            start_timeout=args.discovery_timeout_s)
         if args.policy == "learned":
             agent = make_agent(args)
         metrics = EppMetrics(agent)
