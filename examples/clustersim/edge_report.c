@@ -79,14 +79,7 @@ int sim_edge_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, si
     fprintf(f, ", \"streams\": %d, \"scenes\": %d, \"power_modes\": %d, \"thermal\": %s, "
             "\"offered_rate\": ", e->n_streams, e->n_scenes, e->n_modes,
             e->thermal ? "true" : "false");
-    sim_json_num(f, sc->rate);
-    fputs(", \"capacity\": ", f);
-    sim_json_num(f, sc->capacity);
-    if (sc->inc_resolved) {
-        fputs(", \"incumbent\": ", f);
-        sim_json_str(f, sc->inc_name);
-    }
-    fputs(", \"policies\": [", f);
+    sim_json_head_tail(f, sc);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
         sim_json_str(f, r[i].name);
@@ -94,10 +87,7 @@ int sim_edge_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, si
                 "\"skipped\": %llu", (unsigned long long)r[i].n, (unsigned long long)r[i].n,
                 (unsigned long long)r[i].late, (unsigned long long)r[i].dropped,
                 (unsigned long long)r[i].skipped);
-        const struct {
-            const char *k;
-            double v;
-        } kv[] = {{"slo_attainment", r[i].slo_attainment},
+        const sim_json_kv kv[] = {{"slo_attainment", r[i].slo_attainment},
                   {"goodput", r[i].goodput},
                   {"weighted_goodput", r[i].weighted_goodput},
                   {"safety_misses", r[i].safety_misses},
@@ -111,10 +101,7 @@ int sim_edge_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, si
                   {"p99_ms", r[i].p99_ms},
                   {"decision_ns", r[i].decision_ns},
                   {"train_s", r[i].train_s}};
-        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++) {
-            fprintf(f, ", \"%s\": ", kv[k].k);
-            sim_json_num(f, kv[k].v);
-        }
+        sim_json_fields(f, kv, sizeof kv / sizeof kv[0]);
         if (r[i].n_learn)
             sim_json_guard(f, &r[i]);
         fputs(", \"actions\": {", f);

@@ -81,6 +81,26 @@ void sim_json_num(FILE *f, double v)
         fputs("null", f);
 }
 
+void sim_json_head_tail(FILE *f, const sim_scenario *sc)
+{
+    sim_json_num(f, sc->rate);
+    fputs(", \"capacity\": ", f);
+    sim_json_num(f, sc->capacity);
+    if (sc->inc_resolved) {
+        fputs(", \"incumbent\": ", f);
+        sim_json_str(f, sc->inc_name);
+    }
+    fputs(", \"policies\": [", f);
+}
+
+void sim_json_fields(FILE *f, const sim_json_kv *kv, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        fprintf(f, ", \"%s\": ", kv[k].k);
+        sim_json_num(f, kv[k].v);
+    }
+}
+
 void sim_json_guard(FILE *f, const sim_result *r)
 {
     static const char *const states[] = {"off", "incumbent", "learned", "fallen_back"};
@@ -110,31 +130,18 @@ int sim_write_json(FILE *f, const sim_scenario *sc, const sim_result *r, size_t 
     fputs(", \"file\": ", f);
     sim_json_str(f, sc->path);
     fprintf(f, ", \"servers\": %d, \"offered_rate\": ", sc->n_servers);
-    sim_json_num(f, sc->rate);
-    fputs(", \"capacity\": ", f);
-    sim_json_num(f, sc->capacity);
-    if (sc->inc_resolved) {
-        fputs(", \"incumbent\": ", f);
-        sim_json_str(f, sc->inc_name);
-    }
-    fputs(", \"policies\": [", f);
+    sim_json_head_tail(f, sc);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n  {\"name\": " : "\n  {\"name\": ", f);
         sim_json_str(f, r[i].name);
         fprintf(f, ", \"requests\": %llu", (unsigned long long)r[i].n);
-        const struct {
-            const char *k;
-            double v;
-        } kv[] = {{"slo_attainment", r[i].slo_attainment}, {"goodput", r[i].goodput},
+        const sim_json_kv kv[] = {{"slo_attainment", r[i].slo_attainment}, {"goodput", r[i].goodput},
                   {"weighted_goodput", r[i].weighted_goodput}, {"p50_ms", r[i].p50_ms},
                   {"p95_ms", r[i].p95_ms}, {"p99_ms", r[i].p99_ms},
                   {"mean_accuracy", r[i].mean_accuracy}, {"decision_ns", r[i].decision_ns},
                   {"train_s", r[i].train_s}, {"ttft_p90_ms", r[i].ttft_p90_ms},
                   {"e2e_p90_ms", r[i].e2e_p90_ms}};
-        for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++) {
-            fprintf(f, ", \"%s\": ", kv[k].k);
-            sim_json_num(f, kv[k].v);
-        }
+        sim_json_fields(f, kv, sizeof kv / sizeof kv[0]);
         if (r[i].n_learn)
             sim_json_guard(f, &r[i]);
         if (sc->kv) {

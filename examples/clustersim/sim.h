@@ -319,6 +319,15 @@ double sim_pct(const float *v, size_t n, double q);    /* quantile q of sorted v
 void sim_json_str(FILE *f, const char *s);
 void sim_json_num(FILE *f, double v);            /* null when not finite */
 void sim_json_guard(FILE *f, const sim_result *r); /* , "guard": {...} */
+/* the scenario object's end: rate, "capacity", "incumbent" when resolved,
+   and the opening of "policies" */
+void sim_json_head_tail(FILE *f, const sim_scenario *sc);
+/* , "k": v for each of n (null when not finite) */
+typedef struct {
+    const char *k;
+    double v;
+} sim_json_kv;
+void sim_json_fields(FILE *f, const sim_json_kv *kv, size_t n);
 void sim_safe_name(const char *in, char *out, size_t cap);
 /* a plot file for writing, and its close; on failure msg names it */
 FILE *sim_open_out(const char *path, char *msg, size_t msg_len);

@@ -302,14 +302,21 @@ START_TEST(test_edge_errors)
 }
 END_TEST
 
-START_TEST(test_shipped_drive)
+/* data/scenarios/f-edge-drive.scn (DLSCHED_TOP: the source tree) */
+static void load_drive(sim_scenario *sc)
 {
     char path[1024];
     const char *top = getenv("DLSCHED_TOP");
     snprintf(path, sizeof path, "%s/data/scenarios/f-edge-drive.scn", top && *top ? top : ".");
+    sim_err e = {{0}};
+    ck_assert_msg(sim_scenario_load(path, sc, &e) == 0, "%s", e.msg);
+}
+
+START_TEST(test_shipped_drive)
+{
     sim_scenario sc;
     sim_err e = {{0}};
-    ck_assert_msg(sim_scenario_load(path, &sc, &e) == 0, "%s", e.msg);
+    load_drive(&sc);
     ck_assert(sc.is_edge);
     ck_assert_int_eq(sc.edge.n_streams, 4);
     ck_assert_int_eq(sc.edge.n_scenes, 4);
@@ -326,12 +333,8 @@ END_TEST
 /* every policy sees the same frames; the same seed gives the same results */
 START_TEST(test_edge_determinism)
 {
-    char path[1024];
-    const char *top = getenv("DLSCHED_TOP");
-    snprintf(path, sizeof path, "%s/data/scenarios/f-edge-drive.scn", top && *top ? top : ".");
     sim_scenario sc;
-    sim_err e = {{0}};
-    ck_assert_msg(sim_scenario_load(path, &sc, &e) == 0, "%s", e.msg);
+    load_drive(&sc);
     sc.eval_s = 120;
     sim_result a, b, c;
     run_edge(&sc, "deadline", &a);
