@@ -132,6 +132,29 @@ def test_prefix_blocks_and_index():
     assert len(idx) == 1
 
 
+def test_prefix_match_counts_as_gie():
+    # GIE's matchLongestPrefix, worked by hand: blocks h0..h4 of one prompt;
+    # endpoint 0 holds h0, h1, h3; endpoint 1 holds h0, h2 (an LRU evicted
+    # the blocks in between); nobody holds h4. Walking h0..h3 (h4: stop),
+    # each holder of a block counts it: 0 -> h0, h1, h3 = 3; 1 -> h0, h2 = 2.
+    idx = PrefixIndex()
+    h = [101, 102, 103, 104, 105]
+    idx.add([h[0], h[1], h[3]], 0)
+    idx.add([h[0], h[2]], 1)
+    assert idx.match(h, [0, 1, 2]) == {0: 3, 1: 2, 2: 0}
+    # the walk stops at the first block nobody holds, even if later ones are held
+    idx2 = PrefixIndex()
+    idx2.add([h[1], h[2]], 0)
+    assert idx2.match(h, [0]) == {0: 0}
+    # endpoints outside the asked slots still keep the walk going (the
+    # scorer's index is over every endpoint, the candidates are a subset)
+    idx3 = PrefixIndex()
+    idx3.add([h[0], h[1]], 5)
+    idx3.add([h[0]], 0)
+    idx3.add([h[1]], 0)
+    assert idx3.match(h, [0]) == {0: 2}
+
+
 def test_learned_picker_respects_mask_and_subset(qagent_lib):
     import dlsched
     from dlsched.epp.picker import Picker, default_agent_spec

@@ -16,6 +16,14 @@
   TRT-LLM       {request_type="waiting"}    {request_type="scheduled"}       {kv_cache_block_type="fraction"}
   ============  ==========================  ===============================  ==========================
 
+  The trtllm-serve names are checked against TensorRT-LLM's own exporter
+  (tensorrt_llm/metrics/collector.py: trtllm_num_requests_waiting is the
+  engine's numQueuedRequests, trtllm_num_requests_running its
+  numActiveRequests, trtllm_kv_cache_utilization usedNumBlocks /
+  maxNumBlocks, a fraction) and the Triton ones against the TensorRT-LLM
+  backend's metrics documentation (request_type waiting / scheduled,
+  kv_cache_block_type fraction); neither server runs here.
+
   Samples of one name with different labels (one per model) are summed;
   usage takes the maximum.
 * ``Scraper``: one thread per endpoint fetching http://address:port/metrics
@@ -214,20 +222,21 @@ class PrefixIndex:
         return len(self._map)
 
     def match(self, blocks: Sequence[int], slots: Iterable[int]) -> Dict[int, int]:
-        """Leading blocks found for each of ``slots`` (chained hashes: a hit at
-        block i implies the prefix up to i)."""
+        """Matched blocks for each of ``slots``, as GIE's prefix scorer counts
+        them (matchLongestPrefix in its prefix plugin, and dlsched-sim's
+        sim_gw_match): walk the prompt's blocks in order, stop at the first
+        block no endpoint holds, and count for every endpoint each block it
+        holds up to there. With chained hashes this is each endpoint's
+        leading chain, unless the LRU evicted a block in the middle."""
         res = {s: 0 for s in slots}
-        alive = set(res)
         with self._lock:
-            for i, h in enumerate(blocks):
+            for h in blocks:
                 where = self._map.get(h)
                 if not where:
                     break
-                alive &= where
-                if not alive:
-                    break
-                for s in alive:
-                    res[s] = i + 1
+                for s in where:
+                    if s in res:
+                        res[s] += 1
         return res
 
     def add(self, blocks: Sequence[int], slot: int) -> None:
