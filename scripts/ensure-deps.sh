@@ -8,6 +8,7 @@
 #   fuzz:  clang with its libFuzzer runtime
 #   demo:  build + gnuplot (PNG plots of the simulator)
 #   python: python3 with venv (the Python package's tests and benchmarks)
+#   epp-native: g++, gRPC C++ and protoc (dlsched-epp's native front end)
 set -u
 profile=${1:-build}
 case "$profile" in
@@ -17,6 +18,7 @@ abi) pkgs="abigail-tools" ;;
 demo) pkgs="build-essential pkg-config libopenblas-dev zlib1g-dev gnuplot-nox" ;;
 fuzz) pkgs="clang libclang-rt-14-dev libopenblas-dev" ;;
 python) pkgs="python3 python3-venv" ;;
+epp-native) pkgs="g++ pkg-config libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc" ;;
 *) echo "ensure-deps.sh: unknown profile '$profile'" >&2; exit 2 ;;
 esac
 

@@ -8,9 +8,11 @@ meeting both SLOs, per second and as a share), TTFT p90, E2E p90, errors.
 
 Part 2, added latency: the same fleet at a speed where the servers answer
 in well under a millisecond, ``--rate`` (500/s) for ``--latency-n``
-requests through (a) Envoy + ext_proc + dlsched-epp (learned) and (b) the
-same Envoy without ext_proc, the client setting the destination header
-round-robin itself ("direct"). Added latency = the E2E percentile of (a)
+requests through (a) Envoy + ext_proc + dlsched-epp (learned), once per
+ext_proc front end (``--frontends``: python = grpc.aio, native = the C++
+front end of make epp-native), and (b) the same Envoy without ext_proc, the
+client setting the destination header round-robin itself ("direct"),
+interleaved. Added latency = the E2E percentile of (a)
 minus that of (b), p50 and p99, and the picker's own pick time (its
 histogram's mean). Everything shares this machine's cores, load generator
 included: the figures are an upper bound for a picker on its own core.
@@ -61,6 +63,7 @@ def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag
            "--log-level", "WARNING"]
     if args.config and policy == "learned":
         cmd += ["--config", args.config]
+    cmd += ["--frontend", getattr(args, "frontend", "auto")]
     cmd += args.epp_args.split()
     if args.epp_cpus:  # the picker on its own core(s), everything else elsewhere
         cmd = ["taskset", "-c", args.epp_cpus] + cmd
@@ -123,6 +126,9 @@ def main() -> int:
     ap.add_argument("--policies", default="round-robin,gateway,learned")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--epp-args", default="", help="more dlsched-epp arguments (one string)")
+    ap.add_argument("--frontends", default="python,native",
+                    help="ext_proc front ends measured in part 2 (python, native: each its own "
+                         "picker and Envoy, the same direct baseline)")
     ap.add_argument("--epp-cpus", default="", help="taskset CPU list for dlsched-epp (e.g. 1); "
                     "the other processes get the remaining CPUs")
     args = ap.parse_args()
@@ -168,38 +174,56 @@ def main() -> int:
 
     if args.skip_latency:
         return 0
-    # ---- part 2: added latency at --rate
+    # ---- part 2: added latency at --rate, per ext_proc front end; the direct
+    # path measured between them, the same requests for all
+    from dlsched.epp.server import native_library
+    fes = [f for f in args.frontends.split(",") if f]
+    if "native" in fes and native_library() is None:
+        print("bench-epp: no native front end (make epp-native): measuring python only", file=sys.stderr)
+        fes = [f for f in fes if f != "native"]
     fleet, eps = start_fleet(work, 1000.0)
     hosts = [e.hostport for e in load_endpoints(eps)]
+    procs = []
     try:
-        epp, gp, mp = start_epp(eps, "learned", work, args, "latency")
-        lp, adm = free_port(), free_port()
+        pickers = {}
+        for fe in fes:
+            args.frontend = fe
+            epp, gp, mp = start_epp(eps, "learned", work, args, "latency-" + fe)
+            lp, adm = free_port(), free_port()
+            os.makedirs(f"{work}/{fe}", exist_ok=True)
+            env = start_envoy(envoy_config(lp, gp, adm), f"{work}/{fe}", concurrency=1)
+            procs += [env, epp]
+            pickers[fe] = (lp, mp)
         dp, dadm = free_port(), free_port()
-        env = start_envoy(envoy_config(lp, gp, adm), work + "/", concurrency=1)
         os.makedirs(work + "/direct", exist_ok=True)
-        denv = start_envoy(envoy_config(dp, gp, dadm, ext_proc=False), work + "/direct", concurrency=1)
-        try:
+        denv = start_envoy(envoy_config(dp, 0, dadm, ext_proc=False), work + "/direct", concurrency=1)
+        procs.append(denv)
+        wait_port(dp, 20)
+        for lp, _ in pickers.values():
             wait_port(lp, 20)
-            wait_port(dp, 20)
-            figs = {}
-            for path, port in (("warmup", lp), ("direct", dp), ("picker", lp), ("direct2", dp), ("picker2", lp)):
-                n = 500 if path == "warmup" else args.latency_n // 2
-                reqs = make_requests(n, seed=21, prefixes=16, prefix_chars=256, tail_chars=64,
-                                     max_tokens=(1,))
-                if path.startswith("direct"):
-                    for i, q in enumerate(reqs):
-                        q.headers["x-gateway-destination-endpoint"] = hosts[i % len(hosts)]
-                res = run_load("127.0.0.1", port, reqs, args.rate, seed=22, workers=128)
-                if path != "warmup":
-                    key = path.rstrip("2")
-                    figs.setdefault(key, []).extend(res)
-            m = read_epp_metrics(mp)
-            rec = dict(base, part="latency", rate=args.rate, requests=args.latency_n)
-            for key in ("direct", "picker"):
-                ok = [r.e2e for r in figs[key] if r.status == 200 and r.body_ok]
-                rec[f"{key}_ok"] = len(ok)
-                rec[f"{key}_p50_ms"] = round(1000 * percentile(ok, 50), 3)
-                rec[f"{key}_p99_ms"] = round(1000 * percentile(ok, 99), 3)
+        figs = {}
+        plan = [("warmup-" + fe, pickers[fe][0]) for fe in fes]
+        for rnd in range(2):  # direct, then each front end, twice: drift shows in both
+            plan.append(("direct", dp))
+            plan += [(fe, pickers[fe][0]) for fe in fes]
+        for path, port in plan:
+            n = 500 if path.startswith("warmup") else args.latency_n // 2
+            reqs = make_requests(n, seed=21, prefixes=16, prefix_chars=256, tail_chars=64,
+                                 max_tokens=(1,))
+            if path == "direct":
+                for i, q in enumerate(reqs):
+                    q.headers["x-gateway-destination-endpoint"] = hosts[i % len(hosts)]
+            res = run_load("127.0.0.1", port, reqs, args.rate, seed=22, workers=128)
+            if not path.startswith("warmup"):
+                figs.setdefault(path, []).extend(res)
+        ok = {k: [r.e2e for r in v if r.status == 200 and r.body_ok] for k, v in figs.items()}
+        for fe in fes:
+            m = read_epp_metrics(pickers[fe][1])
+            rec = dict(base, part="latency", frontend=fe, rate=args.rate, requests=args.latency_n)
+            for key, name in (("direct", "direct"), (fe, "picker")):
+                rec[f"{name}_ok"] = len(ok[key])
+                rec[f"{name}_p50_ms"] = round(1000 * percentile(ok[key], 50), 3)
+                rec[f"{name}_p99_ms"] = round(1000 * percentile(ok[key], 99), 3)
             rec["added_p50_ms"] = round(rec["picker_p50_ms"] - rec["direct_p50_ms"], 3)
             rec["added_p99_ms"] = round(rec["picker_p99_ms"] - rec["direct_p99_ms"], 3)
             cnt = m.get("dlsched_epp_pick_latency_seconds_count", 0)
@@ -207,9 +231,8 @@ def main() -> int:
             rec["target_added_p99_ms"] = 2.0
             rec["met"] = rec["added_p99_ms"] <= 2.0
             emit(rec, out)
-        finally:
-            stop(env, denv, epp)
     finally:
+        stop(*procs)
         stop(fleet)
     return 0
 

@@ -5,7 +5,8 @@ checkpoint), four heterogeneous emulated model servers, and a bounded
 Poisson load. Oracles: the emulator's deterministic output (byte-exact SSE
 bodies), the SHA-256 of each request body as the server received it, the
 picker's own Prometheus counters (every ticket resolved) and the servers'
-request counts (the subset hint obeyed). Under 60 s."""
+request counts (the subset hint obeyed). Under 60 s. Runs on both ext_proc
+front ends (--frontend python and native; native skipped when not built)."""
 from __future__ import annotations
 
 import os
@@ -57,8 +58,12 @@ def fleet(tmp_path):
         s.stop()
 
 
-def test_envoy_epp_emulators(fleet, tmp_path):
+@pytest.mark.parametrize("frontend", ["python", "native"])
+def test_envoy_epp_emulators(fleet, tmp_path, frontend):
     from grpc_health.v1 import health_pb2
+    from dlsched.epp.server import native_library
+    if frontend == "native" and native_library() is None:
+        pytest.skip("native front end not built (make epp-native)")
     servers, eps = fleet
     grpc_port, health_port, metrics_port = free_port(), free_port(), free_port()
     ckpt = tmp_path / "epp.ckpt"
@@ -66,7 +71,8 @@ def test_envoy_epp_emulators(fleet, tmp_path):
     epp = subprocess.Popen(
         [sys.executable, "-m", "dlsched.epp", "--endpoints", str(eps), "--grpc-port", str(grpc_port),
          "--health-port", str(health_port), "--metrics-port", str(metrics_port),
-         "--checkpoint", str(ckpt), "--policy", "learned", "--log-level", "WARNING"],
+         "--checkpoint", str(ckpt), "--policy", "learned", "--log-level", "WARNING",
+         "--frontend", frontend],
         env=child_env({"DLSCHED_LIBRARY": LIBRARY}), stdout=log, stderr=subprocess.STDOUT)
     envoys = []
     try:
@@ -124,7 +130,10 @@ def test_envoy_epp_emulators(fleet, tmp_path):
                 break
             time.sleep(0.05)
         assert m["dlsched_epp_picks_total"] == n
-        assert m['dlsched_epp_refusals_total{status="503"}'] == 4
+        # one 503 per request, at most one per send: a send can fail on its
+        # connection (Envoy may close it after the early 503 while the body is
+        # still going out, or a kept-alive one is gone) and go again
+        assert 4 <= m['dlsched_epp_refusals_total{status="503"}'] <= sum(r.attempts for r in none_res)
         assert m['dlsched_epp_tickets_total{outcome="observed"}'] == n
         assert sum(v for k, v in m.items() if k.startswith("dlsched_epp_decisions_total")) == n
         assert m["dlsched_epp_pick_latency_seconds_count"] == n

@@ -1,9 +1,13 @@
 """The ext_proc servicer driven directly with hand-built ProcessingRequests
 (docs/proposals/004-endpoint-picker-protocol of the Gateway API Inference
-Extension is the oracle for names and status codes)."""
+Extension is the oracle for names and status codes). Every test runs
+twice: on the Python servicer (StreamState) and on the native front end
+(bindings/epp-native, over a real gRPC stream on loopback; skipped when
+libdlsched_eppfront.so is not built: make epp-native)."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -15,7 +19,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb  # noqa: E402
 
 from dlsched.epp.discovery import Endpoint  # noqa: E402
 from dlsched.epp.picker import Picker  # noqa: E402
-from dlsched.epp.server import ExtProcServicer  # noqa: E402
+from dlsched.epp.server import ExtProcServicer, _NativeServer, native_library  # noqa: E402
 from dlsched.epp.signals import Scraper, ServerMetrics  # noqa: E402
 
 EPS = [Endpoint(f"s{i}", "default", f"10.0.0.{i + 1}", 8000) for i in range(4)]
@@ -60,8 +64,50 @@ def body_msgs(body, n_chunks):
     return out
 
 
+FRONTEND = {"name": "python"}
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def frontend(request):
+    if request.param == "native" and native_library() is None:
+        pytest.skip("native front end not built (make epp-native)")
+    FRONTEND["name"] = request.param
+    yield request.param
+    FRONTEND["name"] = "python"
+
+
 def run(picker, msgs):
+    if FRONTEND["name"] == "native":
+        return run_native(picker, msgs)
     return list(ExtProcServicer(picker).Process(iter(msgs), None))
+
+
+def run_native(picker, msgs):
+    """The same messages over a gRPC stream to the native front end, in
+    lock step as the Python servicer takes them: after each message the
+    sender waits (up to 0.05 s: metrics go stale after 1 s) for that message's answer, if it has one,
+    so that a test's generator sees the picker after the message."""
+    import grpc
+    from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+    srv = _NativeServer(picker, "127.0.0.1:0", native_library())
+    got, cv = [], threading.Condition()
+
+    def send():
+        for m in msgs:
+            with cv:
+                n = len(got)
+            yield m
+            with cv:
+                cv.wait_for(lambda: len(got) > n, timeout=0.05)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            for r in pb_grpc.ExternalProcessorStub(ch).Process(send(), timeout=20):
+                with cv:
+                    got.append(r)
+                    cv.notify_all()
+    finally:
+        srv.stop(1.0)
+    return got
 
 
 def dest(resp):

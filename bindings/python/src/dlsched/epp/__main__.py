@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="answer 429 when every eligible endpoint has at least this many waiting")
     ap.add_argument("--slo-ttft-ms", type=float, default=2000.0, help="default TTFT SLO (x-slo-ttft-ms)")
     ap.add_argument("--slo-tpot-ms", type=float, default=100.0, help="default TPOT SLO (x-slo-tpot-ms)")
+    ap.add_argument("--frontend", choices=("auto", "native", "python"), default="auto",
+                    help="the ext_proc server: native (C++, libdlsched_eppfront.so from make "
+                         "epp-native, or $DLSCHED_EPPFRONT_LIBRARY), python (grpc.aio), auto "
+                         "(native when it loads; default)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log-level", default="INFO")
     return ap
@@ -128,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"dlsched-epp: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     try:
-        srv = serve(picker, args.grpc_port, args.health_port)
+        srv = serve(picker, args.grpc_port, args.health_port, frontend=args.frontend)
         if args.metrics_port:
             from prometheus_client import start_http_server
             start_http_server(args.metrics_port, registry=metrics.registry)
@@ -142,8 +146,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         srv.stop(grace=0)
         picker.scraper.stop()
         return 2
-    log.info("serving ext_proc on :%d, health on :%d, metrics on :%s, policy %s",
-             srv.port, srv.health_port, args.metrics_port or "off", args.policy)
+    log.info("serving ext_proc on :%d (%s front end), health on :%d, metrics on :%s, policy %s",
+             srv.port, srv.frontend, srv.health_port, args.metrics_port or "off", args.policy)
     while not stop.wait(args.checkpoint_interval_s if agent is not None and args.checkpoint else 3600):
         save_checkpoint(agent, args.checkpoint)
     log.info("stopping")

@@ -51,6 +51,7 @@ class Result:
     request_ok: bool = False   #: the server saw the request body we sent (SHA-256)
     gpu: str = ""
     error: str = ""
+    attempts: int = 0          #: sends (a request whose kept-alive connection failed is sent again)
 
 
 def make_requests(n: int, seed: int = 1, prefixes: int = 8, prefix_chars: int = 1024,
@@ -81,6 +82,7 @@ def _one(conn_box: List[Optional[http.client.HTTPConnection]], host: str, port: 
             conn = conn_box[0] = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
             t0 = time.monotonic()
+            res.attempts += 1
             conn.request("POST", "/v1/completions", body,
                          {"Content-Type": "application/json", **req.headers})
             r = conn.getresponse()

@@ -28,7 +28,10 @@ NONE), the pick is made on the headers alone.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
+import os
 import threading
 import time
 from concurrent import futures
@@ -43,7 +46,7 @@ from google.protobuf import struct_pb2
 
 from .picker import Picker, RequestContext
 
-__all__ = ["ExtProcServicer", "serve", "BODY_BYTE_LIMIT", "DEST_HEADER", "DEST_NAMESPACE",
+__all__ = ["ExtProcServicer", "serve", "native_library", "FRONTENDS", "BODY_BYTE_LIMIT", "DEST_HEADER", "DEST_NAMESPACE",
            "SUBSET_NAMESPACE", "SUBSET_KEY", "SERVED_KEY", "HEALTH_SERVICES"]
 
 BODY_BYTE_LIMIT = 62000
@@ -312,10 +315,146 @@ class _AioServer:
         self._t.join(grace + 10)
 
 
-def serve(picker: Picker, grpc_port: int, health_port: int, host: str = "[::]") -> "EppServer":
-    """Start the ext_proc server (grpc.aio) and the health server
-    (grpc.health.v1 with the services liveness, readiness and the ext_proc
-    service name). Port 0 picks a free port (EppServer.port, .health_port)."""
+FRONTENDS = ("auto", "native", "python")
+NATIVE_ENV = "DLSCHED_EPPFRONT_LIBRARY"
+NATIVE_NAME = "libdlsched_eppfront.so"
+
+_PICK_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+                            ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+                            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_size_t)
+_RESP_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_size_t)
+_FIRST_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_double)
+_FINISH_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_double,
+                              ctypes.c_void_p, ctypes.c_size_t)
+
+
+def native_library() -> Optional[str]:
+    """The native front end's shared library (bindings/epp-native, built by
+    ``make epp-native``): $DLSCHED_EPPFRONT_LIBRARY, else libdlsched_eppfront.so
+    on the loader's path; None when there is none."""
+    path = os.environ.get(NATIVE_ENV)
+    if path:
+        return path
+    found = ctypes.util.find_library("dlsched_eppfront")
+    if found:
+        return found
+    try:
+        ctypes.CDLL(NATIVE_NAME)
+        return NATIVE_NAME
+    except OSError:
+        return None
+
+
+def _text(ptr: Any, n: int) -> bytes:
+    return ctypes.string_at(ptr, n) if n else b""
+
+
+class _NativeServer:
+    """The ext_proc service in C++ (bindings/epp-native/eppfront.cc, gRPC's
+    synchronous server): the same protocol as StreamState, with the picker
+    called four times per request (pick, response headers, first response
+    byte, end of stream) and no message of the stream handled in Python."""
+
+    def __init__(self, picker: Picker, address: str, library: str) -> None:
+        try:
+            lib = ctypes.CDLL(library)
+        except OSError as e:
+            raise OSError(f"native front end {library}: {e}") from None
+        lib.eppf_start.restype = ctypes.c_void_p
+        lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t, _PICK_CB, _RESP_CB, _FIRST_CB,
+                                   _FINISH_CB, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.eppf_port.restype = ctypes.c_int
+        lib.eppf_port.argtypes = [ctypes.c_void_p]
+        lib.eppf_stop.restype = None
+        lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self._lib = lib
+        self.library = library
+        self.picker = picker
+        self._ctx: Dict[int, RequestContext] = {}
+        self._lock = threading.Lock()
+        # the callbacks must outlive the server: kept on self
+        self._cbs = (_PICK_CB(self._pick), _RESP_CB(self._resp), _FIRST_CB(self._first),
+                     _FINISH_CB(self._finish))
+        err = ctypes.create_string_buffer(512)
+        self._h = lib.eppf_start(address.encode(), picker.tail_bytes, *self._cbs, None, err, len(err))
+        if not self._h:
+            raise OSError(err.value.decode("utf-8", "replace"))
+        self.port = lib.eppf_port(self._h)
+
+    # the callbacks run on gRPC's threads (ctypes takes the GIL) and never raise
+    def _pick(self, _u: Any, sid: int, hp: Any, hl: int, bp: Any, bl: int, has_body: int,
+              sp: Any, sl: int, has_subset: int, out: Any, outcap: int) -> int:
+        try:
+            parts = _text(hp, hl).split(b"\0")
+            headers = {parts[i].decode("utf-8", "replace"): parts[i + 1].decode("utf-8", "replace")
+                       for i in range(0, len(parts) - 1, 2)}
+            body = _text(bp, bl) if has_body else None
+            subset = None
+            if has_subset:
+                subset = [x.decode("utf-8", "replace") for x in _text(sp, sl).split(b"\0") if x]
+            res = self.picker.pick(headers, body, subset)
+            if res.status == 200:
+                with self._lock:
+                    self._ctx[sid] = res.context
+                text = ",".join(res.endpoints)
+            else:
+                text = res.reason
+            status = res.status
+        except Exception as e:  # never fail the stream on a picker bug: say it in the 503
+            log.exception("pick failed")
+            status, text = 503, f"picker error: {type(e).__name__}: {e}"
+        data = text.encode("utf-8", "replace")[: max(0, outcap - 1)]
+        ctypes.memmove(out, data + b"\0", len(data) + 1)
+        return status
+
+    def _resp(self, _u: Any, sid: int, status: int, sp: Any, sl: int) -> None:
+        try:
+            ctx = self._ctx.get(sid)
+            if ctx is None:
+                return
+            if sl:
+                self.picker.served(ctx, _text(sp, sl).decode("utf-8", "replace"))
+            self.picker.response_headers(ctx, status)
+        except Exception:
+            log.exception("response headers")
+
+    def _first(self, _u: Any, sid: int, t: float) -> None:
+        ctx = self._ctx.get(sid)
+        if ctx is not None and ctx.t_first == 0.0:
+            ctx.t_first = t
+
+    def _finish(self, _u: Any, sid: int, complete: int, t_end: float, tp: Any, tl: int) -> None:
+        try:
+            with self._lock:
+                ctx = self._ctx.pop(sid, None)
+            if ctx is None:
+                return
+            if tl:
+                ctx.tail = _text(tp, tl)[-self.picker.tail_bytes:]
+            if t_end:
+                ctx.t_end = t_end
+            self.picker.finish(ctx, bool(complete))
+        except Exception:
+            log.exception("finish")
+
+    def stop(self, grace: float) -> None:
+        if self._h:
+            h, self._h = self._h, None
+            self._lib.eppf_stop(h, int(grace * 1000))
+
+
+def serve(picker: Picker, grpc_port: int, health_port: int, host: str = "[::]",
+          frontend: str = "auto") -> "EppServer":
+    """Start the ext_proc server and the health server (grpc.health.v1 with
+    the services liveness, readiness and the ext_proc service name). Port 0
+    picks a free port (EppServer.port, .health_port). frontend: "native"
+    (the C++ front end, libdlsched_eppfront.so), "python" (grpc.aio) or
+    "auto" (native when its library loads, else python); EppServer.frontend
+    says which runs."""
+    if frontend not in FRONTENDS:
+        raise ValueError(f"frontend {frontend!r} is not one of {', '.join(FRONTENDS)}")
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     hserver = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
     hs = health.HealthServicer()
@@ -326,7 +465,22 @@ def serve(picker: Picker, grpc_port: int, health_port: int, host: str = "[::]") 
         raise OSError(f"cannot listen on health port {health_port}: {e}") from None
     if hbound == 0:
         raise OSError(f"cannot listen on health port {health_port}")
-    server = _AioServer(picker, f"{host}:{grpc_port}")
+    server: Any = None
+    lib = native_library() if frontend != "python" else None
+    if frontend == "native" and lib is None:
+        raise OSError(f"--frontend native: no {NATIVE_NAME} (make epp-native; or set {NATIVE_ENV})")
+    if lib is not None:
+        try:
+            ctypes.CDLL(lib)
+        except OSError as e:
+            if frontend == "native":
+                raise OSError(f"--frontend native: {lib}: {e}") from None
+            log.warning("native front end %s does not load (%s): serving with grpc.aio", lib, e)
+            lib = None
+    if lib is not None:
+        server = _NativeServer(picker, f"{host}:{grpc_port}", lib)
+    if server is None:
+        server = _AioServer(picker, f"{host}:{grpc_port}")
     if server.port == 0:
         server.stop(0)
         raise OSError(f"cannot listen on gRPC port {grpc_port}")
@@ -344,6 +498,7 @@ class EppServer:
                  port: int, health_port: int) -> None:
         self.server, self.hserver, self.health, self.picker = server, hserver, health, picker
         self.port, self.health_port = port, health_port
+        self.frontend = "native" if isinstance(server, _NativeServer) else "python"
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._watch, daemon=True, name="dlsched-epp-health")
         self._t.start()
