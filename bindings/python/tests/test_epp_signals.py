@@ -53,6 +53,34 @@ def test_parse_metrics_unknown_and_nan():
         ServerMetrics(0, 1, 0, "vllm")
 
 
+def test_parse_metrics_large_page():
+    # a vLLM-sized page (~170 KB of histograms for two models) with the three
+    # gauges at random places among them, look-alike names (suffixes, a
+    # comment, a label value), CRLF line ends, and a timestamp after a value:
+    # only the exact sample lines count (waiting 3 + 4, running 5 + 6, the
+    # larger usage 0.75)
+    import random
+    rng = random.Random(7)
+    lines = []
+    for fam in range(40):
+        lines.append(f"# HELP vllm:hist_{fam} a histogram")
+        for model in ("a", "b"):
+            for b in range(30):
+                lines.append(f'vllm:hist_{fam}_bucket{{le="{b / 10}",model_name="{model}"}} {rng.randint(0, 999)}')
+    wanted = ['vllm:num_requests_waiting{model_name="a"} 3', 'vllm:num_requests_waiting{model_name="b"} 4 1733580000000',
+              'vllm:num_requests_running{model_name="a"} 5', 'vllm:num_requests_running{model_name="b"} 6',
+              'vllm:kv_cache_usage_perc{model_name="a"} 0.75', 'vllm:kv_cache_usage_perc{model_name="b"} 0.5',
+              "# vllm:num_requests_waiting 1000", 'vllm:num_requests_waiting_total{x="y"} 1000',
+              'vllm:iteration_tokens{name="vllm:num_requests_running"} 1000',
+              "xvllm:num_requests_running 1000"]
+    for w in wanted:
+        lines.insert(rng.randrange(len(lines) + 1), w)
+    text = "\r\n".join(lines) + "\r\n"
+    assert len(text) > 100_000
+    assert parse_metrics(text) == ServerMetrics(7, 11, 0.75, "vllm")
+    assert parse_metrics(wanted[0]) == ServerMetrics(3, 0, 0, "vllm")  # first line, no newline
+
+
 def write_atomic(path, text):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
