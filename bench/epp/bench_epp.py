@@ -165,6 +165,8 @@ def main() -> int:
                 rec["decisions"] = {k.split('"')[1]: v for k, v in m.items()
                                     if k.startswith("dlsched_epp_decisions_total{")}
                 rec["guard_state"] = m.get("dlsched_epp_guard_state")
+                rec["frontend"] = next((k.split('"')[1] for k in m
+                                        if k.startswith("dlsched_epp_frontend{")), None)
                 emit(rec, out)
             finally:
                 stop(env, epp)

@@ -137,6 +137,7 @@ def test_envoy_epp_emulators(fleet, tmp_path, frontend):
         assert m['dlsched_epp_tickets_total{outcome="observed"}'] == n
         assert sum(v for k, v in m.items() if k.startswith("dlsched_epp_decisions_total")) == n
         assert m["dlsched_epp_pick_latency_seconds_count"] == n
+        assert m[f'dlsched_epp_frontend{{frontend="{frontend}"}}'] == 1
         assert m["dlsched_epp_guard_state"] in (1, 2, 3)
         print(f"\ne2e: {n} requests through Envoy in {took:.1f} s")
     finally:

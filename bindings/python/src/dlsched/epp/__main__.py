@@ -133,6 +133,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         srv = serve(picker, args.grpc_port, args.health_port, frontend=args.frontend)
+        metrics.serving(srv.frontend)
         if args.metrics_port:
             from prometheus_client import start_http_server
             start_http_server(args.metrics_port, registry=metrics.registry)

@@ -11,6 +11,8 @@ picker so several can live in one process):
     dlsched_epp_pick_latency_seconds             histogram of the pick itself
     dlsched_epp_tickets_total{outcome}           observed | expired | reset | untracked
     dlsched_epp_rewards_total{value}             rewards observed: 1 SLO met, 0 missed, -1 failed
+    dlsched_epp_frontend{frontend}               1 for the ext_proc front end serving
+                                                 (native | python)
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ class EppMetrics:
                                registry=r)
         self.rewards = Counter("dlsched_epp_rewards", "Observed rewards by value (1 SLO met, "
                                "0 missed, -1 failed)", ["value"], registry=r)
+        self.frontend = Gauge("dlsched_epp_frontend", "The ext_proc front end serving "
+                              "(native: C++, python: grpc.aio)", ["frontend"], registry=r)
         self._agent = agent
         if agent is None:
             self.guard_state.set(-1)
@@ -67,6 +71,9 @@ class EppMetrics:
             return float(getattr(self._agent.stats(), "guard_state", -1))
         except Exception:
             return -1.0
+
+    def serving(self, frontend: str) -> None:
+        self.frontend.labels(frontend).set(1)
 
     def picked(self, source: str, seconds: float) -> None:
         self.picks.inc()
