@@ -39,6 +39,21 @@ static double round_to(double x, double step)
     return floor(x / step + 0.5) * step;
 }
 
+/* the stream of one generated scenario, (seed, index) under a family's
+   salts: splitmix64 of the seed, xoshiro256** from that and the index; its
+   first two draws are the warm-up and evaluation seeds (< 2^53, distinct) */
+static void gen_stream(uint64_t seed, uint64_t seed_salt, unsigned index, uint64_t index_salt,
+                       rng *r, uint64_t *run_seed, uint64_t *eval_seed)
+{
+    uint64_t x = seed ^ seed_salt;
+    uint64_t h = splitmix(&x);
+    rng_seed(r, h ^ ((uint64_t)index * 0xD1B54A32D192ED03ull + index_salt));
+    *run_seed = rng_next(r) >> 11;
+    *eval_seed = rng_next(r) >> 11;
+    if (*eval_seed == *run_seed)
+        *eval_seed ^= 1;
+}
+
 /* ---- the catalogues -------------------------------------------------------- */
 
 /* speed factors relative to an A100 80GB SXM: decode = memory bandwidth
@@ -194,14 +209,9 @@ static int gen_fail(sim_err *err, const char *fmt, ...)
 int sim_generate(uint64_t seed, unsigned index, const char *trace_dir, char *buf, size_t len,
                  sim_err *err)
 {
-    /* the stream of (seed, index): splitmix64 of both seeds xoshiro256** */
-    uint64_t x = seed ^ 0x6A09E667F3BCC909ull;
-    uint64_t h = splitmix(&x);
     rng r;
-    rng_seed(&r, h ^ ((uint64_t)index * 0xD1B54A32D192ED03ull + 0x3C6EF372FE94F82Bull));
-    uint64_t run_seed = rng_next(&r) >> 11, eval_seed = rng_next(&r) >> 11; /* < 2^53 */
-    if (eval_seed == run_seed)
-        eval_seed ^= 1;
+    uint64_t run_seed, eval_seed;
+    gen_stream(seed, 0x6A09E667F3BCC909ull, index, 0x3C6EF372FE94F82Bull, &r, &run_seed, &eval_seed);
 
     /* the model family and its variants (a random subset, in size order) */
     const family *fam = &families[pick(&r, 0, N_FAMILIES - 1)];
@@ -497,13 +507,9 @@ static const scene_kind scene_kinds[] = {
 
 int sim_generate_edge(uint64_t seed, unsigned index, char *buf, size_t len, sim_err *err)
 {
-    uint64_t x = seed ^ 0xBB67AE8584CAA73Bull;
-    uint64_t h = splitmix(&x);
     rng r;
-    rng_seed(&r, h ^ ((uint64_t)index * 0xD1B54A32D192ED03ull + 0xA54FF53A5F1D36F1ull));
-    uint64_t run_seed = rng_next(&r) >> 11, eval_seed = rng_next(&r) >> 11;
-    if (eval_seed == run_seed)
-        eval_seed ^= 1;
+    uint64_t run_seed, eval_seed;
+    gen_stream(seed, 0xBB67AE8584CAA73Bull, index, 0xA54FF53A5F1D36F1ull, &r, &run_seed, &eval_seed);
     int ns = (int)(index % 4) + 1, thermal = (index / 4) % 2 == 0;
     double speed = round_to(unif(&r, 0.4, 1.6), 0.01);
     static const char *const mname[] = {"yolov8n", "yolov8s", "yolov8m"};
@@ -618,13 +624,9 @@ int sim_generate_gateway(uint64_t seed, unsigned index, const char *trace_dir, c
                          size_t len, sim_err *err)
 {
     /* its own stream: the plain scenarios of (seed, index) are untouched */
-    uint64_t x = seed ^ 0xBB67AE8584CAA73Bull;
-    uint64_t h = splitmix(&x);
     rng r;
-    rng_seed(&r, h ^ ((uint64_t)index * 0xD1B54A32D192ED03ull + 0x510E527FADE682D1ull));
-    uint64_t run_seed = rng_next(&r) >> 11, eval_seed = rng_next(&r) >> 11;
-    if (eval_seed == run_seed)
-        eval_seed ^= 1;
+    uint64_t run_seed, eval_seed;
+    gen_stream(seed, 0xBB67AE8584CAA73Bull, index, 0x510E527FADE682D1ull, &r, &run_seed, &eval_seed);
     const kv_model *M = &kv_models[pick(&r, 0, N_KV_MODELS - 1)];
     /* one to three GPU types that hold the model with room for a cache */
     int eligible[N_GPU_KINDS], ne = 0;
