@@ -54,7 +54,8 @@ def start_fleet(workdir: str, speed: float) -> tuple:
     return p, eps
 
 
-def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag: str) -> tuple:
+def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag: str,
+              frontend: str = "auto") -> tuple:
     gp, hp, mp = free_port(), free_port(), free_port()
     log = open(os.path.join(workdir, f"epp-{tag}.log"), "w")
     cmd = [sys.executable, "-m", "dlsched.epp", "--endpoints", eps, "--policy", policy,
@@ -63,7 +64,7 @@ def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag
            "--log-level", "WARNING"]
     if args.config and policy == "learned":
         cmd += ["--config", args.config]
-    cmd += ["--frontend", getattr(args, "frontend", "auto")]
+    cmd += ["--frontend", frontend]
     cmd += args.epp_args.split()
     if args.epp_cpus:  # the picker on its own core(s), everything else elsewhere
         cmd = ["taskset", "-c", args.epp_cpus] + cmd
@@ -189,8 +190,7 @@ def main() -> int:
     try:
         pickers = {}
         for fe in fes:
-            args.frontend = fe
-            epp, gp, mp = start_epp(eps, "learned", work, args, "latency-" + fe)
+            epp, gp, mp = start_epp(eps, "learned", work, args, "latency-" + fe, frontend=fe)
             lp, adm = free_port(), free_port()
             os.makedirs(f"{work}/{fe}", exist_ok=True)
             env = start_envoy(envoy_config(lp, gp, adm), f"{work}/{fe}", concurrency=1)

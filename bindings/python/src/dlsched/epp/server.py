@@ -351,6 +351,10 @@ def _text(ptr: Any, n: int) -> bytes:
     return ctypes.string_at(ptr, n) if n else b""
 
 
+class _NativeLoadError(OSError):
+    """The native front end's library does not load."""
+
+
 class _NativeServer:
     """The ext_proc service in C++ (bindings/epp-native/eppfront.cc, gRPC's
     synchronous server): the same protocol as StreamState, with the picker
@@ -361,7 +365,7 @@ class _NativeServer:
         try:
             lib = ctypes.CDLL(library)
         except OSError as e:
-            raise OSError(f"native front end {library}: {e}") from None
+            raise _NativeLoadError(f"native front end {library}: {e}") from None
         lib.eppf_start.restype = ctypes.c_void_p
         lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t, _PICK_CB, _RESP_CB, _FIRST_CB,
                                    _FINISH_CB, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
@@ -471,14 +475,11 @@ def serve(picker: Picker, grpc_port: int, health_port: int, host: str = "[::]",
         raise OSError(f"--frontend native: no {NATIVE_NAME} (make epp-native; or set {NATIVE_ENV})")
     if lib is not None:
         try:
-            ctypes.CDLL(lib)
-        except OSError as e:
+            server = _NativeServer(picker, f"{host}:{grpc_port}", lib)
+        except _NativeLoadError as e:
             if frontend == "native":
-                raise OSError(f"--frontend native: {lib}: {e}") from None
-            log.warning("native front end %s does not load (%s): serving with grpc.aio", lib, e)
-            lib = None
-    if lib is not None:
-        server = _NativeServer(picker, f"{host}:{grpc_port}", lib)
+                raise OSError(f"--frontend native: {e}") from None
+            log.warning("%s: serving with grpc.aio", e)
     if server is None:
         server = _AioServer(picker, f"{host}:{grpc_port}")
     if server.port == 0:
