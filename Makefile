@@ -390,15 +390,21 @@ check-deploy:
 	bash tests/deploy/check.sh
 
 # bench/epp/bench_epp.py: emulated heterogeneous servers, Envoy and dlsched-epp
-# as separate processes; BENCH_EPP_ARGS=--quick for a short run
+# as separate processes; BENCH_EPP_ARGS=--quick for a short run. The
+# added-latency part's load from bench/epp/eppload.c (one thread, epoll)
+EPPLOAD := build/bench-epp/eppload
+$(EPPLOAD): bench/epp/eppload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) -o $@ $<
 bench-epp: export DLSCHED_EPPFRONT_LIBRARY = $(CURDIR)/$(EPPN_LIB)
-bench-epp: $(PYVENV)/bin/python lib $(EPPN_LIB)
+bench-epp: $(PYVENV)/bin/python lib $(EPPN_LIB) $(EPPLOAD)
 	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_EPP_DEPS)
 	$(PYVENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps \
 	    ./bindings/python
 	mkdir -p build/bench-epp
 	env -u DLSCHED_LIBRARY LD_LIBRARY_PATH=$(CURDIR)/$(OUT) \
-	    $(PYVENV)/bin/python bench/epp/bench_epp.py --out build/bench-epp $(BENCH_EPP_ARGS)
+	    $(PYVENV)/bin/python bench/epp/bench_epp.py --out build/bench-epp --eppload $(EPPLOAD) \
+	    $(BENCH_EPP_ARGS)
 
 # examples/ray/scale.py: simulated servers as Ray actors feeding one learner,
 # against the library in one process; build/ray-scale/scale.jsonl and

@@ -14,8 +14,16 @@ front end of make epp-native), and (b) the same Envoy without ext_proc, the
 client setting the destination header round-robin itself ("direct"),
 interleaved. Added latency = the E2E percentile of (a)
 minus that of (b), p50 and p99, and the picker's own pick time (its
-histogram's mean). Everything shares this machine's cores, load generator
-included: the figures are an upper bound for a picker on its own core.
+histogram's mean). Beside them the floor: the native front end with no
+picker at all (round-robin in C, eppf_start without a pick callback) behind
+the same Envoy configuration, i.e. what the ext_proc path itself adds on
+this machine; each front end's record has its figures above that floor
+too. Part 2's load comes from bench/epp/eppload.c (one
+thread, epoll; ``--eppload``, built by make bench-epp) so that measuring
+costs little CPU and no GIL; without it, from the Python load generator
+(``--loadgen python``: 128 threads, whose own GIL waits land in both
+paths' percentiles). Everything shares this machine's cores: the figures
+are an upper bound for a picker on its own core.
 
 JSON lines to stdout and OUT/bench-epp.jsonl.
 """
@@ -24,15 +32,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from dlsched.epp.envoy_config import envoy_config
-from dlsched.epp.loadgen import (free_port, make_requests, percentile, run_load, start_envoy,
-                                 wait_port)
+from dlsched.epp.emulator import sse_events
+from dlsched.epp.loadgen import (Result, free_port, make_requests, percentile, run_load,
+                                 start_envoy, wait_port)
 from dlsched.epp.discovery import load_endpoints
 from dlsched.epp.metrics import read_epp_metrics
 
@@ -52,6 +63,39 @@ def start_fleet(workdir: str, speed: float) -> tuple:
             raise RuntimeError("the emulator did not start")
         time.sleep(0.05)
     return p, eps
+
+
+def serve_floor(port: int, endpoints: str) -> int:
+    """--serve-floor: the native front end with no picker (round-robin in C
+    over ``endpoints``) on ``port`` until SIGTERM."""
+    import ctypes
+    from dlsched.epp.server import native_library
+    lib = ctypes.CDLL(native_library())
+    lib.eppf_start.restype = ctypes.c_void_p
+    lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t] + [ctypes.c_void_p] * 5 + [
+        ctypes.c_char_p, ctypes.c_size_t]
+    lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    eps = ctypes.create_string_buffer(endpoints.encode())
+    err = ctypes.create_string_buffer(512)
+    h = lib.eppf_start(f"127.0.0.1:{port}".encode(), 1, None, None, None, None,
+                       ctypes.cast(eps, ctypes.c_void_p), err, len(err))
+    if not h:
+        print(f"serve-floor: {err.value.decode()}", file=sys.stderr)
+        return 1
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    lib.eppf_stop(h, 1000)
+    return 0
+
+
+def start_floor(hosts, workdir: str) -> tuple:
+    gp = free_port()
+    log = open(os.path.join(workdir, "epp-floor.log"), "w")
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-floor", str(gp),
+                          ",".join(hosts)], stdout=log, stderr=subprocess.STDOUT)
+    wait_port(gp, 30)
+    return p, gp
 
 
 def start_epp(eps: str, policy: str, workdir: str, args: argparse.Namespace, tag: str,
@@ -83,6 +127,40 @@ def stop(*procs: subprocess.Popen) -> None:
             p.wait(20)
         except subprocess.TimeoutExpired:
             p.kill()
+
+
+def run_load_c(binary: str, host: str, port: int, reqs, rate: float, seed: int, conns: int,
+               workdir: str) -> list:
+    """run_load's arrivals (the same seeded Poisson process) and Results, the
+    requests sent by eppload (bench/epp/eppload.c)."""
+    rng = random.Random(seed)
+    t, inp = 0.0, [b"%d\n" % len(reqs)]
+    for q in reqs:
+        t += rng.expovariate(rate)
+        body = q.body()
+        head = "".join(f"{k}: {v}\r\n" for k, v in q.headers.items())
+        raw = (f"POST /v1/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{head}\r\n"
+               ).encode() + body
+        inp.append(b"%d %d\n" % (int(t * 1e9), len(raw)) + raw)
+    fin, fout = os.path.join(workdir, "eppload.in"), os.path.join(workdir, "eppload.out")
+    with open(fin, "wb") as f:
+        f.write(b"".join(inp))
+    subprocess.run([binary, host, str(port), str(conns), fin, fout], check=True)
+    data = open(fout, "rb").read()
+    out, pos = [], 0
+    for q in reqs:
+        nl = data.index(b"\n", pos)
+        i, st, ttft, e2e, att, blen = (int(x) for x in data[pos:nl].split())
+        body = data[nl + 1:nl + 1 + blen]
+        pos = nl + 1 + blen
+        r = Result(i, status=st, attempts=att)
+        if st:
+            r.ttft, r.e2e = ttft / 1e9, e2e / 1e9
+        want = b"".join(sse_events(q.prompt, q.max_tokens, "emulated", -(-len(q.prompt) // 4)))
+        r.body_ok = st == 200 and body == want
+        out.append(r)
+    return out
 
 
 def summarise(res, reqs, args, duration):
@@ -130,9 +208,18 @@ def main() -> int:
     ap.add_argument("--frontends", default="python,native",
                     help="ext_proc front ends measured in part 2 (python, native: each its own "
                          "picker and Envoy, the same direct baseline)")
+    ap.add_argument("--loadgen", choices=("c", "python"), default="c",
+                    help="part 2's load generator (c: --eppload; python: dlsched.epp.loadgen)")
+    ap.add_argument("--eppload", default="build/bench-epp/eppload",
+                    help="the C load generator (bench/epp/eppload.c)")
+    ap.add_argument("--skip-policies", action="store_true", help="part 2 only")
     ap.add_argument("--epp-cpus", default="", help="taskset CPU list for dlsched-epp (e.g. 1); "
                     "the other processes get the remaining CPUs")
+    ap.add_argument("--serve-floor", nargs=2, metavar=("PORT", "ENDPOINTS"),
+                    help=argparse.SUPPRESS)  # the floor's process (part 2)
     args = ap.parse_args()
+    if args.serve_floor:
+        return serve_floor(int(args.serve_floor[0]), args.serve_floor[1])
     if args.epp_cpus:
         mine = set(range(os.cpu_count() or 1)) - {int(c) for c in args.epp_cpus.split(",")}
         if mine:
@@ -147,7 +234,7 @@ def main() -> int:
     # ---- part 1: policies on the same load
     fleet, eps = start_fleet(work, args.speed)
     try:
-        for policy in args.policies.split(","):
+        for policy in ([] if args.skip_policies else args.policies.split(",")):
             # a fresh fleet state per policy: wait for the previous load to drain
             epp, gp, mp = start_epp(eps, policy, work, args, policy)
             lp, adm = free_port(), free_port()
@@ -181,6 +268,10 @@ def main() -> int:
     # path measured between them, the same requests for all
     from dlsched.epp.server import native_library
     fes = [f for f in args.frontends.split(",") if f]
+    if args.loadgen == "c" and not os.access(args.eppload, os.X_OK):
+        print(f"bench-epp: no {args.eppload} (cc -O2 bench/epp/eppload.c): the Python load "
+              "generator measures part 2", file=sys.stderr)
+        args.loadgen = "python"
     if "native" in fes and native_library() is None:
         print("bench-epp: no native front end (make epp-native): measuring python only", file=sys.stderr)
         fes = [f for f in fes if f != "native"]
@@ -196,6 +287,13 @@ def main() -> int:
             env = start_envoy(envoy_config(lp, gp, adm), f"{work}/{fe}", concurrency=1)
             procs += [env, epp]
             pickers[fe] = (lp, mp)
+        if native_library() is not None:  # the floor: the same path, no picker
+            fl, fgp = start_floor(hosts, work)
+            lp, adm = free_port(), free_port()
+            os.makedirs(f"{work}/floor", exist_ok=True)
+            env = start_envoy(envoy_config(lp, fgp, adm), f"{work}/floor", concurrency=1)
+            procs += [env, fl]
+            pickers["floor"] = (lp, None)
         dp, dadm = free_port(), free_port()
         os.makedirs(work + "/direct", exist_ok=True)
         denv = start_envoy(envoy_config(dp, 0, dadm, ext_proc=False), work + "/direct", concurrency=1)
@@ -204,10 +302,11 @@ def main() -> int:
         for lp, _ in pickers.values():
             wait_port(lp, 20)
         figs = {}
-        plan = [("warmup-" + fe, pickers[fe][0]) for fe in fes]
-        for rnd in range(2):  # direct, then each front end, twice: drift shows in both
+        arms = list(pickers)  # the front ends, then the floor
+        plan = [("warmup-" + a, pickers[a][0]) for a in arms]
+        for rnd in range(2):  # direct, then each arm, twice: drift shows in all
             plan.append(("direct", dp))
-            plan += [(fe, pickers[fe][0]) for fe in fes]
+            plan += [(a, pickers[a][0]) for a in arms]
         for path, port in plan:
             n = 500 if path.startswith("warmup") else args.latency_n // 2
             reqs = make_requests(n, seed=21, prefixes=16, prefix_chars=256, tail_chars=64,
@@ -215,19 +314,31 @@ def main() -> int:
             if path == "direct":
                 for i, q in enumerate(reqs):
                     q.headers["x-gateway-destination-endpoint"] = hosts[i % len(hosts)]
-            res = run_load("127.0.0.1", port, reqs, args.rate, seed=22, workers=128)
+            if args.loadgen == "c":
+                res = run_load_c(args.eppload, "127.0.0.1", port, reqs, args.rate, 22, 128, work)
+            else:
+                res = run_load("127.0.0.1", port, reqs, args.rate, seed=22, workers=128)
             if not path.startswith("warmup"):
                 figs.setdefault(path, []).extend(res)
         ok = {k: [r.e2e for r in v if r.status == 200 and r.body_ok] for k, v in figs.items()}
-        for fe in fes:
-            m = read_epp_metrics(pickers[fe][1])
-            rec = dict(base, part="latency", frontend=fe, rate=args.rate, requests=args.latency_n)
-            for key, name in (("direct", "direct"), (fe, "picker")):
+        def pct(key, p):
+            return round(1000 * percentile(ok[key], p), 3)
+        for arm in arms:
+            rec = dict(base, part="latency", frontend=arm, rate=args.rate,
+                       requests=args.latency_n, loadgen=args.loadgen)
+            for key, name in (("direct", "direct"), (arm, "picker")):
                 rec[f"{name}_ok"] = len(ok[key])
-                rec[f"{name}_p50_ms"] = round(1000 * percentile(ok[key], 50), 3)
-                rec[f"{name}_p99_ms"] = round(1000 * percentile(ok[key], 99), 3)
+                rec[f"{name}_p50_ms"], rec[f"{name}_p99_ms"] = pct(key, 50), pct(key, 99)
             rec["added_p50_ms"] = round(rec["picker_p50_ms"] - rec["direct_p50_ms"], 3)
             rec["added_p99_ms"] = round(rec["picker_p99_ms"] - rec["direct_p99_ms"], 3)
+            if arm == "floor":  # no picker: what the ext_proc path adds by itself
+                rec["note"] = "native front end, no picker (round-robin in C)"
+                emit(rec, out)
+                continue
+            if "floor" in ok:
+                rec["above_floor_p50_ms"] = round(rec["picker_p50_ms"] - pct("floor", 50), 3)
+                rec["above_floor_p99_ms"] = round(rec["picker_p99_ms"] - pct("floor", 99), 3)
+            m = read_epp_metrics(pickers[arm][1])
             cnt = m.get("dlsched_epp_pick_latency_seconds_count", 0)
             rec["pick_mean_us"] = round(1e6 * m.get("dlsched_epp_pick_latency_seconds_sum", 0) / cnt, 1) if cnt else None
             rec["target_added_p99_ms"] = 2.0

@@ -3,26 +3,40 @@
  * ExternalProcessor service (the Endpoint Picker Protocol of the Gateway
  * API Inference Extension, docs/proposals/004-endpoint-picker-protocol) in
  * C++ on gRPC's synchronous server, calling the Python picker only where a
- * decision or an outcome is made: once to pick, once at the response
+ * decision or an outcome is made: once to pick (on the stream's thread:
+ * the answer waits for it), and for the outcome, once at the response
  * headers, once at the first response body chunk, once when the stream
- * ends. The messages themselves (headers, buffered and echoed bodies,
- * metadata) never reach Python.
+ * ends. The outcome calls are queued, in order, to one dispatcher thread,
+ * so a response never waits for the picker (nor for Python's GIL); only
+ * the pick is on a request's path. The messages themselves (headers,
+ * buffered and echoed bodies, metadata) never reach Python.
  *
  * The protocol is the one dlsched/epp/server.py's StreamState implements
  * (its docstring cites the sources); the two are run through the same
  * tests (bindings/python/tests/test_epp_protocol.py, both front ends).
  *
- * C ABI (ctypes): eppf_start / eppf_port / eppf_stop; the callbacks are
- * called on gRPC's threads, one stream at a time per stream, never after
- * eppf_stop has returned.
+ * C ABI (ctypes): eppf_start / eppf_port / eppf_drain / eppf_stop. The
+ * pick callback is called on gRPC's threads; the outcome callbacks (resp,
+ * first, finish) on the dispatcher thread, in the order their events
+ * happened, each stream's after its pick has returned. No callback runs
+ * after eppf_stop has returned (it delivers the queued outcomes first).
+ *
+ * eppf_start with pick NULL serves the same protocol with no picker at
+ * all: round-robin in C over the comma-separated endpoints that user
+ * points to, no outcome calls. make bench-epp measures that as the floor
+ * of the ext_proc path (what a picker that decides in no time would add).
  */
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <time.h>
 #include <vector>
 
@@ -70,13 +84,111 @@ double mono_now()
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* the fixed round-robin of eppf_start with no pick callback */
+struct Fixed {
+    std::vector<std::string> endpoints;
+    std::atomic<uint64_t> next{0};
+};
+
 struct Callbacks {
+    Fixed *fixed; /* non-NULL: no picker (pick and the rest unused) */
     eppf_pick_cb pick;
     eppf_resp_cb resp;
     eppf_first_cb first;
     eppf_finish_cb finish;
     void *user;
     size_t tail_bytes;
+};
+
+/* the outcome callbacks, queued to one thread: FIFO, so each stream's
+   response headers, first byte and end arrive in that order */
+class Dispatcher {
+  public:
+    explicit Dispatcher(const Callbacks &cb) : cb_(cb), th_([this] { run(); }) {}
+    ~Dispatcher()
+    {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            stop_ = true;
+        }
+        cv_.notify_all();
+        th_.join(); /* delivers what is queued first */
+    }
+
+    const Callbacks &cb() const { return cb_; }
+
+    void resp(uint64_t id, int status, const std::string &served)
+    {
+        push(Event{Event::kResp, id, status, 0.0, served});
+    }
+    void first(uint64_t id, double t) { push(Event{Event::kFirst, id, 0, t, std::string()}); }
+    void finish(uint64_t id, int complete, double t_end, const std::string &tail)
+    {
+        push(Event{Event::kFinish, id, complete, t_end, tail});
+    }
+
+    /* wait until every event queued so far has been delivered; false on timeout */
+    bool drain(int timeout_ms)
+    {
+        std::unique_lock<std::mutex> g(mu_);
+        uint64_t want = pushed_;
+        return idle_.wait_for(g, std::chrono::milliseconds(timeout_ms),
+                              [&] { return done_ >= want; });
+    }
+
+  private:
+    struct Event {
+        enum Kind { kResp, kFirst, kFinish } kind;
+        uint64_t id;
+        int n; /* status, or complete */
+        double t;
+        std::string s; /* served endpoint, or the body's tail */
+    };
+
+    void push(Event &&e)
+    {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            q_.push_back(std::move(e));
+            pushed_++;
+        }
+        cv_.notify_one();
+    }
+
+    void run()
+    {
+        std::unique_lock<std::mutex> g(mu_);
+        for (;;) {
+            cv_.wait(g, [this] { return stop_ || !q_.empty(); });
+            if (q_.empty())
+                return; /* stop_, nothing left */
+            Event e = std::move(q_.front());
+            q_.pop_front();
+            g.unlock();
+            switch (e.kind) {
+            case Event::kResp:
+                cb_.resp(cb_.user, e.id, e.n, e.s.data(), e.s.size());
+                break;
+            case Event::kFirst:
+                cb_.first(cb_.user, e.id, e.t);
+                break;
+            case Event::kFinish:
+                cb_.finish(cb_.user, e.id, e.n, e.t, e.s.data(), e.s.size());
+                break;
+            }
+            g.lock();
+            done_++;
+            idle_.notify_all();
+        }
+    }
+
+    Callbacks cb_;
+    std::mutex mu_;
+    std::condition_variable cv_, idle_;
+    std::deque<Event> q_;
+    uint64_t pushed_ = 0, done_ = 0;
+    bool stop_ = false;
+    std::thread th_; /* last: starts once the rest is built */
 };
 
 std::string lower(const std::string &s)
@@ -141,7 +253,7 @@ bool write_body(W *rw, const std::string &body, bool eos, bool response)
 
 class Stream {
   public:
-    Stream(const Callbacks &cb, uint64_t id) : cb_(cb), id_(id) {}
+    Stream(Dispatcher &d, uint64_t id) : d_(d), cb_(d.cb()), id_(id) {}
 
     /* one ProcessingRequest: writes its answers; false when the stream is
        over (an ImmediateResponse went out, or a write failed) */
@@ -206,7 +318,7 @@ class Stream {
                 }
                 if (served.empty())
                     served = first_of(served_h);
-                cb_.resp(cb_.user, id_, status, served.data(), served.size());
+                d_.resp(id_, status, served);
                 if (rh.end_of_stream())
                     end_response();
             }
@@ -221,7 +333,7 @@ class Stream {
                 if (!b.empty()) {
                     if (!seen_first_) {
                         seen_first_ = true;
-                        cb_.first(cb_.user, id_, mono_now());
+                        d_.first(id_, mono_now());
                     }
                     tail_ += b;
                     if (tail_.size() > cb_.tail_bytes)
@@ -248,7 +360,7 @@ class Stream {
     void close()
     {
         if (picked_)
-            cb_.finish(cb_.user, id_, complete_, t_end_, tail_.data(), tail_.size());
+            d_.finish(id_, complete_, t_end_, tail_);
         picked_ = false;
     }
 
@@ -328,15 +440,21 @@ class Stream {
     {
         char out[4096];
         out[0] = '\0';
-        int st = cb_.pick(cb_.user, id_, headers_.data(), headers_.size(),
-                          body ? body->data() : nullptr, body ? body->size() : 0, body != nullptr,
-                          subset_.data(), subset_.size(), has_subset_, out, sizeof out);
-        out[sizeof out - 1] = '\0';
-        if (st != 200) {
-            rw->Write(immediate(st > 0 ? st : 503, out[0] ? out : "picker error"));
-            return false;
+        if (cb_.fixed) { /* no picker: the next fixed endpoint, no outcome calls */
+            const auto &v = cb_.fixed->endpoints;
+            snprintf(out, sizeof out, "%s", v[cb_.fixed->next.fetch_add(1) % v.size()].c_str());
+        } else {
+            int st = cb_.pick(cb_.user, id_, headers_.data(), headers_.size(),
+                              body ? body->data() : nullptr, body ? body->size() : 0,
+                              body != nullptr, subset_.data(), subset_.size(), has_subset_, out,
+                              sizeof out);
+            out[sizeof out - 1] = '\0';
+            if (st != 200) {
+                rw->Write(immediate(st > 0 ? st : 503, out[0] ? out : "picker error"));
+                return false;
+            }
+            picked_ = true;
         }
-        picked_ = true;
         if (!rw->Write(destination(out)))
             return false;
         if (body) {
@@ -347,6 +465,7 @@ class Stream {
         return true;
     }
 
+    Dispatcher &d_;
     const Callbacks &cb_;
     uint64_t id_;
     std::string headers_, subset_, body_, tail_;
@@ -357,13 +476,13 @@ class Stream {
 
 class Service final : public ep::ExternalProcessor::Service {
   public:
-    explicit Service(const Callbacks &cb) : cb_(cb) {}
+    explicit Service(Dispatcher &d) : d_(d) {}
 
     grpc::Status Process(grpc::ServerContext *,
                          grpc::ServerReaderWriter<ep::ProcessingResponse, ep::ProcessingRequest>
                              *rw) override
     {
-        Stream st(cb_, next_.fetch_add(1) + 1);
+        Stream st(d_, next_.fetch_add(1) + 1);
         ep::ProcessingRequest req;
         while (rw->Read(&req))
             if (!st.on(req, rw))
@@ -373,11 +492,13 @@ class Service final : public ep::ExternalProcessor::Service {
     }
 
   private:
-    Callbacks cb_;
+    Dispatcher &d_;
     std::atomic<uint64_t> next_{0};
 };
 
 struct Server {
+    std::unique_ptr<Fixed> fixed;
+    std::unique_ptr<Dispatcher> disp;
     std::unique_ptr<Service> svc;
     std::unique_ptr<grpc::Server> server;
     int port = 0;
@@ -391,13 +512,30 @@ __attribute__((visibility("default"))) void *
 eppf_start(const char *address, size_t tail_bytes, eppf_pick_cb pick, eppf_resp_cb resp,
            eppf_first_cb first, eppf_finish_cb finish, void *user, char *err, size_t errcap)
 {
-    if (!address || !pick || !resp || !first || !finish) {
+    std::unique_ptr<Server> s(new Server);
+    if (!pick && address && user) { /* no picker: round-robin over user's "a,b,..." */
+        s->fixed.reset(new Fixed);
+        std::string list = static_cast<const char *>(user), cur;
+        for (size_t i = 0; i <= list.size(); i++) {
+            if (i == list.size() || list[i] == ',') {
+                if (!cur.empty())
+                    s->fixed->endpoints.push_back(cur);
+                cur.clear();
+            } else if (list[i] != ' ') {
+                cur.push_back(list[i]);
+            }
+        }
+        if (s->fixed->endpoints.empty()) {
+            snprintf(err, errcap, "eppf_start: no pick callback and no endpoints");
+            return nullptr;
+        }
+    } else if (!address || !pick || !resp || !first || !finish) {
         snprintf(err, errcap, "eppf_start: NULL argument");
         return nullptr;
     }
-    Callbacks cb{pick, resp, first, finish, user, tail_bytes ? tail_bytes : 1};
-    std::unique_ptr<Server> s(new Server);
-    s->svc.reset(new Service(cb));
+    Callbacks cb{s->fixed.get(), pick, resp, first, finish, user, tail_bytes ? tail_bytes : 1};
+    s->disp.reset(new Dispatcher(cb));
+    s->svc.reset(new Service(*s->disp));
     grpc::ServerBuilder b;
     b.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port);
     b.RegisterService(s->svc.get());
@@ -416,8 +554,17 @@ __attribute__((visibility("default"))) int eppf_port(void *srv)
     return srv ? static_cast<Server *>(srv)->port : 0;
 }
 
-/* stop accepting, give open streams grace_ms to end, cancel the rest; when
-   this returns no callback runs any more */
+/* wait (at most timeout_ms) until the outcome callbacks of every event so
+   far have returned: 1 when they have, 0 on timeout */
+__attribute__((visibility("default"))) int eppf_drain(void *srv, int timeout_ms)
+{
+    if (!srv)
+        return 1;
+    return static_cast<Server *>(srv)->disp->drain(timeout_ms > 0 ? timeout_ms : 0) ? 1 : 0;
+}
+
+/* stop accepting, give open streams grace_ms to end, cancel the rest,
+   deliver the queued outcomes; when this returns no callback runs any more */
 __attribute__((visibility("default"))) void eppf_stop(void *srv, int grace_ms)
 {
     if (!srv)
@@ -426,6 +573,9 @@ __attribute__((visibility("default"))) void eppf_stop(void *srv, int grace_ms)
     s->server->Shutdown(std::chrono::system_clock::now() +
                         std::chrono::milliseconds(grace_ms > 0 ? grace_ms : 0));
     s->server->Wait();
+    s->server.reset();
+    s->svc.reset();
+    s->disp.reset(); /* joins the dispatcher after the queued outcomes */
     delete s;
 }
 }

@@ -86,7 +86,8 @@ def run_native(picker, msgs):
     """The same messages over a gRPC stream to the native front end, in
     lock step as the Python servicer takes them: after each message the
     sender waits (up to 0.05 s: metrics go stale after 1 s) for that message's answer, if it has one,
-    so that a test's generator sees the picker after the message."""
+    and for the front end's queued outcome callbacks, so that a test's generator sees the picker
+    after the message."""
     import grpc
     from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
     srv = _NativeServer(picker, "127.0.0.1:0", native_library())
@@ -99,6 +100,7 @@ def run_native(picker, msgs):
             yield m
             with cv:
                 cv.wait_for(lambda: len(got) > n, timeout=0.05)
+            srv.drain()  # the outcome callbacks of that message have run
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
             for r in pb_grpc.ExternalProcessorStub(ch).Process(send(), timeout=20):

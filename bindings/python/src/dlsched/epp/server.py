@@ -358,8 +358,11 @@ class _NativeLoadError(OSError):
 class _NativeServer:
     """The ext_proc service in C++ (bindings/epp-native/eppfront.cc, gRPC's
     synchronous server): the same protocol as StreamState, with the picker
-    called four times per request (pick, response headers, first response
-    byte, end of stream) and no message of the stream handled in Python."""
+    called four times per request and no message of the stream handled in
+    Python: the pick on the stream's gRPC thread (the request waits for it),
+    the outcome (response headers, first response byte, end of stream) on
+    the front end's dispatcher thread, queued in order, so that no response
+    waits for the picker or the GIL."""
 
     def __init__(self, picker: Picker, address: str, library: str) -> None:
         try:
@@ -371,6 +374,8 @@ class _NativeServer:
                                    _FINISH_CB, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
         lib.eppf_port.restype = ctypes.c_int
         lib.eppf_port.argtypes = [ctypes.c_void_p]
+        lib.eppf_drain.restype = ctypes.c_int
+        lib.eppf_drain.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.eppf_stop.restype = None
         lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
         self._lib = lib
@@ -387,7 +392,8 @@ class _NativeServer:
             raise OSError(err.value.decode("utf-8", "replace"))
         self.port = lib.eppf_port(self._h)
 
-    # the callbacks run on gRPC's threads (ctypes takes the GIL) and never raise
+    # the callbacks run on gRPC's threads (pick) or the front end's dispatcher
+    # thread (the rest); ctypes takes the GIL; they never raise
     def _pick(self, _u: Any, sid: int, hp: Any, hl: int, bp: Any, bl: int, has_body: int,
               sp: Any, sl: int, has_subset: int, out: Any, outcap: int) -> int:
         try:
@@ -442,6 +448,10 @@ class _NativeServer:
             self.picker.finish(ctx, bool(complete))
         except Exception:
             log.exception("finish")
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until the outcome callbacks of everything so far have run."""
+        return bool(self._h) and self._lib.eppf_drain(self._h, int(timeout * 1000)) == 1
 
     def stop(self, grace: float) -> None:
         if self._h:

@@ -1,0 +1,81 @@
+"""The native front end with no picker (eppf_start without a pick
+callback): make bench-epp's floor. Round-robin over its fixed endpoints,
+the same protocol answers as with a picker (destination header and
+envoy.lb metadata equal, the buffered body echoed in order, response
+messages passed through), and a clear error with no endpoints."""
+from __future__ import annotations
+
+import ctypes
+import json
+
+import pytest
+
+pytest.importorskip("grpc")
+pytest.importorskip("envoy.service.ext_proc.v3.external_processor_pb2")
+
+import grpc  # noqa: E402
+from envoy.config.core.v3 import base_pb2  # noqa: E402
+from envoy.service.ext_proc.v3 import external_processor_pb2 as pb  # noqa: E402
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc  # noqa: E402
+
+from dlsched.epp.server import native_library  # noqa: E402
+
+pytestmark = pytest.mark.skipif(native_library() is None,
+                                reason="native front end not built (make epp-native)")
+
+
+def start(endpoints):
+    lib = ctypes.CDLL(native_library())
+    lib.eppf_start.restype = ctypes.c_void_p
+    lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t] + [ctypes.c_void_p] * 5 + [
+        ctypes.c_char_p, ctypes.c_size_t]
+    lib.eppf_port.argtypes = [ctypes.c_void_p]
+    lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    eps = ctypes.create_string_buffer(endpoints.encode())
+    err = ctypes.create_string_buffer(256)
+    h = lib.eppf_start(b"127.0.0.1:0", 1, None, None, None, None,
+                       ctypes.cast(eps, ctypes.c_void_p), err, len(err))
+    return lib, h, err.value.decode()
+
+
+def stream(port, body):
+    hs = base_pb2.HeaderMap(headers=[base_pb2.HeaderValue(key=":path", raw_value=b"/v1/completions")])
+    msgs = [pb.ProcessingRequest(request_headers=pb.HttpHeaders(headers=hs, end_of_stream=False)),
+            pb.ProcessingRequest(request_body=pb.HttpBody(body=body[:7], end_of_stream=False)),
+            pb.ProcessingRequest(request_body=pb.HttpBody(body=body[7:], end_of_stream=True)),
+            pb.ProcessingRequest(response_headers=pb.HttpHeaders(headers=base_pb2.HeaderMap(
+                headers=[base_pb2.HeaderValue(key=":status", raw_value=b"200")]))),
+            pb.ProcessingRequest(response_body=pb.HttpBody(body=b"data: x\n\n", end_of_stream=True))]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        return list(pb_grpc.ExternalProcessorStub(ch).Process(iter(msgs), timeout=10))
+
+
+def test_round_robin_over_fixed_endpoints_with_protocol_answers():
+    lib, h, err = start("10.0.0.1:8000, 10.0.0.2:8000,,10.0.0.3:8000")
+    assert h, err
+    try:
+        port = lib.eppf_port(h)
+        body = json.dumps({"prompt": "hello", "max_tokens": 1}).encode()
+        seen = []
+        for _ in range(6):
+            out = stream(port, body)
+            kinds = [r.WhichOneof("response") for r in out]
+            assert kinds == ["request_headers", "request_body", "response_headers", "response_body"]
+            sh = out[0].request_headers.response.header_mutation.set_headers
+            hv = [x.header.raw_value.decode() for x in sh
+                  if x.header.key == "x-gateway-destination-endpoint"]
+            mv = out[0].dynamic_metadata.fields["envoy.lb"].struct_value.fields[
+                "x-gateway-destination-endpoint"].string_value
+            assert len(hv) == 1 and hv[0] == mv
+            seen.append(mv)
+            sr = out[1].request_body.response.body_mutation.streamed_response
+            assert sr.body == body and sr.end_of_stream
+            assert out[3].response_body.response.body_mutation.streamed_response.body == b"data: x\n\n"
+        assert seen == ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"] * 2
+    finally:
+        lib.eppf_stop(h, 100)
+
+
+def test_no_pick_and_no_endpoints_is_an_error():
+    _, h, err = start(" , ")
+    assert not h and "no endpoints" in err
