@@ -112,6 +112,12 @@ static void conn_reset_parse(conn_t *c)
 
 static int open_conn(void)
 {
+    int i;
+    for (i = 0; i < NC; i++)
+        if (C[i].fd < 0)
+            break;
+    if (i == MAXC)
+        return -1; /* every place taken */
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
@@ -121,10 +127,6 @@ static int open_conn(void)
         close(fd);
         return -1;
     }
-    int i;
-    for (i = 0; i < NC; i++)
-        if (C[i].fd < 0)
-            break;
     if (i == NC)
         NC++;
     conn_t *c = &C[i];
@@ -246,15 +248,21 @@ static void fail_conn(conn_t *c)
     long ri = c->req;
     int got = c->got_any;
     close_conn(c);
+    if (wq_head < wq_tail) { /* a waiting request takes the freed place */
+        int ci = open_conn();
+        if (ci >= 0)
+            start_on(ci, waitq[wq_head++]);
+    }
     if (ri < 0)
         return;
     req_t *r = &R[ri];
     if (!got && r->attempts < 2) { /* a kept-alive connection the proxy closed: once more */
         int ci = open_conn();
-        if (ci >= 0) {
+        if (ci >= 0)
             start_on(ci, ri);
-            return;
-        }
+        else
+            waitq[wq_tail++] = ri; /* the next free place */
+        return;
     }
     /* no response, or not all of it (a body read to close ends in on_read) */
     r->status = 0;
@@ -414,7 +422,7 @@ int main(int argc, char **argv)
     if (fscanf(in, "%ld", &NR) != 1 || NR < 0 || fgetc(in) != '\n')
         die("IN: bad count");
     R = calloc((size_t)NR + 1, sizeof *R);
-    waitq = calloc((size_t)NR + 1, sizeof *waitq);
+    waitq = calloc(2 * (size_t)NR + 1, sizeof *waitq); /* a retry queues a request twice at most */
     if (!R || !waitq)
         die("out of memory");
     for (long i = 0; i < NR; i++) {
