@@ -285,6 +285,8 @@ static int parse(conn_t *c)
         if (sscanf(c->buf, "HTTP/%d.%d %d", &maj, &min, &st) != 3)
             return -1;
         r->status = st;
+        if (maj == 1 && min == 0)
+            c->close_after = 1; /* HTTP/1.0: no keep-alive unless said (ignored here) */
         char *line = strstr(c->buf, "\r\n");
         while (line && line[2]) {
             line += 2;
