@@ -513,9 +513,14 @@ if [ "$DYN" = 1 ] && cpu_has avx2 fma; then
     if [ "$OUT" = "ct=Prescott orig=Prescott" ]; then ok "best-blas.sh keeps a value set"; else bad "best-blas.sh with Prescott set: '$OUT'" "$ERR"; fi
     has "$ERR" "as set in the environment" "best-blas.sh says it kept the value"
     dr sh "$TOP/scripts/best-blas.sh" "$T" sh -c 'echo "ct=${OPENBLAS_CORETYPE-unset} orig=$DLSCHED_ORIGINAL_OPENBLAS_CORETYPE"'
+    # OpenBLAS's own choice fits when it is BEST or, on a CPU with AVX-512
+    # (F, DQ, BW, VL), any AVX-512 core: 0.3.21 gives AMD's Zen 4 (family 25
+    # model 17) Cooperlake's kernels, wider than BEST=Zen's
+    want="ct=$BEST orig="
     case $DR_CORE in
     "$BEST") want="ct=unset orig=" ;;
-    *) want="ct=$BEST orig=" ;;
+    SkylakeX | Cooperlake | SapphireRapids)
+        if cpu_has avx512f avx512dq avx512bw avx512vl; then want="ct=unset orig="; fi ;;
     esac
     if [ "$OUT" = "$want" ]; then ok "best-blas.sh with OPENBLAS_CORETYPE unset: $want"; else bad "best-blas.sh unset: '$OUT', want '$want'" "$ERR"; fi
     has "$ERR" "best-blas: " "best-blas.sh says what it did"

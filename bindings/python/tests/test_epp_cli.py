@@ -25,6 +25,11 @@ def test_needs_a_source():
     assert r.returncode == 2 and "--endpoints" in r.stderr and "--pool" in r.stderr
 
 
+def test_bad_log_level_is_a_usage_error():
+    r = epp("--endpoints", "x.yaml", "--log-level", "loud")
+    assert r.returncode == 2 and "--log-level" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_bad_endpoints_file_named(tmp_path):
     p = tmp_path / "eps.yaml"
     p.write_text("endpoints:\n- {name: a, address: 10.0.0.1}\n")

@@ -67,9 +67,12 @@ enum { DLS_VENDOR_INTEL, DLS_VENDOR_AMD, DLS_VENDOR_OTHER };
 /* The best core for a CPU: the first row whose vendor matches and whose
    features are all usable. AVX-512 counts for Intel only when F, DQ, BW and
    VL are all there (SkylakeX's kernels use them; OpenBLAS itself falls back
-   to Haswell without VL); AMD's Zen 4 has AVX-512, but OpenBLAS 0.3.21 has
-   no Zen 4 kernels and picks Zen. A CPU without AVX2 and FMA is never
-   judged: OpenBLAS's choice among older kernels is left alone. */
+   to Haswell without VL). For AMD the advice is Zen (AVX2): OpenBLAS
+   0.3.21 has no Zen 4 kernels; on a Zen 4 with AVX-512 (family 25 model
+   17) its DYNAMIC_ARCH picks Cooperlake's AVX-512 kernels by itself, which
+   the verdict accepts as fitting (as wide as or wider than the advice). A
+   CPU without AVX2 and FMA is never judged: OpenBLAS's choice among older
+   kernels is left alone. */
 #define DLS_NEED_AVX2 (DLS_CPU_AVX2 | DLS_CPU_FMA)
 #define DLS_NEED_AVX512 (DLS_NEED_AVX2 | DLS_CPU_ZMM_FEATURES)
 static const struct {

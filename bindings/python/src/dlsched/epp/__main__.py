@@ -6,7 +6,7 @@
 
 Exit status: 0 after SIGTERM/SIGINT (checkpoint saved), 2 for a bad command
 line, configuration, endpoints file or checkpoint (the message names it),
-1 when a port cannot be bound.
+1 when a port cannot be bound or --frontend native cannot load its library.
 """
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "epp-native, or $DLSCHED_EPPFRONT_LIBRARY), python (grpc.aio), auto "
                          "(native when it loads; default)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--log-level", default="INFO", type=str.upper,
+                    choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     return ap
 
 

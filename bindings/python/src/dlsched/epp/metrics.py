@@ -2,9 +2,12 @@
 picker so several can live in one process):
 
     dlsched_epp_picks_total                      requests given an endpoint
-    dlsched_epp_refusals_total{status}           503 (none eligible/ready), 429 (shed)
+    dlsched_epp_refusals_total{status}           503 (none eligible/ready), 429 (shed); the
+                                                 front ends' own 413 (body over 10 MiB) and
+                                                 "picker error" 503 are not counted
     dlsched_epp_decisions_total{source}          learned | incumbent (the hint: gateway mix,
-                                                 apprenticeship or the guard) | round-robin
+                                                 apprenticeship or the guard) | gateway
+                                                 (--policy gateway) | round-robin
     dlsched_epp_guard_state                      the agent's guard state, DLSCHED_GUARD_*
                                                  (0 off, 1 incumbent, 2 learned, 3 fallen
                                                  back; -1 no agent)
