@@ -41,7 +41,6 @@ import threading
 import time
 
 from dlsched.epp.envoy_config import envoy_config
-from dlsched.epp.emulator import sse_events
 from dlsched.epp.loadgen import (Result, free_port, make_requests, percentile, run_load,
                                  start_envoy, wait_port)
 from dlsched.epp.discovery import load_endpoints
@@ -68,24 +67,16 @@ def start_fleet(workdir: str, speed: float) -> tuple:
 def serve_floor(port: int, endpoints: str) -> int:
     """--serve-floor: the native front end with no picker (round-robin in C
     over ``endpoints``) on ``port`` until SIGTERM."""
-    import ctypes
-    from dlsched.epp.server import native_library
-    lib = ctypes.CDLL(native_library())
-    lib.eppf_start.restype = ctypes.c_void_p
-    lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t] + [ctypes.c_void_p] * 5 + [
-        ctypes.c_char_p, ctypes.c_size_t]
-    lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    eps = ctypes.create_string_buffer(endpoints.encode())
-    err = ctypes.create_string_buffer(512)
-    h = lib.eppf_start(f"127.0.0.1:{port}".encode(), 1, None, None, None, None,
-                       ctypes.cast(eps, ctypes.c_void_p), err, len(err))
-    if not h:
-        print(f"serve-floor: {err.value.decode()}", file=sys.stderr)
+    from dlsched.epp.server import _NativeFloor, native_library
+    try:
+        floor = _NativeFloor(f"127.0.0.1:{port}", endpoints, native_library())
+    except OSError as e:
+        print(f"serve-floor: {e}", file=sys.stderr)
         return 1
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     done.wait()
-    lib.eppf_stop(h, 1000)
+    floor.stop(1.0)
     return 0
 
 
@@ -157,8 +148,7 @@ def run_load_c(binary: str, host: str, port: int, reqs, rate: float, seed: int, 
         r = Result(i, status=st, attempts=att)
         if st:
             r.ttft, r.e2e = ttft / 1e9, e2e / 1e9
-        want = b"".join(sse_events(q.prompt, q.max_tokens, "emulated", -(-len(q.prompt) // 4)))
-        r.body_ok = st == 200 and body == want
+        r.body_ok = st == 200 and body == q.expected_response()
         out.append(r)
     return out
 

@@ -5,7 +5,6 @@ envoy.lb metadata equal, the buffered body echoed in order, response
 messages passed through), and a clear error with no endpoints."""
 from __future__ import annotations
 
-import ctypes
 import json
 
 import pytest
@@ -18,24 +17,10 @@ from envoy.config.core.v3 import base_pb2  # noqa: E402
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb  # noqa: E402
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc  # noqa: E402
 
-from dlsched.epp.server import native_library  # noqa: E402
+from dlsched.epp.server import _NativeFloor, native_library  # noqa: E402
 
 pytestmark = pytest.mark.skipif(native_library() is None,
                                 reason="native front end not built (make epp-native)")
-
-
-def start(endpoints):
-    lib = ctypes.CDLL(native_library())
-    lib.eppf_start.restype = ctypes.c_void_p
-    lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t] + [ctypes.c_void_p] * 5 + [
-        ctypes.c_char_p, ctypes.c_size_t]
-    lib.eppf_port.argtypes = [ctypes.c_void_p]
-    lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    eps = ctypes.create_string_buffer(endpoints.encode())
-    err = ctypes.create_string_buffer(256)
-    h = lib.eppf_start(b"127.0.0.1:0", 1, None, None, None, None,
-                       ctypes.cast(eps, ctypes.c_void_p), err, len(err))
-    return lib, h, err.value.decode()
 
 
 def stream(port, body):
@@ -51,10 +36,10 @@ def stream(port, body):
 
 
 def test_round_robin_over_fixed_endpoints_with_protocol_answers():
-    lib, h, err = start("10.0.0.1:8000, 10.0.0.2:8000,,10.0.0.3:8000")
-    assert h, err
+    floor = _NativeFloor("127.0.0.1:0", "10.0.0.1:8000, 10.0.0.2:8000,,10.0.0.3:8000",
+                         native_library())
     try:
-        port = lib.eppf_port(h)
+        port = floor.port
         body = json.dumps({"prompt": "hello", "max_tokens": 1}).encode()
         seen = []
         for _ in range(6):
@@ -73,9 +58,9 @@ def test_round_robin_over_fixed_endpoints_with_protocol_answers():
             assert out[3].response_body.response.body_mutation.streamed_response.body == b"data: x\n\n"
         assert seen == ["10.0.0.1:8000", "10.0.0.2:8000", "10.0.0.3:8000"] * 2
     finally:
-        lib.eppf_stop(h, 100)
+        floor.stop(0.1)
 
 
 def test_no_pick_and_no_endpoints_is_an_error():
-    _, h, err = start(" , ")
-    assert not h and "no endpoints" in err
+    with pytest.raises(OSError, match="no endpoints"):
+        _NativeFloor("127.0.0.1:0", " , ", native_library())

@@ -39,6 +39,11 @@ class Req:
         return json.dumps({"model": "emulated", "prompt": self.prompt,
                            "max_tokens": self.max_tokens, "stream": True}).encode()
 
+    def expected_response(self) -> bytes:
+        """The streamed body the emulator answers this request with."""
+        return b"".join(sse_events(self.prompt, self.max_tokens, "emulated",
+                                   -(-len(self.prompt) // 4)))
+
 
 @dataclass
 class Result:
@@ -75,7 +80,7 @@ def make_requests(n: int, seed: int = 1, prefixes: int = 8, prefix_chars: int = 
 def _one(conn_box: List[Optional[http.client.HTTPConnection]], host: str, port: int,
          req: Req, res: Result, timeout: float) -> None:
     body = req.body()
-    want = b"".join(sse_events(req.prompt, req.max_tokens, "emulated", -(-len(req.prompt) // 4)))
+    want = req.expected_response()
     for attempt in (0, 1):
         conn = conn_box[0]
         if conn is None:

@@ -355,6 +355,25 @@ class _NativeLoadError(OSError):
     """The native front end's library does not load."""
 
 
+def _native_lib(library: str) -> Any:
+    """libdlsched_eppfront.so loaded, its C ABI typed (eppf_start's callbacks
+    may be NULL function pointers, e.g. _PICK_CB(): the no-picker floor)."""
+    try:
+        lib = ctypes.CDLL(library)
+    except OSError as e:
+        raise _NativeLoadError(f"native front end {library}: {e}") from None
+    lib.eppf_start.restype = ctypes.c_void_p
+    lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t, _PICK_CB, _RESP_CB, _FIRST_CB,
+                               _FINISH_CB, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+    lib.eppf_port.restype = ctypes.c_int
+    lib.eppf_port.argtypes = [ctypes.c_void_p]
+    lib.eppf_drain.restype = ctypes.c_int
+    lib.eppf_drain.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.eppf_stop.restype = None
+    lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    return lib
+
+
 class _NativeServer:
     """The ext_proc service in C++ (bindings/epp-native/eppfront.cc, gRPC's
     synchronous server): the same protocol as StreamState, with the picker
@@ -365,20 +384,7 @@ class _NativeServer:
     waits for the picker or the GIL."""
 
     def __init__(self, picker: Picker, address: str, library: str) -> None:
-        try:
-            lib = ctypes.CDLL(library)
-        except OSError as e:
-            raise _NativeLoadError(f"native front end {library}: {e}") from None
-        lib.eppf_start.restype = ctypes.c_void_p
-        lib.eppf_start.argtypes = [ctypes.c_char_p, ctypes.c_size_t, _PICK_CB, _RESP_CB, _FIRST_CB,
-                                   _FINISH_CB, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
-        lib.eppf_port.restype = ctypes.c_int
-        lib.eppf_port.argtypes = [ctypes.c_void_p]
-        lib.eppf_drain.restype = ctypes.c_int
-        lib.eppf_drain.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        lib.eppf_stop.restype = None
-        lib.eppf_stop.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self._lib = lib
+        lib = self._lib = _native_lib(library)
         self.library = library
         self.picker = picker
         self._ctx: Dict[int, RequestContext] = {}
@@ -452,6 +458,28 @@ class _NativeServer:
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until the outcome callbacks of everything so far have run."""
         return bool(self._h) and self._lib.eppf_drain(self._h, int(timeout * 1000)) == 1
+
+    def stop(self, grace: float) -> None:
+        if self._h:
+            h, self._h = self._h, None
+            self._lib.eppf_stop(h, int(grace * 1000))
+
+
+class _NativeFloor:
+    """The native front end with no picker (eppf_start without callbacks):
+    the same protocol, round-robin in C over ``endpoints`` ("a:p,b:p"), no
+    Python on the stream. make bench-epp's floor of the ext_proc path."""
+
+    def __init__(self, address: str, endpoints: str, library: str) -> None:
+        self._lib = _native_lib(library)
+        self._eps = ctypes.create_string_buffer(endpoints.encode())  # read by eppf_start
+        err = ctypes.create_string_buffer(512)
+        null = (_PICK_CB(), _RESP_CB(), _FIRST_CB(), _FINISH_CB())  # NULL function pointers
+        self._h = self._lib.eppf_start(address.encode(), 1, *null,
+                                       ctypes.cast(self._eps, ctypes.c_void_p), err, len(err))
+        if not self._h:
+            raise OSError(err.value.decode("utf-8", "replace"))
+        self.port = self._lib.eppf_port(self._h)
 
     def stop(self, grace: float) -> None:
         if self._h:
