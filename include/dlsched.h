@@ -307,6 +307,29 @@ DLSCHED_API int dlsched_act(dlsched_agent *agent, const dlsched_state_t *state,
                             uint32_t flags, dlsched_decision_t *out);
 
 /*
+ * dlsched_act_unit - dlsched_act() for a decision of a named unit
+ *
+ * The same as dlsched_act(agent, state, flags, out), with the unit the
+ * decision belongs to: an opaque 64-bit key of the host's, e.g. a hash of
+ * the request's shared prompt, its tenant or its stream. With guard_unit=key
+ * the guard's experiment assigns whole units, not single decisions or
+ * blocks of time, to the incumbent or to the learned policy: every ticketed
+ * decision of a unit is taken by the arm its unit drew for the guard's
+ * epoch (a unit of the incumbent's arm gets the hint, without exploration),
+ * and the arms are compared on the mean reward of all their decisions.
+ * Use it when a decision leaves state behind that later decisions of the
+ * same unit inherit (where a shared prompt's KV cache lives): a time-block
+ * experiment cannot credit a policy for that state, both arms share it.
+ * dlsched_act() is dlsched_act_unit() with unit 0 (one unit). Under
+ * guard_unit=decision (the default), with the guard off, without a hint
+ * and with DLSCHED_ACT_GREEDY the unit is ignored. See dlsched(7), GUARD.
+ * Returns, thread safety and allocation: as dlsched_act(). Since 1.4
+ * (symbol node DLSCHED_1.1).
+ */
+DLSCHED_API int dlsched_act_unit(dlsched_agent *agent, const dlsched_state_t *state,
+                                 uint64_t unit, uint32_t flags, dlsched_decision_t *out);
+
+/*
  * dlsched_observe - report the reward a ticketed decision earned
  *
  * Learns from the transition (state at act time, action, reward, next) and

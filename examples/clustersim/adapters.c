@@ -255,7 +255,11 @@ int sim_decide_learned(sim_run *s, req *r, const double *work)
     if (s->learning && give_next(s, &st))
         return -1;
     dlsched_decision_t d;
-    int rc = dlsched_act(s->agent, &st, s->learning ? 0 : DLSCHED_ACT_GREEDY, &d);
+    /* the KV model: the guard's unit is the prompt's first prefix block
+       (what a gateway can hash: one shared prompt, one unit), else the
+       request itself */
+    uint64_t unit = sc->kv && r->n_blocks > 0 ? req_block_key(r, 0, -1) : r->id;
+    int rc = dlsched_act_unit(s->agent, &st, unit, s->learning ? 0 : DLSCHED_ACT_GREEDY, &d);
     if (rc) {
         sim_run_fail(s, "dlsched_act: %s", dlsched_last_error());
         return -1;
@@ -289,6 +293,16 @@ static int guard_block(const sim_scenario *sc)
     return b < 16 ? 16 : b > 1024 ? 1024 : (int)lround(b);
 }
 
+/* the guard's design: with the KV model a decision's effect outlives any
+   block (where a prompt's cache lives), so whole units (prompts) are
+   randomised (guard_unit=key, dlsched_act_unit); else blocks of time */
+static const char *guard_unit(const sim_scenario *sc)
+{
+    if (getenv("SIM_GUARD_UNIT"))
+        return sc->kv ? getenv("SIM_GUARD_UNIT") : "decision";
+    return sc->kv ? "key" : "decision";
+}
+
 /* ticketed decisions of the warm-up: exploration falls linearly to 0 over
    them, so that the evaluation explores no more (the guard's experiment
    goes on) */
@@ -316,9 +330,9 @@ int sim_make_agent(sim_run *s, sim_err *err)
                  "algo=dqn device=cpu n_features=%d n_actions=%d hidden=64,64 lr=0.0005 gamma=0.9 "
                  "batch=64 learning_starts=1000 train_every=4 target_update=1000 "
                  "epsilon_start=0.1 epsilon_end=0 epsilon_decay_steps=%llu replay=100000 "
-                 "apprentice=%llu apprentice_agreement=1 guard_block=%d seed=%llu %s",
+                 "apprentice=%llu apprentice_agreement=1 guard_block=%d guard_unit=%s seed=%llu %s",
                  s->n_feat, s->n_act, warmup_decisions(s), (unsigned long long)sc->apprentice,
-                 guard_block(sc), (unsigned long long)sc->seed, sc->dqn_config);
+                 guard_block(sc), guard_unit(sc), (unsigned long long)sc->seed, sc->dqn_config);
     } else {
         s->n_feat = 3 + sc->n_gpu * (sc->kv ? 2 : 1);
         s->n_act = sc->n_gpu * sc->n_var;
@@ -337,9 +351,9 @@ int sim_make_agent(sim_run *s, sim_err *err)
         snprintf(spec, sizeof spec,
                  "algo=qtable n_features=%d n_actions=%d bins=%s feature_low=%s feature_high=%s "
                  "lr=0.05 gamma=0 epsilon_start=0.2 epsilon_end=0 epsilon_decay_steps=%llu "
-                 "apprentice=%llu apprentice_agreement=1 guard_block=%d seed=%llu %s",
+                 "apprentice=%llu apprentice_agreement=1 guard_block=%d guard_unit=%s seed=%llu %s",
                  s->n_feat, s->n_act, bins, lo, hi, warmup_decisions(s),
-                 (unsigned long long)sc->apprentice, guard_block(sc),
+                 (unsigned long long)sc->apprentice, guard_block(sc), guard_unit(sc),
                  (unsigned long long)sc->seed, sc->qtable_config);
     }
     dlsched_config *cfg = NULL;

@@ -257,6 +257,10 @@ static void arrive(sim_run *s, const sim_stream *st, double t, double in, double
     double dt = (t - s->rate_t) / 1000.0;
     s->rate_est = s->rate_est * exp(-dt / tau) + 1.0 / tau;
     s->rate_t = t;
+    if (s->learning && sc->kv && s->restart_ms > 0 && t >= s->next_restart) {
+        sim_kv_flush(s);
+        s->next_restart += s->restart_ms;
+    }
     if (decide(s, r))
         return;
     s->submitted++;
@@ -540,6 +544,10 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
         if (sim_stream_init(&st, sc, 0, scale)) {
             snprintf(err->msg, sizeof err->msg, "unknown arrival process %d", sc->process);
             goto fail;
+        }
+        if (getenv("SIM_RESTART_S")) {
+            s->restart_ms = atof(getenv("SIM_RESTART_S")) * 1000;
+            s->next_restart = s->restart_ms;
         }
         simulate(s, &st, "warm-up");
         /* (no transition is left waiting for a next state: outcomes are

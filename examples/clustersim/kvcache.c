@@ -295,6 +295,26 @@ void sim_kv_reset(sim_run *s)
     s->hit_tokens = s->prompt_tokens = 0;
 }
 
+void sim_kv_flush(sim_run *s)
+{
+    for (int si = 0; si < s->ns; si++) {
+        server *sv = &s->srv[si];
+        /* every unpinned cached block goes; what running requests pin stays
+           theirs (and joins the cache when they end) */
+        while (sv->pc.head >= 0) {
+            int32_t i = sv->pc.head;
+            pc_lru_unlink(&sv->pc, i);
+            sv->kv_used -= sv->pc.e[i].kb;
+            pc_remove(&sv->pc, i);
+        }
+        if (sv->n == 0)
+            sv->kv_used = sv->kv_pinned = 0; /* no drift */
+        pc_clear(&s->gw_index[si]);
+        s->gw_cold_at[si] = 0;
+    }
+    s->gw_clock = 0;
+}
+
 void sim_kv_free(sim_run *s)
 {
     for (int si = 0; si < s->ns; si++) {

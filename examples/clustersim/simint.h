@@ -152,6 +152,7 @@ struct sim_run {
     pcache gw_index[SIM_MAX_SERVERS];
     int gw_index_cap;
     uint64_t gw_clock, gw_cold_at[SIM_MAX_SERVERS];
+    double restart_ms, next_restart; /* warm-up restarts (ms; 0: none) */
     double gw_match[SIM_MAX_SERVERS];
     int gw_cold;
     float *ttft;
@@ -220,6 +221,9 @@ void sim_kv_free(sim_run *s);
 int sim_kv_admit(sim_run *s, int si, int ri);
 /* ri's prefill ended: its prompt's blocks join the prefix cache */
 void sim_kv_prefilled(sim_run *s, int si, int ri);
+/* a restart in the warm-up: the servers' prefix caches (what no running
+   request pins) and the picker's index are emptied */
+void sim_kv_flush(sim_run *s);
 /* ri completed: its blocks are unpinned (cached) or freed */
 void sim_kv_release(sim_run *s, int si, int ri);
 /* refreshes the scraped signals if a scrape is due */

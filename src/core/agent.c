@@ -693,8 +693,8 @@ DLSCHED_API void dlsched_agent_free(dlsched_agent *ag)
    behaviour policy. *appr = 1 when the hint was taken as apprentice, with
    *agree = whether the greedy choice equalled it. */
 static void dls_decide(dlsched_agent *ag, const float *q, const dlsched_state_t *st,
-                       const uint8_t *mask, const void *key, int greedy, dls_rng *rng,
-                       dls_choice *c, int *appr, int *agree, uint32_t *tag)
+                       const uint8_t *mask, const void *key, uint64_t unit, int greedy,
+                       dls_rng *rng, dls_choice *c, int *appr, int *agree, uint32_t *tag)
 {
     *appr = 0;
     *tag = 0;
@@ -714,7 +714,7 @@ static void dls_decide(dlsched_agent *ag, const float *q, const dlsched_state_t 
     if (ag->guard.enabled && st->hint >= 0) {
         uint64_t region = dls_guard_region(&ag->guard, key, st->features);
         *tag = dls_guard_decide(&ag->guard, q, mask, ag->explore_mode, eps, ag->temperature,
-                                st->hint, region, greedy, rng, c);
+                                st->hint, region, unit, greedy, rng, c);
     }
 }
 
@@ -740,8 +740,8 @@ static void dls_apprentice_note(dlsched_agent *ag, int agree)
     }
 }
 
-DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32_t flags,
-                            dlsched_decision_t *out)
+static int dls_act(dlsched_agent *ag, const dlsched_state_t *st, uint64_t unit, uint32_t flags,
+                   dlsched_decision_t *out)
 {
     DLS_FAIL_IF(!ag, DLSCHED_EINVAL, "agent is NULL");
     DLS_FAIL_IF(!out, DLSCHED_EINVAL, "out is NULL");
@@ -781,7 +781,7 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
     int appr, agree = 0, n_exp = 0;
     uint32_t tag;
     pthread_mutex_lock(&ag->tmu);
-    dls_decide(ag, q, st, mask, key, greedy, rng, &ch, &appr, &agree, &tag);
+    dls_decide(ag, q, st, mask, key, unit, greedy, rng, &ch, &appr, &agree, &tag);
     d.action = ch.action;
     d.flags = ch.flags;
     d.probability = ch.probability;
@@ -817,6 +817,18 @@ DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32
         dls_unlock(ag);
     *out = d;
     return DLSCHED_OK;
+}
+
+DLSCHED_API int dlsched_act(dlsched_agent *ag, const dlsched_state_t *st, uint32_t flags,
+                            dlsched_decision_t *out)
+{
+    return dls_act(ag, st, 0, flags, out);
+}
+
+DLSCHED_API int dlsched_act_unit(dlsched_agent *ag, const dlsched_state_t *st, uint64_t unit,
+                                 uint32_t flags, dlsched_decision_t *out)
+{
+    return dls_act(ag, st, unit, flags, out);
 }
 
 /* ---- observe ------------------------------------------------------------------ */

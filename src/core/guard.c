@@ -13,6 +13,16 @@
  * A switch, a fallback, or the last of guard_tests tests starts a new
  * epoch (fresh statistics, k = 0): the policy being measured keeps
  * changing as it learns, and the world may drift.
+ *
+ * guard_unit = key: arm A's outcomes come from its slots s (see guard.h),
+ * n_s outcomes with reward sum y_s; m_A = sum y_s / sum n_s and, over the
+ * G_A slots of A with outcomes (CR1, the cluster-robust variance of a
+ * ratio mean):
+ *   v(m_A) = G_A / (G_A - 1) sum_s (y_s - m_A n_s)^2 / (sum n_s)^2
+ *   d = m_L - m_I,  se = sqrt(v(m_L) + v(m_I))
+ * tested as above with z_k replaced by Student's t quantile at the same
+ * level with min(G_L, G_I) - 1 degrees of freedom, once both arms have
+ * outcomes in at least 2 slots.
  */
 #include "guard.h"
 
@@ -30,6 +40,8 @@
 #define DLS_TAG_LED_L 8u
 #define DLS_EPOCH_MASK 0x0fffffffu
 #define DLS_BLK_MASK 0x1fffffu
+/* guard_unit = key: slot (6 bits from bit 4), epoch (22 bits from bit 10) */
+#define DLS_UEPOCH_MASK 0x3fffffu
 /* the standardiser's horizon: exact mean and variance over the first N
    states, then exponential */
 #define DLS_NORM_HORIZON 10000
@@ -48,6 +60,119 @@ static double dls_norm_quantile(double p)
     return 0.5 * (lo + hi);
 }
 
+/* the regularised incomplete beta function I_x(a, b) by its continued
+   fraction (Lentz's method), for the t distribution's tail */
+static double dls_betacf(double a, double b, double x)
+{
+    const double tiny = 1e-300;
+    double qab = a + b, qap = a + 1, qam = a - 1, c = 1, d = 1 - qab * x / qap;
+    d = fabs(d) < tiny ? tiny : d;
+    d = 1 / d;
+    double h = d;
+    for (int m = 1; m <= 300; m++) {
+        double m2 = 2.0 * m, aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1 + aa * d;
+        d = fabs(d) < tiny ? tiny : d;
+        c = 1 + aa / c;
+        c = fabs(c) < tiny ? tiny : c;
+        d = 1 / d;
+        h *= d * c;
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1 + aa * d;
+        d = fabs(d) < tiny ? tiny : d;
+        c = 1 + aa / c;
+        c = fabs(c) < tiny ? tiny : c;
+        d = 1 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < 1e-15)
+            break;
+    }
+    return h;
+}
+
+static double dls_ibeta(double a, double b, double x)
+{
+    if (x <= 0)
+        return 0;
+    if (x >= 1)
+        return 1;
+    double lbt = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+    if (x < (a + 1) / (a + b + 2))
+        return exp(lbt) * dls_betacf(a, b, x) / a;
+    return 1 - exp(lbt) * dls_betacf(b, a, 1 - x) / b;
+}
+
+/* P(T > t) for t >= 0: I_{df / (df + t^2)}(df / 2, 1 / 2) / 2 */
+static double dls_t_upper(double t, double df)
+{
+    return 0.5 * dls_ibeta(df / 2, 0.5, df / (df + t * t));
+}
+
+double dls_t_quantile(double p, double df)
+{
+    double q = 1 - p, lo = 0, hi = 1;
+    while (dls_t_upper(hi, df) > q && hi < 1e300)
+        hi *= 2;
+    for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (dls_t_upper(mid, df) > q)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+static uint64_t dls_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static inline int dls_leader_learned(const dls_guard *g);
+
+/* guard_unit = key: the epoch's salt, the non-leader's slots (the nl_slots
+   with the smallest hashes under the salt), fresh per-slot statistics */
+static void dls_guard_units_draw(dls_guard *g)
+{
+    g->salt = dls_mix64(g->seed ^ 0x9e3779b97f4a7c15ull * (g->epoch + 1));
+    uint32_t m = 0;
+    if (g->share > 0) {
+        m = (uint32_t)ceil(g->share * DLS_GUARD_UNITS);
+        m = m < 2 ? 2 : m;
+        /* the ramp while the incumbent leads: a quarter, then half of the
+           slots to the learned policy */
+        uint32_t ramp = dls_leader_learned(g) ? 0 : g->stage == 1 ? DLS_GUARD_UNITS / 4
+                                                 : g->stage == 2 ? DLS_GUARD_UNITS / 2 : 0;
+        m = m < ramp ? ramp : m;
+    }
+    uint64_t h[DLS_GUARD_UNITS], mask = 0;
+    for (uint32_t i = 0; i < DLS_GUARD_UNITS; i++)
+        h[i] = dls_mix64(g->salt + 0x632be59bd9b4e019ull * (i + 1));
+    for (uint32_t j = 0; j < m; j++) {
+        int best = -1;
+        for (uint32_t i = 0; i < DLS_GUARD_UNITS; i++)
+            if (!(mask >> i & 1) && (best < 0 || h[i] < h[best]))
+                best = (int)i;
+        mask |= 1ull << best;
+    }
+    g->nl_slots = m;
+    g->nl_mask = mask;
+    memset(g->un, 0, sizeof g->un);
+    memset(g->usum, 0, sizeof g->usum);
+    for (int a = 0; a < 3; a++)
+        g->rmin[a] = INFINITY;
+}
+
+static inline uint32_t dls_unit_slot(const dls_guard *g, uint64_t unit)
+{
+    return (uint32_t)(dls_mix64(unit ^ g->salt) & (DLS_GUARD_UNITS - 1));
+}
+
 int dls_guard_init(dls_guard *g, const struct dlsched_config *cfg, int is_dqn, uint32_t nf,
                    uint32_t na, uint64_t n_states)
 {
@@ -63,6 +188,8 @@ int dls_guard_init(dls_guard *g, const struct dlsched_config *cfg, int is_dqn, u
     g->min_visits = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_MIN_VISITS);
     g->bits = (uint32_t)dls_config_int(cfg, DLS_KEY_GUARD_HASH_BITS);
     g->block_len = (uint64_t)dls_config_int(cfg, DLS_KEY_GUARD_BLOCK);
+    g->by_key = dls_config_int(cfg, DLS_KEY_GUARD_UNIT) == 1;
+    g->seed = (uint64_t)dls_config_int(cfg, DLS_KEY_SEED);
     g->burn = g->block_len >= 4 ? g->block_len / 4 : 0;
     g->state = g->enabled ? DLSCHED_GUARD_INCUMBENT : DLSCHED_GUARD_OFF;
     for (uint32_t k = 0; k < g->tests; k++)
@@ -71,6 +198,7 @@ int dls_guard_init(dls_guard *g, const struct dlsched_config *cfg, int is_dqn, u
     g->last_hi = INFINITY;
     if (!g->enabled)
         return DLSCHED_OK;
+    dls_guard_units_draw(g);
     g->n_regions = is_dqn ? (uint64_t)1 << g->bits : n_states;
     DLS_FAIL_IF(g->n_regions > SIZE_MAX / sizeof(uint16_t) / na, DLSCHED_ENOMEM,
                 "out of memory for the guard's counts (%llu regions x %u actions)",
@@ -155,9 +283,9 @@ static inline int dls_leader_learned(const dls_guard *g)
      softmax:       P(a) = [a not in T] sm(a) + sm_max sum_t M(t -> a)
    c carries qmax, the first maximum, m, k and z from dls_choose. */
 static inline double dls_guard_mass1(const dls_guard *g, int32_t t, int32_t hint,
-                                     uint64_t region, double pl, int32_t a)
+                                     uint64_t region, double pl, int all, int32_t a)
 {
-    int32_t gt = (t == hint || dls_supported(g, region, t)) ? t : hint;
+    int32_t gt = (t == hint || all || dls_supported(g, region, t)) ? t : hint;
     if (gt == hint)
         return a == hint;
     return a == gt ? pl : (a == hint ? 1 - pl : 0);
@@ -165,16 +293,16 @@ static inline double dls_guard_mass1(const dls_guard *g, int32_t t, int32_t hint
 
 static float dls_guard_prob(const dls_guard *g, const float *q, const uint8_t *mask, int mode,
                             double eps, double temperature, int32_t hint, uint64_t region,
-                            double pl, const dls_choice *c, int32_t a)
+                            double pl, int all, const dls_choice *c, int32_t a)
 {
     double mass; /* sum over ties of M(t -> a) */
     if (c->m == 1) {
-        mass = dls_guard_mass1(g, c->amax, hint, region, pl, a);
+        mass = dls_guard_mass1(g, c->amax, hint, region, pl, all, a);
     } else {
         mass = 0;
         for (uint32_t t = 0; t < g->na; t++)
             if ((!mask || mask[t]) && q[t] == c->qmax)
-                mass += dls_guard_mass1(g, (int32_t)t, hint, region, pl, a);
+                mass += dls_guard_mass1(g, (int32_t)t, hint, region, pl, all, a);
     }
     double p;
     if (mode == DLS_EXPLORE_SOFTMAX) {
@@ -339,8 +467,18 @@ static dls_gblock *dls_guard_tag_block(dls_guard *g, uint32_t tag)
     return b;
 }
 
+static void dls_guard_unit_outcome(dls_guard *g, uint32_t tag, double reward);
+
 void dls_guard_expired(dls_guard *g, uint32_t tag)
 {
+    if (g->by_key) {
+        /* counted as the lowest reward its arm has seen in the epoch
+           (dropping it would hide the slowest outcomes); none seen: dropped */
+        uint32_t arm = tag & 3u;
+        if (arm != DLS_ARM_NONE && isfinite(g->rmin[arm]))
+            dls_guard_unit_outcome(g, tag, g->rmin[arm]);
+        return;
+    }
     if (g->block_len <= 1 || (tag & 3u) == DLS_ARM_NONE)
         return;
     dls_gblock *b = dls_guard_tag_block(g, tag);
@@ -350,10 +488,58 @@ void dls_guard_expired(dls_guard *g, uint32_t tag)
     }
 }
 
+/* guard_unit = key: a ticketed decision of unit `unit`, taken by its
+   slot's arm */
+static uint32_t dls_guard_decide_unit(dls_guard *g, const float *q, const uint8_t *mask,
+                                      int mode, double eps, double temperature, int32_t hint,
+                                      uint64_t region, uint64_t unit, dls_choice *c)
+{
+    int learned = dls_leader_learned(g);
+    uint32_t slot = dls_unit_slot(g, unit);
+    int nonleader = (int)(g->nl_mask >> slot & 1);
+    uint32_t arm = learned != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
+    int explored = (c->flags & DLSCHED_DECISION_EXPLORED) != 0;
+    if (arm == DLS_ARM_INCUMBENT) {
+        /* the incumbent as it runs alone: its choice, no exploration */
+        g->decisions++;
+        if (!explored && c->action == hint)
+            g->agreed++;
+        else
+            g->by_incumbent++;
+        c->action = hint;
+        c->flags = DLSCHED_DECISION_INCUMBENT;
+        c->probability = 1.0f;
+    } else {
+        /* the experiment's arm while the incumbent leads is measured as a
+           whole: its choices need no support there (the units it holds
+           are the experiment's risk); the learned policy in charge keeps
+           the incumbent's choice where its own lacks support */
+        int all = !learned;
+        if (!explored) {
+            g->decisions++;
+            if (c->action == hint) {
+                g->agreed++;
+            } else if (!all && !dls_supported(g, region, c->action)) {
+                g->unsupported++;
+                c->action = hint;
+                c->flags |= DLSCHED_DECISION_INCUMBENT;
+            } else {
+                g->by_learned++;
+            }
+        }
+        c->probability = dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, 1.0,
+                                        all, c, c->action);
+    }
+    return arm | DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0) | slot << 4 |
+           (uint32_t)(g->epoch & DLS_UEPOCH_MASK) << 10;
+}
+
 uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int mode,
                           double eps, double temperature, int32_t hint, uint64_t region,
-                          int greedy, dls_rng *rng, dls_choice *c)
+                          uint64_t unit, int greedy, dls_rng *rng, dls_choice *c)
 {
+    if (g->by_key && !greedy)
+        return dls_guard_decide_unit(g, q, mask, mode, eps, temperature, hint, region, unit, c);
     int learned = dls_leader_learned(g);
     uint32_t tag = 0, block_arm = DLS_ARM_NONE;
     int switchback = g->block_len > 1 && !greedy;
@@ -398,7 +584,7 @@ uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int
         }
     }
     c->probability =
-        dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, pl, c, c->action);
+        dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, pl, 0, c, c->action);
     if (greedy)
         return 0;
     uint32_t led = DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0);
@@ -420,6 +606,8 @@ static void dls_guard_new_epoch(dls_guard *g)
     /* pairs still open belong to the old epoch */
     for (int i = 0; i < DLS_GUARD_RING; i++)
         g->ring[i].id = 0;
+    if (g->by_key)
+        dls_guard_units_draw(g);
 }
 
 /* mean and unbiased variance of n samples from their sum and sum of
@@ -431,9 +619,72 @@ static void dls_mean_var(double n, double sum, double sumsq, double *m, double *
     *v = n > 1 ? fmax(0.0, (sumsq - n * *m * *m) / (n - 1)) : 0;
 }
 
-/* d, and its standard error, from this epoch's sums */
-static void dls_guard_estimate(const dls_guard *g, double *d, double *se)
+/* guard_unit = key: d, its cluster-robust standard error and the t
+   test's degrees of freedom (0: fewer than 2 slots with outcomes in an
+   arm, no test) */
+static void dls_guard_estimate_units(const dls_guard *g, double *d, double *se, double *df)
 {
+    double m[3] = {0, 0, 0}, v[3] = {0, 0, 0}, ntot[3] = {0, 0, 0}, ytot[3] = {0, 0, 0};
+    uint32_t cnt[3] = {0, 0, 0};
+    for (uint32_t s = 0; s < DLS_GUARD_UNITS; s++) {
+        if (!(g->un[s] > 0))
+            continue;
+        int nonleader = (int)(g->nl_mask >> s & 1);
+        int a = dls_leader_learned(g) != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
+        ntot[a] += g->un[s];
+        ytot[a] += g->usum[s];
+        cnt[a]++;
+    }
+    for (int a = DLS_ARM_INCUMBENT; a <= DLS_ARM_LEARNED; a++) {
+        if (cnt[a] == 0)
+            continue;
+        m[a] = ytot[a] / ntot[a];
+        double ss = 0;
+        for (uint32_t s = 0; s < DLS_GUARD_UNITS; s++) {
+            int nonleader = (int)(g->nl_mask >> s & 1);
+            int as = dls_leader_learned(g) != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
+            if (as != a || !(g->un[s] > 0))
+                continue;
+            double e = g->usum[s] - m[a] * g->un[s];
+            ss += e * e;
+        }
+        v[a] = cnt[a] > 1 ? (double)cnt[a] / (cnt[a] - 1) * ss / (ntot[a] * ntot[a]) : 0;
+    }
+    *d = m[DLS_ARM_LEARNED] - m[DLS_ARM_INCUMBENT];
+    uint32_t gmin = cnt[DLS_ARM_LEARNED] < cnt[DLS_ARM_INCUMBENT] ? cnt[DLS_ARM_LEARNED]
+                                                                  : cnt[DLS_ARM_INCUMBENT];
+    double vs = v[DLS_ARM_LEARNED] + v[DLS_ARM_INCUMBENT];
+    *se = gmin >= 2 ? sqrt(vs) : INFINITY;
+    /* Welch-Satterthwaite: (vL + vI)^2 / (vL^2 / (GL - 1) + vI^2 / (GI - 1)),
+       between min(G) - 1 and GL + GI - 2 (no spread at all: the smaller) */
+    *df = 0;
+    if (gmin >= 2) {
+        double den = v[DLS_ARM_LEARNED] * v[DLS_ARM_LEARNED] / (cnt[DLS_ARM_LEARNED] - 1) +
+                     v[DLS_ARM_INCUMBENT] * v[DLS_ARM_INCUMBENT] / (cnt[DLS_ARM_INCUMBENT] - 1);
+        *df = den > 0 ? vs * vs / den : gmin - 1.0;
+    }
+}
+
+/* the k-th test's quantile: z_k, or with guard_unit = key Student's t at
+   the same level with df degrees of freedom */
+static double dls_guard_quantile(const dls_guard *g, uint32_t k, double df)
+{
+    if (!g->by_key)
+        return g->z[k];
+    if (!(df > 0))
+        return INFINITY;
+    return dls_t_quantile(1.0 - g->risk / ((double)(k + 1) * (double)(k + 2)), df);
+}
+
+/* d, and its standard error, from this epoch's sums (df: guard_unit =
+   key's t test, else 0) */
+static void dls_guard_estimate(const dls_guard *g, double *d, double *se, double *df)
+{
+    *df = 0;
+    if (g->by_key) {
+        dls_guard_estimate_units(g, d, se, df);
+        return;
+    }
     double m[3] = {0, 0, 0}, v[3] = {0, 0, 0};
     for (int a = DLS_ARM_INCUMBENT; a <= DLS_ARM_LEARNED; a++)
         dls_mean_var(g->n[a], g->sum[a], g->sumsq[a], &m[a], &v[a]);
@@ -453,14 +704,24 @@ static void dls_guard_estimate(const dls_guard *g, double *d, double *se)
 
 static void dls_guard_test(dls_guard *g)
 {
-    double d, se;
-    dls_guard_estimate(g, &d, &se);
-    double z = g->z[g->k];
+    double d, se, df;
+    dls_guard_estimate(g, &d, &se, &df);
+    double z = dls_guard_quantile(g, g->k, df);
     g->last_adv = d;
     g->last_lo = d - z * se;
     g->last_hi = d + z * se;
     g->k++;
-    if (!dls_leader_learned(g) && g->last_lo > 0) {
+    if (g->by_key && !dls_leader_learned(g) && g->stage < 2 && g->last_lo > 0) {
+        /* the ramp: better on a share of the units; next on more of them */
+        g->stage++;
+        dls_guard_new_epoch(g);
+    } else if (g->by_key && !dls_leader_learned(g) && g->stage > 0 &&
+               (g->last_hi < 0 || g->k >= g->tests)) {
+        /* worse on a larger share, or no verdict: back to the first step */
+        g->stage = 0;
+        dls_guard_new_epoch(g);
+    } else if (!dls_leader_learned(g) && g->last_lo > 0) {
+        g->stage = 0;
         g->state = DLSCHED_GUARD_LEARNED;
         g->switches++;
         dls_regime_reset(&g->reg_led); /* the reference reg_inc stays */
@@ -578,6 +839,34 @@ static void dls_guard_regime(dls_guard *g, int led_learned, float reward)
     }
 }
 
+/* guard_unit = key: one outcome of a tagged decision of this epoch; a
+   test when the smaller arm has guard_min_samples x 2^k outcomes and both
+   have outcomes in 2 slots or more */
+static void dls_guard_unit_outcome(dls_guard *g, uint32_t tag, double reward)
+{
+    uint32_t arm = tag & 3u;
+    if (((tag >> 10) & DLS_UEPOCH_MASK) != (uint32_t)(g->epoch & DLS_UEPOCH_MASK))
+        return; /* from an epoch that is over */
+    uint32_t slot = (tag >> 4) & (DLS_GUARD_UNITS - 1);
+    g->un[slot] += 1;
+    g->usum[slot] += reward;
+    g->n[arm] += 1;
+    g->sum[arm] += reward;
+    g->sumsq[arm] += reward * reward;
+    double n_min = fmin(g->n[DLS_ARM_LEARNED], g->n[DLS_ARM_INCUMBENT]);
+    double due = (double)g->min_samples * ldexp(1.0, (int)g->k);
+    if (n_min < due)
+        return;
+    double d, se, df;
+    dls_guard_estimate_units(g, &d, &se, &df);
+    if (df > 0)
+        dls_guard_test(g);
+    else if (n_min >= 4 * due)
+        /* an arm's outcomes keep coming from one slot (its other slots
+           hold no unit the host uses): another draw */
+        dls_guard_new_epoch(g);
+}
+
 void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t action,
                        const float *features, float reward)
 {
@@ -593,6 +882,13 @@ void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t acti
     uint32_t arm = tag & 3u;
     if (arm == DLS_ARM_NONE)
         return; /* not in the experiment */
+    if (g->by_key) {
+        if (reward < g->rmin[arm] &&
+            ((tag >> 10) & DLS_UEPOCH_MASK) == (uint32_t)(g->epoch & DLS_UEPOCH_MASK))
+            g->rmin[arm] = reward;
+        dls_guard_unit_outcome(g, tag, reward);
+        return;
+    }
     if (g->block_len > 1) {
         dls_gblock *b = dls_guard_tag_block(g, tag);
         if (!b)
@@ -635,9 +931,9 @@ void dls_guard_stats(const dls_guard *g, dlsched_stats_t *s)
     s->guard_value_incumbent =
         g->n[DLS_ARM_INCUMBENT] > 0 ? g->sum[DLS_ARM_INCUMBENT] / g->n[DLS_ARM_INCUMBENT] : 0;
     /* the estimate now, with the quantile of the epoch's next test */
-    double d, se;
-    dls_guard_estimate(g, &d, &se);
-    double z = g->z[g->k < g->tests ? g->k : g->tests - 1];
+    double d, se, df;
+    dls_guard_estimate(g, &d, &se, &df);
+    double z = dls_guard_quantile(g, g->k < g->tests ? g->k : g->tests - 1, df);
     double ml, vl, mi, vi;
     dls_regime_moments(&g->reg_led, &ml, &vl);
     dls_regime_moments(&g->reg_inc, &mi, &vi);
@@ -645,8 +941,8 @@ void dls_guard_stats(const dls_guard *g, dlsched_stats_t *s)
     s->guard_led_incumbent = mi;
     s->guard_regime_fallbacks = g->regime_fallbacks;
     s->guard_advantage = d;
-    s->guard_advantage_low = isfinite(se) ? d - z * se : -INFINITY;
-    s->guard_advantage_high = isfinite(se) ? d + z * se : INFINITY;
+    s->guard_advantage_low = isfinite(se) && isfinite(z) ? d - z * se : -INFINITY;
+    s->guard_advantage_high = isfinite(se) && isfinite(z) ? d + z * se : INFINITY;
 }
 
 void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
@@ -713,6 +1009,19 @@ void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
         dls_w_u32(w, b->count);
         dls_w_bytes(w, &b->rmin, 4);
         dls_w_f64(w, b->sum);
+    }
+    /* guard_unit = key (Since 1.4; absent otherwise): the epoch's outcomes
+       per slot and the arms' lowest rewards (the slots' arms follow from
+       the epoch and who leads) */
+    if (g->by_key) {
+        dls_w_u32(w, 1);
+        dls_w_u32(w, g->stage);
+        for (int i = 0; i < DLS_GUARD_UNITS; i++) {
+            dls_w_f64(w, g->un[i]);
+            dls_w_f64(w, g->usum[i]);
+        }
+        dls_w_f64(w, g->rmin[DLS_ARM_INCUMBENT]);
+        dls_w_f64(w, g->rmin[DLS_ARM_LEARNED]);
     }
 }
 
@@ -810,6 +1119,30 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
         b.id = j + 1;
         ring[j % DLS_GUARD_RING] = b;
     }
+    /* guard_unit = key: the per-slot outcomes, when the saved agent had it */
+    int saved_key = r->pos < r->len;
+    uint32_t stage = 0;
+    double un[DLS_GUARD_UNITS], usum[DLS_GUARD_UNITS], rmin[2] = {INFINITY, INFINITY};
+    if (saved_key) {
+        uint32_t mark = dls_r_u32(r);
+        stage = dls_r_u32(r);
+        for (int i = 0; i < DLS_GUARD_UNITS; i++) {
+            un[i] = dls_r_f64(r);
+            usum[i] = dls_r_f64(r);
+        }
+        rmin[0] = dls_r_f64(r);
+        rmin[1] = dls_r_f64(r);
+        DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
+        DLS_FAIL_IF(mark != 1 || stage > 2 || (stage > 0 && state == DLSCHED_GUARD_LEARNED),
+                    DLSCHED_EFORMAT,
+                    "checkpoint: the guard's unit statistics are corrupt");
+        for (int i = 0; i < DLS_GUARD_UNITS; i++)
+            DLS_FAIL_IF(!(un[i] >= 0) || !isfinite(un[i]) || !isfinite(usum[i]),
+                        DLSCHED_EFORMAT, "checkpoint: the guard's unit statistics are corrupt");
+        for (int i = 0; i < 2; i++)
+            DLS_FAIL_IF(isnan(rmin[i]) || rmin[i] == -INFINITY, DLSCHED_EFORMAT,
+                        "checkpoint: the guard's unit statistics are corrupt");
+    }
     if (g->is_dqn)
         for (uint32_t i = 0; i < g->nf; i++)
             DLS_FAIL_IF(!isfinite(g->mean[i]) || !(g->m2[i] >= 0) || !isfinite(g->m2[i]),
@@ -855,6 +1188,22 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
     memcpy(g->ring, ring, sizeof ring);
     if (g->is_dqn)
         dls_guard_norm_publish(g);
+    if (g->by_key) {
+        g->stage = stage;
+        dls_guard_units_draw(g);
+        if (saved_key) {
+            memcpy(g->un, un, sizeof un);
+            memcpy(g->usum, usum, sizeof usum);
+            g->rmin[DLS_ARM_INCUMBENT] = rmin[0];
+            g->rmin[DLS_ARM_LEARNED] = rmin[1];
+        }
+    }
+    if (saved_key != g->by_key) {
+        /* saved under the other guard_unit (an override): this epoch's
+           statistics do not fit the design; a new epoch starts */
+        dls_guard_new_epoch(g);
+        return DLSCHED_OK;
+    }
     if (g->k >= g->tests) {
         /* stored under a larger guard_tests: this epoch has run its tests */
         dls_guard_new_epoch(g);

@@ -21,6 +21,29 @@
  * estimate is tested at sample sizes m, 2m, 4m, ... with a normal interval
  * whose error rate is spent over the tests (alpha_k = risk / ((k + 1)(k +
  * 2)), summing to risk).
+ * guard_unit = key (cluster randomisation, for decisions whose effect
+ * outlives any block, e.g. where a shared prompt's cache lives): the host
+ * names each decision's unit (dlsched_act_unit); a unit hashes, with a
+ * salt drawn per epoch (dls_mix64(unit ^ salt) mod DLS_GUARD_UNITS), to
+ * one of DLS_GUARD_UNITS slots, and m slots belong to the policy not in
+ * charge for the epoch: m = ceil(share x DLS_GUARD_UNITS), at least 2 (0
+ * with guard_share 0), raised while the incumbent leads by the ramp to a
+ * quarter (stage 1) and a half (stage 2) of the slots. Every ticketed
+ * decision of a unit is taken by its slot's arm and counts for it: the
+ * incumbent's arm takes the hint, without exploration; the learned arm
+ * explores as configured, and its choices need no support while it is the
+ * experiment (the incumbent leads: the arm is measured as a whole) and
+ * keep the support rule when the learned policy leads. The estimate is the
+ * difference of the arms' mean rewards per decision with a cluster-robust
+ * (CR1) standard error over slots, tested with Student's t (Welch-
+ * Satterthwaite degrees of freedom) once both arms have outcomes in 2
+ * slots or more. While the incumbent leads, "learned better" moves the
+ * ramp up a stage (new epoch) and switches only from stage 2; "learned
+ * worse", or a stage-1/2 epoch that ran all its tests, goes back to stage
+ * 0. An arm whose outcomes come from one slot only after 4 x the due
+ * sample size starts a new epoch (another draw). Expired tickets count as
+ * the lowest reward their arm has seen in the epoch (none seen: dropped).
+ * Greedy decisions: the policy in charge, as with guard_unit = decision.
  * SPIBB-style support: the learned choice counts only where that action
  * was observed at least guard_min_visits times in the state's region
  * (qtable: its cell; dqn: a SimHash of the standardised features).
@@ -69,8 +92,12 @@ typedef struct dls_regime {
     double acc;           /* the open batch's reward sum */
 } dls_regime;
 
+/* guard_unit = key: the slots units hash to */
+#define DLS_GUARD_UNITS 64
+
 typedef struct dls_guard {
     int enabled, is_dqn;
+    int by_key; /* guard_unit = key */
     uint32_t nf, na;
     double share, risk;
     uint64_t min_samples;
@@ -93,6 +120,15 @@ typedef struct dls_guard {
     dls_regime reg_inc, reg_led;
     uint32_t reg_k;
     uint64_t regime_fallbacks;
+    /* guard_unit = key: this epoch's salt and the non-leader's slots;
+       outcomes and reward sums per slot; the lowest reward per arm (what
+       an expired ticket counts) */
+    uint64_t seed, salt, nl_mask;
+    uint32_t nl_slots;
+    uint32_t stage; /* the ramp while the incumbent leads: 0, 1 (a quarter
+                       of the slots to the learned policy), 2 (half) */
+    double un[DLS_GUARD_UNITS], usum[DLS_GUARD_UNITS];
+    double rmin[3];
     uint64_t switches, fallbacks, decisions, by_learned, by_incumbent, agreed, unsupported;
     /* support counts: n_regions x na, saturating */
     uint16_t *visits;
@@ -118,10 +154,14 @@ uint64_t dls_guard_region(const dls_guard *g, const void *key, const float *feat
 /* the guard's part of one decision: c holds the behaviour policy's choice
    (dls_choose with mode, eps over the q-values); hint >= 0. Rewrites c
    (action, flags, probability) and returns the ticket's tag. greedy = no
-   experiment and no exploration. */
+   experiment and no exploration. unit: the host's unit (guard_unit = key;
+   ignored otherwise). */
 uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int mode,
                           double eps, double temperature, int32_t hint, uint64_t region,
-                          int greedy, dls_rng *rng, dls_choice *c);
+                          uint64_t unit, int greedy, dls_rng *rng, dls_choice *c);
+
+/* Student's t quantile: P(T <= t) = p for p in (0.5, 1), df >= 1 */
+double dls_t_quantile(double p, double df);
 
 /* a tagged ticket expired: its block counts it resolved, without reward */
 void dls_guard_expired(dls_guard *g, uint32_t tag);

@@ -127,6 +127,8 @@
       "guard: observations of a learned choice in its state's region before it is trusted") \
     X(GUARD_HASH_BITS, "guard_hash_bits", INT, "8", NULL, 1, 16, K_STORED, NULL,             \
       "guard, dqn: regions are 2^bits SimHash buckets of the standardised features")        \
+    X(GUARD_UNIT, "guard_unit", ENUM, "decision", NULL, 0, 0, 0, "decision|key", \
+      "guard: randomise decisions (or blocks), or the host's units (dlsched_act_unit)")      \
     X(TICKET_CAPACITY, "ticket_capacity", INT, "65536", NULL, 1, 16777216, 0, NULL,           \
       "most pending tickets; the oldest expires when full")                                 \
     X(DEFAULT_REWARD, "default_reward", FLOAT, NULL, NULL, -1e30, 1e30, K_OPTIONAL, NULL,     \
