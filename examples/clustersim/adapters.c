@@ -298,8 +298,6 @@ static int guard_block(const sim_scenario *sc)
    randomised (guard_unit=key, dlsched_act_unit); else blocks of time */
 static const char *guard_unit(const sim_scenario *sc)
 {
-    if (getenv("SIM_GUARD_UNIT"))
-        return sc->kv ? getenv("SIM_GUARD_UNIT") : "decision";
     return sc->kv ? "key" : "decision";
 }
 

@@ -545,11 +545,11 @@ int sim_run_policy(const sim_scenario *sc, const sim_policy_spec *p, const sim_o
             snprintf(err->msg, sizeof err->msg, "unknown arrival process %d", sc->process);
             goto fail;
         }
-        if (getenv("SIM_RESTART_S")) {
-            s->restart_ms = atof(getenv("SIM_RESTART_S")) * 1000;
-            s->next_restart = s->restart_ms;
-        }
+        /* the KV model's warm-up restarts (scaled with the warm-up) */
+        s->restart_ms = sc->kv ? sc->restart_s * scale * 1000.0 : 0;
+        s->next_restart = s->restart_ms;
         simulate(s, &st, "warm-up");
+        s->restart_ms = 0; /* (the evaluation starts cold once, and only then) */
         /* (no transition is left waiting for a next state: outcomes are
            reported only while requests arrive, and each arrival completes
            the one waiting) */

@@ -31,9 +31,11 @@ static void usage(FILE *f)
           "      --seed N         warm-up seed N, evaluation seed N+1 (default: the file's)\n"
           "  -q, --quiet          no progress on stderr\n"
           "      --online         evaluate the learned policies as in service: tickets,\n"
-          "                       learning and the guard's experiment go on\n"
-          "      --frozen         (the default) evaluate them with DLSCHED_ACT_GREEDY and the\n"
-          "                       hint: the policy the guard settled on, no experiment\n"
+          "                       learning and the guard's experiment go on (the default\n"
+          "                       of scenarios with the KV model; [learning] evaluate)\n"
+          "      --frozen         evaluate them with DLSCHED_ACT_GREEDY and the hint: the\n"
+          "                       policy the guard settled on, no experiment (the default\n"
+          "                       of the others)\n"
           "  -c, --check          read the scenarios, print a summary and exit\n"
           "      --random N       also run N generated scenarios (indexes 0..N-1, after the files)\n"
           "      --random-edge N  also run N generated edge scenarios (after --random's)\n"
@@ -125,7 +127,7 @@ int main(int argc, char **argv)
     const char *policies = NULL, *json = NULL, *plots = NULL;
     double scale = 1;
     long long seed = -1;
-    int quiet = 0, check = 0, frozen = 1, c;
+    int quiet = 0, check = 0, frozen = -1, c;
     while ((c = getopt_long(argc, argv, "p:j:o:s:qchV", opts, NULL)) != -1) {
         char *end;
         switch (c) {
@@ -300,8 +302,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "dlsched-sim: %s: %zu policies, offered %.1f %s/s (capacity %.1f)\n",
                     sc.name, np, sc.rate, sc.is_edge ? "frames" : "req", sc.capacity);
         sim_result *res = calloc(np, sizeof *res);
+        /* the evaluation: --online / --frozen, else the scenario's */
+        if (frozen >= 0)
+            sc.evaluate_online = !frozen;
         sim_options opt = {.quiet = quiet, .progress = isatty(2), .time_decisions = 1,
-                           .scale = scale, .frozen = frozen};
+                           .scale = scale, .frozen = !sc.evaluate_online};
         /* the learned policies' incumbent, once for all of them */
         for (size_t i = 0; i < np && !sc.inc_resolved && !status; i++)
             if (sim_policy_learned(specs[i].kind)) {

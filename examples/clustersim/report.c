@@ -25,7 +25,8 @@ void sim_print_table(FILE *f, const sim_scenario *sc, const sim_result *r, size_
         return;
     }
     fprintf(f, "\nscenario %s (%s): %d servers, %s arrivals, %.1f req/s offered, capacity %.1f "
-            "req/s\n", sc->name, sc->path, sc->n_servers, arrival_name(sc), sc->rate, sc->capacity);
+            "req/s%s\n", sc->name, sc->path, sc->n_servers, arrival_name(sc), sc->rate,
+            sc->capacity, sc->evaluate_online ? "; learned policies evaluated online" : "");
     fprintf(f, "%-16s %8s %9s %9s %9s %7s %9s %9s %6s", "policy", "requests", "p50 ms", "p95 ms",
             "p99 ms", "SLO %", "goodput", "w.goodput", "acc");
     for (int g = 0; g < sc->n_gpu; g++)
@@ -90,6 +91,9 @@ void sim_json_head_tail(FILE *f, const sim_scenario *sc)
         fputs(", \"incumbent\": ", f);
         sim_json_str(f, sc->inc_name);
     }
+    fprintf(f, ", \"evaluation\": \"%s\"", sc->evaluate_online ? "online" : "frozen");
+    if (sc->kv)
+        fprintf(f, ", \"restart_s\": %g", sc->restart_s);
     fputs(", \"policies\": [", f);
 }
 

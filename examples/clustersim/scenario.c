@@ -188,6 +188,8 @@ static void defaults(sim_scenario *sc, const char *name)
     sc->train_share = 0.6;
     sc->warmup_passes = 1;
     sc->apprentice = 5000;
+    sc->restart_s = -1;
+    sc->evaluate_online = -1;
     sc->kv_block_tokens = 16;
     sc->prefix_block_tokens = 512;
     sc->scrape_ms = 50;
@@ -227,7 +229,7 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
     size_t gpu_line[SIM_MAX_GPU] = {0}, count_line[SIM_MAX_GPU] = {0};
     size_t var_line[SIM_MAX_VAR] = {0};
     size_t arr_line = 0, process_line = 0, rate_line = 0, load_line = 0;
-    size_t lineno = 0, edge_line = 0, workload_line = 0;
+    size_t lineno = 0, edge_line = 0, workload_line = 0, restart_line = 0;
     scn_edge_state *es = calloc(1, sizeof *es);
     if (!es) {
         free(buf);
@@ -633,6 +635,19 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                     goto out;
                 }
                 snprintf(sc->incumbent, sizeof sc->incumbent, "%s", val);
+            } else if (!strcmp(key, "restart_s")) {
+                if (scn_get_num(&c, val, 0, 1e9, &sc->restart_s))
+                    goto out;
+                restart_line = lineno;
+            } else if (!strcmp(key, "evaluate")) {
+                if (!strcmp(val, "online"))
+                    sc->evaluate_online = 1;
+                else if (!strcmp(val, "frozen"))
+                    sc->evaluate_online = 0;
+                else {
+                    scn_fail(err, file, lineno, key, "'%s' is not one of frozen, online", val);
+                    goto out;
+                }
             } else if (!strcmp(key, "dqn_actions")) {
                 if (!strcmp(val, "server"))
                     sc->dqn_class = 0;
@@ -644,7 +659,8 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
                 }
             } else {
                 scn_fail(err, file, lineno, key,
-                     "unknown key in [learning] (dqn, qtable, apprentice, incumbent, dqn_actions)");
+                     "unknown key in [learning] (dqn, qtable, apprentice, incumbent, dqn_actions, "
+                     "restart_s, evaluate)");
                 goto out;
             }
         }
@@ -819,6 +835,12 @@ int sim_scenario_parse(const char *text, const char *file, sim_scenario *sc, sim
         scn_fail(err, file, pl, "prefix_groups", "needs the KV model (kv_kb_per_token)");
         goto out;
     }
+    if (sc->restart_s > 0 && !sc->kv) {
+        scn_fail(err, file, restart_line, "restart_s",
+                 "warm-up restarts empty the prefix caches: they need the KV model "
+                 "(kv_kb_per_token)");
+        goto out;
+    }
     rc = sim_scenario_finish(sc, err);
 out:
     free(buf);
@@ -930,6 +952,12 @@ static int mark_shared(sim_scenario *sc, size_t lo, size_t hi)
 
 int sim_scenario_finish(sim_scenario *sc, sim_err *err)
 {
+    /* the KV model's defaults: warm-up episodes as long as the evaluation,
+       each starting as it does (cold caches), and the evaluation online */
+    if (sc->restart_s < 0)
+        sc->restart_s = sc->kv ? sc->eval_s : 0;
+    if (sc->evaluate_online < 0)
+        sc->evaluate_online = sc->kv;
     if (sc->is_edge)
         return 0; /* scn_edge_finish did it */
     double in = sim_dist_mean(&sc->in_tokens), out = sim_dist_mean(&sc->out_tokens);

@@ -146,6 +146,14 @@ typedef struct {
     /* learned policies */
     char dqn_config[1024], qtable_config[1024];
     uint64_t apprentice;
+    /* the KV model: warm-up restarts every restart_s seconds (caches and
+       the picker's index emptied; 0: none; default, -1 before
+       sim_scenario_finish: eval_s with the KV model, else 0) and the
+       evaluation (1 online, 0 frozen; default, -1 before finish: online
+       with the KV model, else frozen; dlsched-sim's --online/--frozen
+       override it) */
+    double restart_s;
+    int evaluate_online;
     int dqn_class;               /* dqn actions: 0 = (server, variant), 1 = (GPU type, variant) */
     /* the incumbent whose choice the learned policies get as their hint
        (and fall back to): "auto" = of the heuristics within 5% of the best
@@ -276,7 +284,8 @@ typedef struct {
     double scale;    /* multiplies warmup_s/eval_s (and trace passes) */
     int calibrate;   /* heuristics only: measure on the warm-up stream instead */
     int frozen;      /* learned: evaluate with DLSCHED_ACT_GREEDY and the hint (the
-                        guard's state decides; no tickets, learning or experiment) */
+                        guard's state decides; no tickets, learning or experiment);
+                        -1: the scenario's evaluation (evaluate_online) */
     /* test hook: called once per completed request */
     void (*on_complete)(void *user, uint64_t id, double arrive_ms, double done_ms, int server,
                         int variant);
