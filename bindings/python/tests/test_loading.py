@@ -40,11 +40,12 @@ def real(path) -> str:
 
 
 def build_fake(cc: str, tmp_path: Path, version: int, omit: tuple = (),
-               name: str = "libfake.so.1") -> Path:
-    """A shared library exporting each symbol of _lib._PROTOTYPES (less omit);
-    dlsched_version() returns ``version``, every other function 0."""
+               name: str = "libfake.so.1", extra: tuple = ()) -> Path:
+    """A shared library exporting each symbol of _lib._PROTOTYPES (less omit)
+    and of extra; dlsched_version() returns ``version``, every other
+    function 0."""
     lines = []
-    for sym in _lib._PROTOTYPES:
+    for sym in [*_lib._PROTOTYPES, *extra]:
         if sym in omit:
             continue
         if sym == "dlsched_version":

@@ -160,6 +160,19 @@ def _int32(value: Any, what: str) -> int:
     return v
 
 
+def _unit(value: Any) -> int:
+    """value as act's unit: an int (numpy integers too) >= 0, taken modulo
+    2**64 by the caller; a bool is refused like a non-integer (TypeError),
+    a negative int with InvalidArgumentError."""
+    if isinstance(value, bool) or (_np is not None and isinstance(value, _np.bool_)):
+        raise TypeError("unit must be an int, not bool")
+    v = operator.index(value)
+    if v < 0:
+        raise InvalidArgumentError(f"unit {v} is negative; it must be >= 0 (taken modulo "
+                                   f"2**64)", _lib.EINVAL, "dlsched.Agent")
+    return v
+
+
 def _blob(data: Any, what: str) -> Tuple[Any, int, Any]:
     """(pointer argument, length, what must stay alive) for bytes handed to
     the library, which only reads them.
@@ -332,6 +345,10 @@ class Agent:
         # reference, ticket and reward built as c_uint64 and c_float
         self._hv = c_void_p(handle)
         self._act = _raw(lib, "dlsched_act")
+        # Since 1.4, optional: None when the library lacks it (act(unit=...)
+        # then raises LibraryError; everything else works)
+        self._act_unit = (_raw(lib, "dlsched_act_unit") if hasattr(lib, "dlsched_act_unit")
+                          else None)
         self._observe = _raw(lib, "dlsched_observe")
         self._observe_checked = lib.dlsched_observe
         self._finalizer = weakref.finalize(self, _free_agent, lib, handle)
@@ -459,7 +476,7 @@ class Agent:
 
     # ---- act and observe ---------------------------------------------------
     def act(self, obs: Any, mask: Any = None, hint: Optional[int] = None,
-            greedy: bool = False) -> Decision:
+            greedy: bool = False, unit: Optional[int] = None) -> Decision:
         """Choose an action for the state ``obs`` (dlsched_act(3)).
 
         ``obs``: n_features numbers (a float32 C-contiguous numpy array passes
@@ -467,7 +484,23 @@ class Agent:
         ``mask``: n_actions truthy/falsy entries, or None for all allowed.
         ``hint``: the host's own choice, or None. ``greedy``: no exploration
         and no ticket (evaluation).
+        ``unit``: the unit the decision belongs to, an opaque key of the
+        host's (a hash of the request's shared prompt, its tenant, ...):
+        the call is then dlsched_act_unit() (include/dlsched.h). With the
+        key ``guard_unit=key`` the guard's experiment assigns whole units,
+        not single decisions or blocks of time, to the incumbent (the hint:
+        ``incumbent`` is set on every decision of such a unit) or to the
+        learned policy; under ``guard_unit=decision`` (the default), with
+        the guard off, without a hint and with ``greedy`` the unit is
+        ignored. An int (numpy integers too), taken modulo 2**64; a negative
+        one raises :class:`InvalidArgumentError`, a bool or a non-integer
+        :class:`TypeError`. None (the default) calls dlsched_act(3), which
+        is unit 0. Needs libdlsched 1.4: with a library that lacks
+        dlsched_act_unit a call with a unit raises :class:`LibraryError`;
+        calls without one work as before.
         """
+        if unit is not None:
+            return self._act_with_unit(obs, mask, hint, greedy, unit)
         if self._h is None:
             raise ClosedError("the agent is closed", None, "dlsched.Agent")
         try:
@@ -510,6 +543,68 @@ class Agent:
         del keep
         if rc:
             raise_for(rc, "dlsched_act")
+        if _DECISION_UNPACK is not None:
+            ticket, version, action, f, value, prob = _DECISION_UNPACK(sc.dec)
+            explored, hinted, incumbent = _FLAG_BITS[f & 7]
+            return _tuple_new(Decision, (action, ticket, explored, hinted, value, prob,
+                                         version, incumbent))
+        d = sc.dec
+        f = d.flags
+        return Decision(d.action, d.ticket, bool(f & 1), bool(f & 2), d.value, d.probability,
+                        d.model_version, bool(f & 4))
+
+    def _act_with_unit(self, obs: Any, mask: Any, hint: Optional[int], greedy: bool,
+                       unit: Any) -> Decision:
+        """act() with a unit: dlsched_act_unit, else as act (the same fast
+        paths for obs without mask and hint)."""
+        if type(unit) is int and unit >= 0:  # the common case, checked cheaply
+            u = unit
+        else:
+            u = _unit(unit)
+        fn = self._act_unit
+        if fn is None:
+            raise _lib.missing_unit_error()
+        if self._h is None:
+            raise ClosedError("the agent is closed", None, "dlsched.Agent")
+        try:
+            sc = self._tls.s
+        except AttributeError:
+            sc = self._scratch()
+        keep = obs
+        fast = False
+        if mask is None and hint is None:
+            t = type(obs)
+            if t is _NDARRAY:
+                if obs.dtype is _F32 and obs.size == self._nf:
+                    try:
+                        sc.state_fp.value = addressof(_float_at(obs))
+                        fast = True
+                    except (TypeError, ValueError, BufferError):
+                        pass
+            elif t in _LIST_TYPES and len(obs) == self._nf:
+                try:
+                    sc.state_buf[:] = obs
+                except TypeError as e:
+                    raise InvalidArgumentError(f"obs: {e}", _lib.EINVAL,
+                                               "dlsched.Agent") from None
+                sc.state_fp.value = sc.state_buf_addr
+                fast = True
+        if fast:
+            if not sc.state_plain:
+                st = sc.state
+                st.n_features = self._nf
+                st.n_mask = 0
+                st.mask = None
+                st.hint = -1
+                sc.state_plain = True
+        else:
+            sc.state_plain = False
+            keep = self._fill(sc.state, obs, mask, hint, "obs")
+        rc = fn(self._hv, sc.state_ref, c_uint64(u & 0xFFFFFFFFFFFFFFFF), 1 if greedy else 0,
+                sc.dec_ref)
+        del keep
+        if rc:
+            raise_for(rc, "dlsched_act_unit")
         if _DECISION_UNPACK is not None:
             ticket, version, action, f, value, prob = _DECISION_UNPACK(sc.dec)
             explored, hinted, incumbent = _FLAG_BITS[f & 7]

@@ -143,6 +143,17 @@ _PROTOTYPES_1_3 = {
     "dlsched_import_weights": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_uint64)]),
 }
 
+# Since 1.4 (symbol node DLSCHED_1.1): a decision of a named unit (the
+# guard's guard_unit=key). Optional: bound when the library has it, whatever
+# version it says (a library may carry it before its version number moves);
+# without it the package still loads and only Agent.act(unit=...) raises
+# LibraryError (missing_unit_error). A library that says 1.4 must have it.
+UNIT_VERSION = (1, 4)
+_PROTOTYPES_1_4 = {
+    "dlsched_act_unit": (c_int, [c_void_p, _state_p, c_uint64, c_uint32,
+                                 POINTER(dlsched_decision_t)]),
+}
+
 
 class LibraryError(ImportError):
     """The shared library could not be found, loaded or accepted.
@@ -229,6 +240,11 @@ def _check(lib: ctypes.CDLL, path: str) -> int:
         if missing:
             raise LibraryError(f"{path} says it is libdlsched {major}.{minor}.{version % 100} "
                                f"but lacks {', '.join(missing)} (Since 1.3)")
+    missing = _bind(lib, _PROTOTYPES_1_4)
+    if missing and (major, minor) >= UNIT_VERSION:
+        # likewise for 1.4; an older library simply lacks them
+        raise LibraryError(f"{path} says it is libdlsched {major}.{minor}.{version % 100} "
+                           f"but lacks {', '.join(missing)} (Since 1.4)")
     return version
 
 
@@ -275,3 +291,14 @@ def since(name: str, needed: Tuple[int, int] = EXCHANGE_VERSION) -> "ctypes._CFu
             f"{v // 10000}.{v // 100 % 100}.{v % 100} (set DLSCHED_LIBRARY to the full path "
             f"of a newer {SONAME})")
     return getattr(loaded.lib, name)
+
+
+def missing_unit_error() -> LibraryError:
+    """The error of Agent.act(unit=...) on a library without dlsched_act_unit."""
+    loaded = load()
+    v = loaded.version
+    return LibraryError(
+        f"dlsched_act_unit needs libdlsched {UNIT_VERSION[0]}.{UNIT_VERSION[1]} or later; "
+        f"{loaded.path} is {v // 10000}.{v // 100 % 100}.{v % 100} and lacks it "
+        f"(Agent.act(unit=...) calls it; set DLSCHED_LIBRARY to the full path of a newer "
+        f"{SONAME}, or call act without unit)")

@@ -20,8 +20,20 @@ TTFT runs from the pick to the first response body chunk the proxy
 forwards; SLOs come from the request headers x-slo-ttft-ms and
 x-slo-tpot-ms, else the command line's defaults. Each request is its own
 episode (terminated), which is what a per-request choice sharing queues
-with others is: the guard's switchback blocks (guard_block) charge a policy
-for the queues it leaves behind.
+with others is.
+
+The guard's experiment randomises units, not single decisions or blocks of
+time (guard_unit=key): a request's unit is the hash of its prompt's first
+prefix block (signals.prompt_blocks; the unit passed to ``Agent.act``,
+i.e. dlsched_act_unit), so every request whose prompt starts with the same
+block (one system prompt, one few-shot preamble) is decided by the same arm
+for the guard's epoch.
+Where a prompt's KV cache lives is state that later requests of that prompt
+inherit, and it outlives any time block: under switchback blocks
+(guard_block) both arms would share the placements either one made, so the
+experiment could neither credit the learned policy for a good placement nor
+charge it for a bad one. A request without a full prefix block shares no
+cached prompt with anything: it is a unit of its own.
 """
 from __future__ import annotations
 
@@ -33,6 +45,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .._lib import LibraryError
 from .discovery import Endpoint
 from .scorers import Candidate, gateway_totals, TIE_EPS
 from .signals import PrefixIndex, Scraper, SlotTable, gpu_features, prompt_blocks
@@ -48,13 +61,21 @@ def default_agent_spec(max_endpoints: int, seed: int = 1) -> str:
     """The default agent: dqn (128 continuous features for 16 slots are far
     too many to bin for qtable), a small net so a training step stays well
     under a millisecond, the learner in its own thread so a pick never waits
-    for training, an apprenticeship on the gateway mix, then the guard with
-    switchback blocks (requests share the servers' queues)."""
+    for training, an apprenticeship on the gateway mix, then the guard,
+    randomising whole shared prompts between the mix and the learned policy
+    (guard_unit=key; see the module's docstring).
+
+    guard_block=32 no longer shapes the experiment (guard_unit=key ignores
+    it there), but it is not dead: it still sets the batches of the guard's
+    regime check (the learned policy in charge against the mix's record):
+    2 x 32 = 64 rewards instead of the 1024 of guard_block=1, so its first
+    check comes 8 batches, 512 rewards, after a hand-over rather than 8192.
+    The spec keeps it."""
     return (f"algo=dqn n_features={FEATURES_PER_SLOT * max_endpoints} n_actions={max_endpoints} "
             f"hidden=64,64 batch=64 learning_starts=512 lr=0.0005 normalize=1 gamma=0 "
             f"learner=thread apprentice=2000 epsilon_start=0.05 epsilon_end=0.01 "
             f"epsilon_decay_steps=20000 ticket_timeout_ms=120000 ticket_capacity=65536 "
-            f"guard=1 guard_block=32 seed={seed}")
+            f"guard=1 guard_unit=key guard_block=32 seed={seed}")
 
 
 @dataclass
@@ -164,6 +185,8 @@ class Picker:
         self.last_agent_error = ""
         self._seq = 0
         self._rr = 0
+        self._units = True   # False once the library proved to lack dlsched_act_unit
+        self._own_unit = 0   # the last unit of a request without a prefix block
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
@@ -246,10 +269,30 @@ class Picker:
                                                       *self.hw[s], 1.0]
                     mask[s] = 1
                 slot = -1
+                # the guard's unit (guard_unit=key): the shared prompt, i.e.
+                # its first prefix block's hash (a Python hash: signed, so
+                # reduced modulo 2**64). A request without a full block
+                # shares no cached prompt: a unit of its own, from a counter
+                # (not "no unit": dlsched_act is unit 0, which would make all
+                # of them one large unit, decided by one arm per epoch)
+                if blocks:
+                    unit = blocks[0] & 0xFFFFFFFFFFFFFFFF
+                else:
+                    self._own_unit += 1
+                    unit = self._own_unit
             cold = not any(matched[s] > 0 for s in eligible)
         if slot < 0:  # the agent decides outside the lock (it is thread-safe)
             try:
-                d = self.agent.act(feats, mask=mask, hint=incumbent)
+                if self._units:
+                    try:
+                        d = self.agent.act(feats, mask=mask, hint=incumbent, unit=unit)
+                    except LibraryError:
+                        # libdlsched < 1.4 (an agent from --config or a
+                        # checkpoint without guard_unit=key): decide as before
+                        self._units = False
+                        d = self.agent.act(feats, mask=mask, hint=incumbent)
+                else:
+                    d = self.agent.act(feats, mask=mask, hint=incumbent)
                 slot, ticket = d.action, d.ticket
                 source = "incumbent" if (d.incumbent or d.hinted or slot == incumbent) else "learned"
             except Exception as e:  # never fail a request on the agent: serve the incumbent's pick
