@@ -674,13 +674,14 @@ uninstall:
 # ---- ABI --------------------------------------------------------------------
 ABI_BASELINE := abi/libdlsched.abi
 
-# against the current (1.3) baseline: no change at all; against the kept
-# 1.0, 1.1 and 1.2 baselines: nothing but dlsched_stats_t growing at its end
-# and the functions of the symbol node DLSCHED_1.1 added (their callers are
-# unaffected)
+# against the current (1.4) baseline: no change at all; against the kept
+# 1.0, 1.1, 1.2 and 1.3 baselines: nothing but dlsched_stats_t growing at its
+# end (1.0, 1.1) and the functions of the symbol node DLSCHED_1.1 added (1.3's
+# four, 1.4's dlsched_act_unit; their callers are unaffected)
 ABI_BASELINE_1_0 := abi/libdlsched-1.0.abi
 ABI_BASELINE_1_1 := abi/libdlsched-1.1.abi
 ABI_BASELINE_1_2 := abi/libdlsched-1.2.abi
+ABI_BASELINE_1_3 := abi/libdlsched-1.3.abi
 
 abicheck: lib
 	@sh scripts/ensure-deps.sh abi
@@ -696,6 +697,9 @@ abicheck: lib
 	abidiff --suppressions abi/since-1.2.suppr --headers-dir1 include --headers-dir2 include \
 	    $(ABI_BASELINE_1_2) build/current.abi \
 	    && echo "abicheck: against $(ABI_BASELINE_1_2) only DLSCHED_1.1 was added"
+	abidiff --suppressions abi/since-1.3.suppr --headers-dir1 include --headers-dir2 include \
+	    $(ABI_BASELINE_1_3) build/current.abi \
+	    && echo "abicheck: against $(ABI_BASELINE_1_3) only dlsched_act_unit was added to DLSCHED_1.1"
 
 abi-baseline: lib
 	@mkdir -p abi

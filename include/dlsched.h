@@ -46,7 +46,7 @@ extern "C" {
  * ====================================================================== */
 
 #define DLSCHED_VERSION_MAJOR 1
-#define DLSCHED_VERSION_MINOR 3
+#define DLSCHED_VERSION_MINOR 4
 #define DLSCHED_VERSION_PATCH 0
 #define DLSCHED_VERSION_NUMBER \
     (DLSCHED_VERSION_MAJOR * 10000 + DLSCHED_VERSION_MINOR * 100 + DLSCHED_VERSION_PATCH)

@@ -291,7 +291,7 @@ def test_deployment_and_service(base):
     assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     assert pod["spec"]["serviceAccountName"] == EPP
     epp = container(dep, "epp")
-    assert epp["image"] == "dlsched-epp:1.3.0"
+    assert epp["image"] == "dlsched-epp:1.4.0"
     args = epp["args"]
     assert args[args.index("--pool") + 1] == POOL
     assert {p["name"]: p["containerPort"] for p in epp["ports"]} == {

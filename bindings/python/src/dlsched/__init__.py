@@ -21,7 +21,7 @@ from .errors import (BackendError, ClosedError, ConfigError, DlschedError, Forma
                      InvalidArgumentError, IOFailedError, MismatchError, NoActionError,
                      NoDeviceError, OutOfMemoryError, TicketError, UnknownStatusError)
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 __all__ = ["Agent", "Decision", "Stats", "DlschedError", "InvalidArgumentError",
            "OutOfMemoryError", "ConfigError", "TicketError", "NoActionError", "IOFailedError",
