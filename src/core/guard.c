@@ -42,6 +42,10 @@
 #define DLS_BLK_MASK 0x1fffffu
 /* guard_unit = key: slot (6 bits from bit 4), epoch (22 bits from bit 10) */
 #define DLS_UEPOCH_MASK 0x3fffffu
+/* the unit block at the end of the guard section: u32 1, u32 stage, u64
+   salt, per slot f64 outcomes and f64 reward sum, f64 x 2 lowest rewards
+   (incumbent, learned), f64 x 2 decisions (incumbent, learned) */
+#define DLS_GUARD_UNIT_BLOCK (4 + 4 + 8 + DLS_GUARD_UNITS * 16 + 16 + 16)
 /* the standardiser's horizon: exact mean and variance over the first N
    states, then exponential */
 #define DLS_NORM_HORIZON 10000
@@ -145,9 +149,13 @@ static void dls_guard_units_draw(dls_guard *g)
         m = (uint32_t)ceil(g->share * DLS_GUARD_UNITS);
         m = m < 2 ? 2 : m;
         /* the ramp while the incumbent leads: a quarter, then half of the
-           slots to the learned policy */
-        uint32_t ramp = dls_leader_learned(g) ? 0 : g->stage == 1 ? DLS_GUARD_UNITS / 4
-                                                 : g->stage == 2 ? DLS_GUARD_UNITS / 2 : 0;
+           slots to the learned policy; while it leads, the incumbent keeps
+           a quarter (the fallback's test needs as many units as the
+           switch's had) */
+        uint32_t ramp = dls_leader_learned(g) ? DLS_GUARD_UNITS / 4
+                        : g->stage == 1       ? DLS_GUARD_UNITS / 4
+                        : g->stage == 2       ? DLS_GUARD_UNITS / 2
+                                              : 0;
         m = m < ramp ? ramp : m;
     }
     uint64_t h[DLS_GUARD_UNITS], mask = 0;
@@ -164,6 +172,7 @@ static void dls_guard_units_draw(dls_guard *g)
     g->nl_mask = mask;
     memset(g->un, 0, sizeof g->un);
     memset(g->usum, 0, sizeof g->usum);
+    memset(g->ud, 0, sizeof g->ud);
     for (int a = 0; a < 3; a++)
         g->rmin[a] = INFINITY;
 }
@@ -488,6 +497,11 @@ void dls_guard_expired(dls_guard *g, uint32_t tag)
     }
 }
 
+static uint32_t dls_guard_unit_finish(dls_guard *g, const float *q, const uint8_t *mask,
+                                      int mode, double eps, double temperature, int32_t hint,
+                                      uint64_t region, uint32_t arm, int learned, int explored,
+                                      uint32_t tag, dls_choice *c);
+
 /* guard_unit = key: a ticketed decision of unit `unit`, taken by its
    slot's arm */
 static uint32_t dls_guard_decide_unit(dls_guard *g, const float *q, const uint8_t *mask,
@@ -499,6 +513,38 @@ static uint32_t dls_guard_decide_unit(dls_guard *g, const float *q, const uint8_
     int nonleader = (int)(g->nl_mask >> slot & 1);
     uint32_t arm = learned != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
     int explored = (c->flags & DLSCHED_DECISION_EXPLORED) != 0;
+    /* units too uneven for this draw (one unit with most of the traffic
+       drew the non-leader's slots): in each run of guard_min_samples
+       decisions, a non-leader's share past halfway between its share of
+       the slots and all of them starts another draw (this decision still
+       goes as drawn) */
+    g->ud[arm] += 1;
+    double total = g->ud[DLS_ARM_LEARNED] + g->ud[DLS_ARM_INCUMBENT];
+    int uneven = 0;
+    if (total >= (double)g->min_samples) {
+        uneven = g->nl_slots && g->ud[nonleader ? arm : (arm ^ 3u)] >
+                                    total * ((double)g->nl_slots / DLS_GUARD_UNITS + 1) / 2;
+        g->ud[DLS_ARM_LEARNED] = g->ud[DLS_ARM_INCUMBENT] = 0;
+    }
+    if (uneven) {
+        uint32_t tag = arm | DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0) | slot << 4 |
+                       (uint32_t)(g->epoch & DLS_UEPOCH_MASK) << 10;
+        dls_guard_new_epoch(g);
+        return dls_guard_unit_finish(g, q, mask, mode, eps, temperature, hint, region, arm,
+                                     learned, explored, tag, c);
+    }
+    uint32_t tag = arm | DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0) | slot << 4 |
+                   (uint32_t)(g->epoch & DLS_UEPOCH_MASK) << 10;
+    return dls_guard_unit_finish(g, q, mask, mode, eps, temperature, hint, region, arm, learned,
+                                 explored, tag, c);
+}
+
+/* the rest of a unit's decision: its arm decides */
+static uint32_t dls_guard_unit_finish(dls_guard *g, const float *q, const uint8_t *mask,
+                                      int mode, double eps, double temperature, int32_t hint,
+                                      uint64_t region, uint32_t arm, int learned, int explored,
+                                      uint32_t tag, dls_choice *c)
+{
     if (arm == DLS_ARM_INCUMBENT) {
         /* the incumbent as it runs alone: its choice, no exploration */
         g->decisions++;
@@ -530,8 +576,7 @@ static uint32_t dls_guard_decide_unit(dls_guard *g, const float *q, const uint8_
         c->probability = dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, 1.0,
                                         all, c, c->action);
     }
-    return arm | DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0) | slot << 4 |
-           (uint32_t)(g->epoch & DLS_UEPOCH_MASK) << 10;
+    return tag;
 }
 
 uint32_t dls_guard_decide(dls_guard *g, const float *q, const uint8_t *mask, int mode,
@@ -855,16 +900,23 @@ static void dls_guard_unit_outcome(dls_guard *g, uint32_t tag, double reward)
     g->sumsq[arm] += reward * reward;
     double n_min = fmin(g->n[DLS_ARM_LEARNED], g->n[DLS_ARM_INCUMBENT]);
     double due = (double)g->min_samples * ldexp(1.0, (int)g->k);
-    if (n_min < due)
+    /* outcomes after which the non-leader's arm should have had 4 x due
+       of them, had the host's units filled the slots evenly */
+    double enough = g->nl_slots ? 4 * due * DLS_GUARD_UNITS / g->nl_slots : INFINITY;
+    double total = g->n[DLS_ARM_LEARNED] + g->n[DLS_ARM_INCUMBENT];
+    if (n_min < due && total < enough)
         return;
     double d, se, df;
     dls_guard_estimate_units(g, &d, &se, &df);
-    if (df > 0)
-        dls_guard_test(g);
-    else if (n_min >= 4 * due)
-        /* an arm's outcomes keep coming from one slot (its other slots
-           hold no unit the host uses): another draw */
+    if (df > 0) {
+        if (n_min >= due)
+            dls_guard_test(g);
+    } else if (total >= enough) {
+        /* an arm's outcomes still come from one slot or none (its other
+           slots hold no unit the host uses, or the host uses one unit):
+           another draw */
         dls_guard_new_epoch(g);
+    }
 }
 
 void dls_guard_observe(dls_guard *g, uint32_t tag, uint64_t region, int32_t action,
@@ -1016,12 +1068,15 @@ void dls_guard_save(const dls_guard *g, struct dls_wbuf *w)
     if (g->by_key) {
         dls_w_u32(w, 1);
         dls_w_u32(w, g->stage);
+        dls_w_u64(w, g->salt);
         for (int i = 0; i < DLS_GUARD_UNITS; i++) {
             dls_w_f64(w, g->un[i]);
             dls_w_f64(w, g->usum[i]);
         }
         dls_w_f64(w, g->rmin[DLS_ARM_INCUMBENT]);
         dls_w_f64(w, g->rmin[DLS_ARM_LEARNED]);
+        dls_w_f64(w, g->ud[DLS_ARM_INCUMBENT]);
+        dls_w_f64(w, g->ud[DLS_ARM_LEARNED]);
     }
 }
 
@@ -1120,18 +1175,25 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
         ring[j % DLS_GUARD_RING] = b;
     }
     /* guard_unit = key: the per-slot outcomes, when the saved agent had it */
-    int saved_key = r->pos < r->len;
+    /* (exactly its size: other trailing bytes are the caller's "extra
+       bytes") */
+    int saved_key = r->len - r->pos == DLS_GUARD_UNIT_BLOCK;
     uint32_t stage = 0;
-    double un[DLS_GUARD_UNITS], usum[DLS_GUARD_UNITS], rmin[2] = {INFINITY, INFINITY};
+    uint64_t salt = 0;
+    double un[DLS_GUARD_UNITS], usum[DLS_GUARD_UNITS], rmin[2] = {INFINITY, INFINITY},
+           ud[2] = {0, 0};
     if (saved_key) {
         uint32_t mark = dls_r_u32(r);
         stage = dls_r_u32(r);
+        salt = dls_r_u64(r);
         for (int i = 0; i < DLS_GUARD_UNITS; i++) {
             un[i] = dls_r_f64(r);
             usum[i] = dls_r_f64(r);
         }
         rmin[0] = dls_r_f64(r);
         rmin[1] = dls_r_f64(r);
+        ud[0] = dls_r_f64(r);
+        ud[1] = dls_r_f64(r);
         DLS_FAIL_IF(r->bad, DLSCHED_EFORMAT, "checkpoint: the guard section is truncated");
         DLS_FAIL_IF(mark != 1 || stage > 2 || (stage > 0 && state == DLSCHED_GUARD_LEARNED),
                     DLSCHED_EFORMAT,
@@ -1140,8 +1202,9 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
             DLS_FAIL_IF(!(un[i] >= 0) || !isfinite(un[i]) || !isfinite(usum[i]),
                         DLSCHED_EFORMAT, "checkpoint: the guard's unit statistics are corrupt");
         for (int i = 0; i < 2; i++)
-            DLS_FAIL_IF(isnan(rmin[i]) || rmin[i] == -INFINITY, DLSCHED_EFORMAT,
-                        "checkpoint: the guard's unit statistics are corrupt");
+            DLS_FAIL_IF(isnan(rmin[i]) || rmin[i] == -INFINITY || !(ud[i] >= 0) ||
+                            !isfinite(ud[i]),
+                        DLSCHED_EFORMAT, "checkpoint: the guard's unit statistics are corrupt");
     }
     if (g->is_dqn)
         for (uint32_t i = 0; i < g->nf; i++)
@@ -1196,11 +1259,14 @@ int dls_guard_load(dls_guard *g, struct dls_rbuf *r)
             memcpy(g->usum, usum, sizeof usum);
             g->rmin[DLS_ARM_INCUMBENT] = rmin[0];
             g->rmin[DLS_ARM_LEARNED] = rmin[1];
+            g->ud[DLS_ARM_INCUMBENT] = ud[0];
+            g->ud[DLS_ARM_LEARNED] = ud[1];
         }
     }
-    if (saved_key != g->by_key) {
-        /* saved under the other guard_unit (an override): this epoch's
-           statistics do not fit the design; a new epoch starts */
+    if (saved_key != g->by_key || (saved_key && salt != g->salt)) {
+        /* saved under the other guard_unit, or under another seed (an
+           override): this epoch's statistics do not fit the design or the
+           slots' arms; a new epoch starts */
         dls_guard_new_epoch(g);
         return DLSCHED_OK;
     }

@@ -28,22 +28,29 @@
  * one of DLS_GUARD_UNITS slots, and m slots belong to the policy not in
  * charge for the epoch: m = ceil(share x DLS_GUARD_UNITS), at least 2 (0
  * with guard_share 0), raised while the incumbent leads by the ramp to a
- * quarter (stage 1) and a half (stage 2) of the slots. Every ticketed
- * decision of a unit is taken by its slot's arm and counts for it: the
- * incumbent's arm takes the hint, without exploration; the learned arm
- * explores as configured, and its choices need no support while it is the
- * experiment (the incumbent leads: the arm is measured as a whole) and
- * keep the support rule when the learned policy leads. The estimate is the
- * difference of the arms' mean rewards per decision with a cluster-robust
- * (CR1) standard error over slots, tested with Student's t (Welch-
- * Satterthwaite degrees of freedom) once both arms have outcomes in 2
- * slots or more. While the incumbent leads, "learned better" moves the
- * ramp up a stage (new epoch) and switches only from stage 2; "learned
- * worse", or a stage-1/2 epoch that ran all its tests, goes back to stage
- * 0. An arm whose outcomes come from one slot only after 4 x the due
- * sample size starts a new epoch (another draw). Expired tickets count as
- * the lowest reward their arm has seen in the epoch (none seen: dropped).
- * Greedy decisions: the policy in charge, as with guard_unit = decision.
+ * quarter (stage 1) and a half (stage 2) of the slots, and to a quarter
+ * while the learned policy leads (the fallback's test needs units as the
+ * switch's had). Every ticketed decision of a unit is taken by its slot's
+ * arm and counts for it: the incumbent's arm takes the hint, without
+ * exploration; the learned arm explores as configured, and its choices
+ * need no support while it is the experiment (the incumbent leads: the
+ * arm is measured as a whole) and keep the support rule when the learned
+ * policy leads. The estimate is the difference of the arms' mean rewards
+ * per decision with a cluster-robust (CR1) standard error over slots,
+ * tested with Student's t (Welch-Satterthwaite degrees of freedom) once
+ * both arms have outcomes in 2 slots or more. While the incumbent leads,
+ * "learned better" moves the ramp up a stage (new epoch) and switches
+ * only from stage 2; "learned worse", or a stage-1/2 epoch that ran all
+ * its tests, goes back to stage 0. An epoch whose arms still lack 2 slots
+ * with outcomes after 4 x due x DLS_GUARD_UNITS / m outcomes in all (the
+ * non-leader's expected 4 x due) starts a new epoch (another draw).
+ * So does a run of guard_min_samples decisions in which the non-leader's
+ * arm took more than (f + 1) / 2 of them, f = m / DLS_GUARD_UNITS (units
+ * too uneven: one unit with most of the traffic drew the non-leader's
+ * arm); the runs count from the epoch's start.
+ * Expired tickets count as the lowest reward their arm has seen in the
+ * epoch (none seen: dropped). Greedy decisions: the policy in charge, as
+ * with guard_unit = decision.
  * SPIBB-style support: the learned choice counts only where that action
  * was observed at least guard_min_visits times in the state's region
  * (qtable: its cell; dqn: a SimHash of the standardised features).
@@ -129,6 +136,8 @@ typedef struct dls_guard {
                        of the slots to the learned policy), 2 (half) */
     double un[DLS_GUARD_UNITS], usum[DLS_GUARD_UNITS];
     double rmin[3];
+    double ud[3]; /* ticketed decisions per arm in the current run of
+                     guard_min_samples (the unevenness check) */
     uint64_t switches, fallbacks, decisions, by_learned, by_incumbent, agreed, unsupported;
     /* support counts: n_regions x na, saturating */
     uint16_t *visits;
