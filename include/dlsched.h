@@ -595,7 +595,9 @@ typedef struct dlsched_stats_t {
     uint32_t guard_state;        /* DLSCHED_GUARD_* */
     uint32_t guard_reserved;     /* 0 */
     uint64_t guard_epoch;        /* statistics restarts: switches, fallbacks,
-                                    and epochs that ran all guard_tests */
+                                    and epochs that ran all guard_tests;
+                                    guard_unit=key also: ramp steps and new
+                                    draws (dlsched(7), GUARD, Units) */
     uint64_t guard_switches;     /* incumbent -> learned */
     uint64_t guard_fallbacks;    /* learned -> incumbent */
     uint64_t guard_decisions;    /* decisions the guard ruled */

@@ -698,6 +698,7 @@ Suite *suite_guard(void)
 
     suite_add_tcase(s, tcase_guard_learning()); /* check_guard_learn.c */
     suite_add_tcase(s, tcase_guard_block()); /* check_guard_block.c */
+    suite_add_tcase(s, tcase_guard_units()); /* check_guard_unit.c */
     suite_add_tcase(s, tcase_guard_threads());
 
     tc = tcase_create("limits");

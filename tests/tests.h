@@ -28,6 +28,7 @@ Suite *suite_guard(void);
 TCase *tcase_guard_learning(void); /* check_guard_learn.c, in suite_guard */
 TCase *tcase_guard_threads(void);
 TCase *tcase_guard_block(void); /* check_guard_block.c, in suite_guard */
+TCase *tcase_guard_units(void); /* check_guard_unit.c, in suite_guard */
 Suite *suite_threads(void);
 Suite *suite_meta(void);
 Suite *suite_cuda(void);

@@ -21,8 +21,9 @@
  *   v(m_A) = G_A / (G_A - 1) sum_s (y_s - m_A n_s)^2 / (sum n_s)^2
  *   d = m_L - m_I,  se = sqrt(v(m_L) + v(m_I))
  * tested as above with z_k replaced by Student's t quantile at the same
- * level with min(G_L, G_I) - 1 degrees of freedom, once both arms have
- * outcomes in at least 2 slots.
+ * level with the Welch-Satterthwaite degrees of freedom
+ *   (v_L + v_I)^2 / (v_L^2 / (G_L - 1) + v_I^2 / (G_I - 1)),
+ * once both arms have outcomes in at least 2 slots.
  */
 #include "guard.h"
 
@@ -40,6 +41,8 @@
 #define DLS_TAG_LED_L 8u
 #define DLS_EPOCH_MASK 0x0fffffffu
 #define DLS_BLK_MASK 0x1fffffu
+/* guard_unit = key: the unevenness check's runs of decisions (at least) */
+#define DLS_GUARD_RUN 64
 /* guard_unit = key: slot (6 bits from bit 4), epoch (22 bits from bit 10) */
 #define DLS_UEPOCH_MASK 0x3fffffu
 /* the unit block at the end of the guard section: u32 1, u32 stage, u64
@@ -514,14 +517,16 @@ static uint32_t dls_guard_decide_unit(dls_guard *g, const float *q, const uint8_
     uint32_t arm = learned != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
     int explored = (c->flags & DLSCHED_DECISION_EXPLORED) != 0;
     /* units too uneven for this draw (one unit with most of the traffic
-       drew the non-leader's slots): in each run of guard_min_samples
-       decisions, a non-leader's share past halfway between its share of
-       the slots and all of them starts another draw (this decision still
-       goes as drawn) */
+       drew the non-leader's slots): in each run of DLS_GUARD_RUN (or
+       guard_min_samples, if more) decisions, a non-leader's share past
+       halfway between its share of the slots and all of them starts
+       another draw (this decision still goes as drawn); runs that long
+       seldom cross that line by chance with even units (at half the slots,
+       49 of 64 or more: p < 1e-4) */
     g->ud[arm] += 1;
     double total = g->ud[DLS_ARM_LEARNED] + g->ud[DLS_ARM_INCUMBENT];
     int uneven = 0;
-    if (total >= (double)g->min_samples) {
+    if (total >= (double)(g->min_samples > DLS_GUARD_RUN ? g->min_samples : DLS_GUARD_RUN)) {
         uneven = g->nl_slots && g->ud[nonleader ? arm : (arm ^ 3u)] >
                                     total * ((double)g->nl_slots / DLS_GUARD_UNITS + 1) / 2;
         g->ud[DLS_ARM_LEARNED] = g->ud[DLS_ARM_INCUMBENT] = 0;
@@ -760,7 +765,7 @@ static void dls_guard_test(dls_guard *g)
         /* the ramp: better on a share of the units; next on more of them */
         g->stage++;
         dls_guard_new_epoch(g);
-    } else if (g->by_key && !dls_leader_learned(g) && g->stage > 0 &&
+    } else if (g->by_key && !dls_leader_learned(g) && g->stage > 0 && !(g->last_lo > 0) &&
                (g->last_hi < 0 || g->k >= g->tests)) {
         /* worse on a larger share, or no verdict: back to the first step */
         g->stage = 0;

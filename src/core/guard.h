@@ -44,7 +44,7 @@
  * its tests, goes back to stage 0. An epoch whose arms still lack 2 slots
  * with outcomes after 4 x due x DLS_GUARD_UNITS / m outcomes in all (the
  * non-leader's expected 4 x due) starts a new epoch (another draw).
- * So does a run of guard_min_samples decisions in which the non-leader's
+ * So does a run of 64 (or guard_min_samples, if more) decisions in which the non-leader's
  * arm took more than (f + 1) / 2 of them, f = m / DLS_GUARD_UNITS (units
  * too uneven: one unit with most of the traffic drew the non-leader's
  * arm); the runs count from the epoch's start.
@@ -136,8 +136,8 @@ typedef struct dls_guard {
                        of the slots to the learned policy), 2 (half) */
     double un[DLS_GUARD_UNITS], usum[DLS_GUARD_UNITS];
     double rmin[3];
-    double ud[3]; /* ticketed decisions per arm in the current run of
-                     guard_min_samples (the unevenness check) */
+    double ud[3]; /* ticketed decisions per arm in the current run (the
+                     unevenness check) */
     uint64_t switches, fallbacks, decisions, by_learned, by_incumbent, agreed, unsupported;
     /* support counts: n_regions x na, saturating */
     uint16_t *visits;
