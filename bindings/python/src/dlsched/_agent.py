@@ -500,7 +500,13 @@ class Agent:
         calls without one work as before.
         """
         if unit is not None:
-            return self._act_with_unit(obs, mask, hint, greedy, unit)
+            if type(unit) is int and unit >= 0:  # the common case, checked cheaply
+                u = unit
+            else:
+                u = _unit(unit)
+            fn = self._act_unit
+            if fn is None:
+                raise _lib.missing_unit_error()
         if self._h is None:
             raise ClosedError("the agent is closed", None, "dlsched.Agent")
         try:
@@ -539,72 +545,14 @@ class Agent:
         else:
             sc.state_plain = False
             keep = self._fill(sc.state, obs, mask, hint, "obs")
-        rc = self._act(self._hv, sc.state_ref, 1 if greedy else 0, sc.dec_ref)
+        if unit is None:
+            rc = self._act(self._hv, sc.state_ref, 1 if greedy else 0, sc.dec_ref)
+        else:
+            rc = fn(self._hv, sc.state_ref, c_uint64(u & 0xFFFFFFFFFFFFFFFF),
+                    1 if greedy else 0, sc.dec_ref)
         del keep
         if rc:
-            raise_for(rc, "dlsched_act")
-        if _DECISION_UNPACK is not None:
-            ticket, version, action, f, value, prob = _DECISION_UNPACK(sc.dec)
-            explored, hinted, incumbent = _FLAG_BITS[f & 7]
-            return _tuple_new(Decision, (action, ticket, explored, hinted, value, prob,
-                                         version, incumbent))
-        d = sc.dec
-        f = d.flags
-        return Decision(d.action, d.ticket, bool(f & 1), bool(f & 2), d.value, d.probability,
-                        d.model_version, bool(f & 4))
-
-    def _act_with_unit(self, obs: Any, mask: Any, hint: Optional[int], greedy: bool,
-                       unit: Any) -> Decision:
-        """act() with a unit: dlsched_act_unit, else as act (the same fast
-        paths for obs without mask and hint)."""
-        if type(unit) is int and unit >= 0:  # the common case, checked cheaply
-            u = unit
-        else:
-            u = _unit(unit)
-        fn = self._act_unit
-        if fn is None:
-            raise _lib.missing_unit_error()
-        if self._h is None:
-            raise ClosedError("the agent is closed", None, "dlsched.Agent")
-        try:
-            sc = self._tls.s
-        except AttributeError:
-            sc = self._scratch()
-        keep = obs
-        fast = False
-        if mask is None and hint is None:
-            t = type(obs)
-            if t is _NDARRAY:
-                if obs.dtype is _F32 and obs.size == self._nf:
-                    try:
-                        sc.state_fp.value = addressof(_float_at(obs))
-                        fast = True
-                    except (TypeError, ValueError, BufferError):
-                        pass
-            elif t in _LIST_TYPES and len(obs) == self._nf:
-                try:
-                    sc.state_buf[:] = obs
-                except TypeError as e:
-                    raise InvalidArgumentError(f"obs: {e}", _lib.EINVAL,
-                                               "dlsched.Agent") from None
-                sc.state_fp.value = sc.state_buf_addr
-                fast = True
-        if fast:
-            if not sc.state_plain:
-                st = sc.state
-                st.n_features = self._nf
-                st.n_mask = 0
-                st.mask = None
-                st.hint = -1
-                sc.state_plain = True
-        else:
-            sc.state_plain = False
-            keep = self._fill(sc.state, obs, mask, hint, "obs")
-        rc = fn(self._hv, sc.state_ref, c_uint64(u & 0xFFFFFFFFFFFFFFFF), 1 if greedy else 0,
-                sc.dec_ref)
-        del keep
-        if rc:
-            raise_for(rc, "dlsched_act_unit")
+            raise_for(rc, "dlsched_act" if unit is None else "dlsched_act_unit")
         if _DECISION_UNPACK is not None:
             ticket, version, action, f, value, prob = _DECISION_UNPACK(sc.dec)
             explored, hinted, incumbent = _FLAG_BITS[f & 7]
