@@ -131,15 +131,6 @@ double dls_t_quantile(double p, double df)
     return 0.5 * (lo + hi);
 }
 
-static uint64_t dls_mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static inline int dls_leader_learned(const dls_guard *g);
 
 /* guard_unit = key: the epoch's salt, the non-leader's slots (the nl_slots
@@ -183,6 +174,14 @@ static void dls_guard_units_draw(dls_guard *g)
 static inline uint32_t dls_unit_slot(const dls_guard *g, uint64_t unit)
 {
     return (uint32_t)(dls_mix64(unit ^ g->salt) & (DLS_GUARD_UNITS - 1));
+}
+
+/* the arm slot s belongs to this epoch: the non-leader's slots (nl_mask)
+   and the leader's */
+static inline uint32_t dls_slot_arm(const dls_guard *g, uint32_t s)
+{
+    int nonleader = (int)(g->nl_mask >> s & 1);
+    return dls_leader_learned(g) != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
 }
 
 int dls_guard_init(dls_guard *g, const struct dlsched_config *cfg, int is_dqn, uint32_t nf,
@@ -500,11 +499,6 @@ void dls_guard_expired(dls_guard *g, uint32_t tag)
     }
 }
 
-static uint32_t dls_guard_unit_finish(dls_guard *g, const float *q, const uint8_t *mask,
-                                      int mode, double eps, double temperature, int32_t hint,
-                                      uint64_t region, uint32_t arm, int learned, int explored,
-                                      uint32_t tag, dls_choice *c);
-
 /* guard_unit = key: a ticketed decision of unit `unit`, taken by its
    slot's arm */
 static uint32_t dls_guard_decide_unit(dls_guard *g, const float *q, const uint8_t *mask,
@@ -513,43 +507,27 @@ static uint32_t dls_guard_decide_unit(dls_guard *g, const float *q, const uint8_
 {
     int learned = dls_leader_learned(g);
     uint32_t slot = dls_unit_slot(g, unit);
-    int nonleader = (int)(g->nl_mask >> slot & 1);
-    uint32_t arm = learned != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
+    uint32_t arm = dls_slot_arm(g, slot);
+    uint32_t nl_arm = learned ? DLS_ARM_INCUMBENT : DLS_ARM_LEARNED;
     int explored = (c->flags & DLSCHED_DECISION_EXPLORED) != 0;
+    uint32_t tag = arm | DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0) | slot << 4 |
+                   (uint32_t)(g->epoch & DLS_UEPOCH_MASK) << 10;
     /* units too uneven for this draw (one unit with most of the traffic
        drew the non-leader's slots): in each run of DLS_GUARD_RUN (or
        guard_min_samples, if more) decisions, a non-leader's share past
        halfway between its share of the slots and all of them starts
-       another draw (this decision still goes as drawn); runs that long
-       seldom cross that line by chance with even units (at half the slots,
-       49 of 64 or more: p < 1e-4) */
+       another draw (this decision still goes as drawn, in the old epoch);
+       runs that long seldom cross that line by chance with even units (at
+       half the slots, 49 of 64 or more: p < 1e-4) */
     g->ud[arm] += 1;
     double total = g->ud[DLS_ARM_LEARNED] + g->ud[DLS_ARM_INCUMBENT];
-    int uneven = 0;
     if (total >= (double)(g->min_samples > DLS_GUARD_RUN ? g->min_samples : DLS_GUARD_RUN)) {
-        uneven = g->nl_slots && g->ud[nonleader ? arm : (arm ^ 3u)] >
-                                    total * ((double)g->nl_slots / DLS_GUARD_UNITS + 1) / 2;
+        int uneven = g->nl_slots && g->ud[nl_arm] >
+                                        total * ((double)g->nl_slots / DLS_GUARD_UNITS + 1) / 2;
         g->ud[DLS_ARM_LEARNED] = g->ud[DLS_ARM_INCUMBENT] = 0;
+        if (uneven)
+            dls_guard_new_epoch(g);
     }
-    if (uneven) {
-        uint32_t tag = arm | DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0) | slot << 4 |
-                       (uint32_t)(g->epoch & DLS_UEPOCH_MASK) << 10;
-        dls_guard_new_epoch(g);
-        return dls_guard_unit_finish(g, q, mask, mode, eps, temperature, hint, region, arm,
-                                     learned, explored, tag, c);
-    }
-    uint32_t tag = arm | DLS_TAG_GUARDED | (learned ? DLS_TAG_LED_L : 0) | slot << 4 |
-                   (uint32_t)(g->epoch & DLS_UEPOCH_MASK) << 10;
-    return dls_guard_unit_finish(g, q, mask, mode, eps, temperature, hint, region, arm, learned,
-                                 explored, tag, c);
-}
-
-/* the rest of a unit's decision: its arm decides */
-static uint32_t dls_guard_unit_finish(dls_guard *g, const float *q, const uint8_t *mask,
-                                      int mode, double eps, double temperature, int32_t hint,
-                                      uint64_t region, uint32_t arm, int learned, int explored,
-                                      uint32_t tag, dls_choice *c)
-{
     if (arm == DLS_ARM_INCUMBENT) {
         /* the incumbent as it runs alone: its choice, no exploration */
         g->decisions++;
@@ -560,27 +538,27 @@ static uint32_t dls_guard_unit_finish(dls_guard *g, const float *q, const uint8_
         c->action = hint;
         c->flags = DLSCHED_DECISION_INCUMBENT;
         c->probability = 1.0f;
-    } else {
-        /* the experiment's arm while the incumbent leads is measured as a
-           whole: its choices need no support there (the units it holds
-           are the experiment's risk); the learned policy in charge keeps
-           the incumbent's choice where its own lacks support */
-        int all = !learned;
-        if (!explored) {
-            g->decisions++;
-            if (c->action == hint) {
-                g->agreed++;
-            } else if (!all && !dls_supported(g, region, c->action)) {
-                g->unsupported++;
-                c->action = hint;
-                c->flags |= DLSCHED_DECISION_INCUMBENT;
-            } else {
-                g->by_learned++;
-            }
-        }
-        c->probability = dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, 1.0,
-                                        all, c, c->action);
+        return tag;
     }
+    /* the experiment's arm while the incumbent leads is measured as a
+       whole: its choices need no support there (the units it holds are the
+       experiment's risk); the learned policy in charge keeps the
+       incumbent's choice where its own lacks support */
+    int all = !learned;
+    if (!explored) {
+        g->decisions++;
+        if (c->action == hint) {
+            g->agreed++;
+        } else if (!all && !dls_supported(g, region, c->action)) {
+            g->unsupported++;
+            c->action = hint;
+            c->flags |= DLSCHED_DECISION_INCUMBENT;
+        } else {
+            g->by_learned++;
+        }
+    }
+    c->probability = dls_guard_prob(g, q, mask, mode, eps, temperature, hint, region, 1.0, all,
+                                    c, c->action);
     return tag;
 }
 
@@ -679,8 +657,7 @@ static void dls_guard_estimate_units(const dls_guard *g, double *d, double *se, 
     for (uint32_t s = 0; s < DLS_GUARD_UNITS; s++) {
         if (!(g->un[s] > 0))
             continue;
-        int nonleader = (int)(g->nl_mask >> s & 1);
-        int a = dls_leader_learned(g) != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
+        uint32_t a = dls_slot_arm(g, s);
         ntot[a] += g->un[s];
         ytot[a] += g->usum[s];
         cnt[a]++;
@@ -691,9 +668,7 @@ static void dls_guard_estimate_units(const dls_guard *g, double *d, double *se, 
         m[a] = ytot[a] / ntot[a];
         double ss = 0;
         for (uint32_t s = 0; s < DLS_GUARD_UNITS; s++) {
-            int nonleader = (int)(g->nl_mask >> s & 1);
-            int as = dls_leader_learned(g) != nonleader ? DLS_ARM_LEARNED : DLS_ARM_INCUMBENT;
-            if (as != a || !(g->un[s] > 0))
+            if (dls_slot_arm(g, s) != (uint32_t)a || !(g->un[s] > 0))
                 continue;
             double e = g->usum[s] - m[a] * g->un[s];
             ss += e * e;

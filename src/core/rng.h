@@ -10,6 +10,15 @@ typedef struct dls_rng {
 
 void dls_rng_seed(dls_rng *r, uint64_t seed);
 
+/* splitmix64's output function: a bijective mix of 64 bits (the seeding's
+   step, and the guard's hashing of units and slots) */
+static inline uint64_t dls_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static inline uint64_t dls_rotl(uint64_t x, int k)
 {
     return (x << k) | (x >> (64 - k));
